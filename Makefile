@@ -1,0 +1,106 @@
+# calib — plain Makefile.  `make` builds the library and the CLI into build/;
+# `make test` builds with -Werror and runs every test; see `make help`.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+O       ?= build
+OPT     ?= -O3
+CFLAGS  ?= $(OPT) -g
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+CPPFLAGS += -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc
+ALL_CFLAGS = -std=c11 -fPIC -pthread $(WARN) $(EXTRA_CFLAGS) $(CFLAGS)
+LDLIBS   = -ljansson -lz -lm -lpthread
+TEST_LDLIBS = -lcmocka
+
+LIB_SRC  = $(sort $(wildcard src/*.c))
+CLI_SRC  = $(sort $(wildcard cli/*.c))
+TEST_SRC = $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(O)/%.o)
+TESTS    = $(TEST_SRC:tests/%.c=$(O)/tests/%)
+
+.PHONY: all lib cli test unit-test cli-test golden asan ubsan bench demo \
+        install uninstall format clean help deps
+
+all: $(O)/libcalib.a $(O)/libcalib.so $(O)/calib
+
+$(O)/%.o: %.c include/calib.h src/internal.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(O)/libcalib.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/libcalib.so: $(LIB_OBJ)
+	$(CC) -shared -pthread $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(O)/calib: $(CLI_OBJ) $(O)/libcalib.a
+	$(CC) -pthread $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(O)/libcalib.a $(LDLIBS)
+
+$(O)/tests/%: tests/%.c tests/golden.h $(O)/libcalib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(O)/libcalib.a $(TEST_LDLIBS) $(LDLIBS)
+
+# Golden cases: computed now by numpy/scikit-learn/scipy (Debian's), never by calib.
+PY ?= /usr/bin/python3
+GOLDEN_GEN = $(sort $(wildcard tests/golden/gen_*.py))
+$(O)/golden/.stamp: $(GOLDEN_GEN)
+	@mkdir -p $(O)/golden
+	@for g in $(GOLDEN_GEN); do echo "golden: $$g"; $(PY) $$g $(O)/golden || exit 1; done
+	@touch $@
+golden: $(O)/golden/.stamp
+
+unit-test: $(TESTS) $(O)/golden/.stamp
+	@fail=0; for t in $(TESTS); do \
+	  echo "== $$t"; CALIB_GOLDEN=$(O)/golden CALIB_BUILD=$(O) $$t || fail=1; done; \
+	  test $$fail = 0
+
+cli-test: $(O)/calib $(O)/golden/.stamp
+	CALIB=$(O)/calib CALIB_GOLDEN=$(O)/golden $(PY) tests/cli/run.py
+
+# `make test` is what CI runs: warnings are errors here.
+test:
+	$(MAKE) EXTRA_CFLAGS=-Werror all
+	$(MAKE) EXTRA_CFLAGS=-Werror unit-test cli-test
+
+asan:
+	$(MAKE) O=build-asan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all unit-test cli-test
+
+ubsan:
+	$(MAKE) O=build-ubsan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all unit-test cli-test
+
+deps:
+	@sh scripts/deps.sh
+
+demo: deps all
+	@sh examples/demo.sh $(O)/calib
+
+bench: all
+	@sh bench/run.sh $(O)/calib
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(O)/libcalib.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(O)/libcalib.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/calib.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(O)/calib $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' calib.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/calib.pc
+	install -m 644 docs/calib.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libcalib.a $(DESTDIR)$(PREFIX)/lib/libcalib.so \
+	  $(DESTDIR)$(PREFIX)/include/calib.h $(DESTDIR)$(PREFIX)/bin/calib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/calib.pc $(DESTDIR)$(PREFIX)/share/man/man1/calib.1
+
+format:
+	clang-format -i include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch]
+
+clean:
+	rm -rf build build-asan build-ubsan
+
+help:
+	@echo "make | make test | make asan | make ubsan | make bench | make demo | make install"

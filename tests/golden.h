@@ -1,0 +1,113 @@
+/* golden.h — what the C unit tests share: cmocka, and the golden cases.
+ *
+ * Golden cases are JSON files that tests/golden/gen_*.py write at test time
+ * into $CALIB_GOLDEN with numbers computed by numpy, scikit-learn and scipy
+ * (never by calib).  A test loads one with golden_load("name.json") and
+ * reads arrays with golden_doubles()/golden_ints().  Header-only: each test
+ * is one translation unit.
+ */
+#ifndef CALIB_TEST_GOLDEN_H
+#define CALIB_TEST_GOLDEN_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib.h"
+
+/* Returns the parsed case file $CALIB_GOLDEN/name; fails the test if it
+ * is missing or not JSON.  Free with json_decref(). */
+static inline json_t *golden_load(const char *name)
+{
+    const char *dir = getenv("CALIB_GOLDEN");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "build/golden", name);
+    json_error_t e;
+    json_t *j = json_load_file(path, JSON_DECODE_ANY, &e);
+    if (!j)
+        fail_msg("%s: %s (line %d)", path, e.text, e.line);
+    return j;
+}
+
+/* Returns a malloc'd copy of the JSON number array obj[key], its length in
+ * *n (n may be NULL).  JSON null becomes NaN. */
+static inline double *golden_doubles(const json_t *obj, const char *key,
+                                     size_t *n)
+{
+    const json_t *a = json_object_get(obj, key);
+    if (!json_is_array(a))
+        fail_msg("golden key '%s' is not an array", key);
+    size_t len = json_array_size(a);
+    double *v = malloc((len ? len : 1) * sizeof *v);
+    for (size_t i = 0; i < len; i++) {
+        const json_t *x = json_array_get(a, i);
+        v[i] = json_is_null(x) ? NAN : json_number_value(x);
+    }
+    if (n)
+        *n = len;
+    return v;
+}
+
+static inline int64_t *golden_ints(const json_t *obj, const char *key,
+                                   size_t *n)
+{
+    const json_t *a = json_object_get(obj, key);
+    if (!json_is_array(a))
+        fail_msg("golden key '%s' is not an array", key);
+    size_t len = json_array_size(a);
+    int64_t *v = malloc((len ? len : 1) * sizeof *v);
+    for (size_t i = 0; i < len; i++)
+        v[i] = json_integer_value(json_array_get(a, i));
+    if (n)
+        *n = len;
+    return v;
+}
+
+static inline double golden_number(const json_t *obj, const char *key)
+{
+    const json_t *x = json_object_get(obj, key);
+    if (!json_is_number(x) && !json_is_null(x))
+        fail_msg("golden key '%s' is not a number", key);
+    return json_is_null(x) ? NAN : json_number_value(x);
+}
+
+/* Asserts |got - want| <= tol * max(1, |want|); NaN equals NaN. */
+#define assert_close(got, want, tol)                                         \
+    do {                                                                     \
+        const double g_ = (got), w_ = (want);                                \
+        if (!(isnan(g_) && isnan(w_)) &&                                     \
+            !(fabs(g_ - w_) <= (tol) * fmax(1.0, fabs(w_))))                 \
+            fail_msg("%s = %.17g, expected %.17g (tol %g)", #got, g_, w_,    \
+                     (double)(tol));                                         \
+    } while (0)
+
+/* The directory of ../shared/data, or NULL when it is not there (a user's
+ * clone): tests that need it call skip() then.  $CALIB_SHARED overrides. */
+static inline const char *golden_shared_dir(void)
+{
+    static const char *cands[] = {"../shared/data", "../../shared/data"};
+    const char *env = getenv("CALIB_SHARED");
+    if (env)
+        return env;
+    for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/densenet40-cifar10-logits/README.txt",
+                 cands[i]);
+        FILE *f = fopen(p, "r");
+        if (f) {
+            fclose(f);
+            return cands[i];
+        }
+    }
+    return NULL;
+}
+
+#endif
