@@ -76,8 +76,11 @@ deps:
 demo: deps all
 	@sh examples/demo.sh $(O)/calib
 
-bench: all
-	@sh bench/run.sh $(O)/calib
+$(O)/calib-bench: bench/bench.c $(O)/libcalib.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(O)/libcalib.a $(LDLIBS)
+
+bench: all $(O)/calib-bench
+	@sh bench/run.sh $(O)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

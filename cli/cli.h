@@ -1,0 +1,166 @@
+/* cli.h — what the `calib` program's files share.
+ *
+ * The CLI is a thin layer over <calib.h>: it parses argv into the library's
+ * option structs (opts.c), runs one subcommand per file (cmd_*.c), and owns
+ * presentation: tables, JSON composition, exit codes, and output files that
+ * appear atomically (out.c).  Nothing here is part of the library.
+ */
+#ifndef CALIB_CLI_H
+#define CALIB_CLI_H
+
+#include <calib.h>
+
+#include <stdio.h>
+
+/* Exit codes, as sysexits(3); spelled out so the CLI builds without it. */
+enum {
+    CLI_EX_OK = 0,
+    CLI_EX_USAGE = 64,
+    CLI_EX_DATAERR = 65,
+    CLI_EX_NOINPUT = 66,
+    CLI_EX_SOFTWARE = 70,
+    CLI_EX_OSERR = 71,
+    CLI_EX_CANTCREAT = 73,
+    CLI_EX_IOERR = 74
+};
+
+/* Which options a subcommand accepts (bits of cli_parse's `accept`). */
+enum {
+    CLI_OPT_INPUT = 1 << 0,   /* --format --conf ... --skip-bad-rows      */
+    CLI_OPT_EVAL = 1 << 1,    /* --bins --binning --bin-rule --threads    */
+    CLI_OPT_FIT = 1 << 2,     /* --method --objective                     */
+    CLI_OPT_OUT = 1 << 3,     /* -o                                       */
+    CLI_OPT_JSON = 1 << 4,    /* --json                                   */
+    CLI_OPT_CAL = 1 << 5,     /* --calibrator                             */
+    CLI_OPT_SETS = 1 << 6     /* --val --test --val-labels ...            */
+};
+
+#define CLI_MAX_POS 8
+
+/* Everything a command line can say, after parsing. */
+typedef struct cli_opts {
+    calib_read_options read;  /* shared input options                    */
+    calib_eval_options eval;
+    calib_fit_options fit;    /* fit.eval mirrors eval after parsing      */
+    const char *out;          /* -o, NULL if absent                       */
+    int json;
+    int help;
+    const char *calibrator;   /* --calibrator CAL.json                    */
+    const char *val, *test;   /* --val, --test                            */
+    const char *val_labels, *test_labels;
+    const char *val_correct, *test_correct;
+    const char *pos[CLI_MAX_POS];
+    int n_pos;
+} cli_opts;
+
+/* opts.c */
+/* Parses argv[1..argc) (argv[0] is the subcommand) into *o, accepting the
+ * option groups in `accept`.  Returns 0, or CLI_EX_USAGE after printing the
+ * one-line error. */
+int cli_parse(int argc, char **argv, const char *cmd, unsigned accept,
+              cli_opts *o);
+/* Returns 1 if `path` will be read as .npy under `opt`. */
+int cli_is_npy(const char *path, const calib_read_options *opt);
+/* Fills *r with the read options for `path`: `labels` and `correct` are the
+ * .npy side files for this set (NULL: none); for a .npy input the value of
+ * --correct is taken as a path, as DESIGN.md says. */
+void cli_read_options_for(const cli_opts *o, const char *path,
+                          const char *labels, const char *correct,
+                          calib_read_options *r);
+
+/* out.c */
+/* An output that appears whole or not at all: a temporary file in the
+ * destination's directory, renamed over it on commit, removed on abort. */
+typedef struct cli_out {
+    FILE *f;
+    char *path;               /* NULL: standard output */
+    char *tmp;
+} cli_out;
+
+/* Opens `path` for writing (NULL or "-": standard output); returns 0 or an
+ * exit code after printing the error. */
+int cli_out_open(cli_out *o, const char *path);
+/* Flushes, closes and renames into place; returns 0 or an exit code. */
+int cli_out_commit(cli_out *o);
+/* Discards what was written; an existing file at the path is untouched. */
+void cli_out_abort(cli_out *o);
+/* Flushes standard output; returns 0 or CLI_EX_IOERR after the error. */
+int cli_stdout_commit(void);
+/* Writes `text` (plus a newline) to `path` whole; returns 0 or exit code. */
+int cli_write_text(const char *path, const char *text);
+
+int cli_exit_code(int status);
+/* Prints "calib: <formatted err>" and returns the exit code of `status`.
+ * `path` names the input when the library left err->file empty. */
+int cli_fail(int status, const calib_error *err, const char *path);
+/* Prints "calib: <message>" on stderr. */
+void cli_error(const char *fmt, ...);
+/* Prints "calib: warning: <message>" on stderr. */
+void cli_warn(const char *fmt, ...);
+/* Prints "calib: out of memory" and returns CLI_EX_OSERR. */
+int cli_nomem(void);
+
+/* cmd_eval.c */
+int cmd_eval(int argc, char **argv);
+/* calib_read with the CLI's error reporting; zero data rows is an error
+ * ("FILE: no data rows", exit 65).  Returns 0 or an exit code. */
+int cli_read(const char *path, const calib_read_options *ro,
+             calib_dataset **out);
+/* calib_evaluate with the CLI's error reporting. */
+int cli_evaluate(const calib_dataset *ds, const calib_eval_options *eo,
+                 calib_metrics **out);
+/* Prints "calib: FILE: no data rows" and returns CLI_EX_DATAERR. */
+int cli_no_rows(const char *path);
+/* Calls `warn(text, ctx)` for each warning the read and the metrics carry
+ * (clamped values, probability rows with a sum off 1, clipped NLL). */
+void cli_each_warning(const calib_read_stats *st, const calib_metrics *m,
+                      void (*warn)(const char *text, void *ctx), void *ctx);
+/* Table printers that fit and demo share. */
+void cli_print_metrics(FILE *f, const calib_metrics *m);
+void cli_print_pair(FILE *f, const calib_metrics *before,
+                    const calib_metrics *after);
+void cli_print_bins(FILE *f, const calib_metrics *m);
+void cli_print_group_pair(FILE *f, const calib_metrics *before,
+                          const calib_metrics *after);
+void cli_print_read_stats(FILE *f, const char *path,
+                          const calib_read_stats *st,
+                          const calib_metrics *m);
+
+/* cmd_fit.c */
+int cmd_fit(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+/* Reads a calibrator file (what `calib fit -o` writes) into *out.
+ * Returns 0 or an exit code after printing the error. */
+int cli_load_calibrator(const char *path, calib_calibrator **out);
+
+/* The whole loop: a calibrator fitted on a validation set (or read from a
+ * file), and a test set judged before and after.  Built by cli_loop_run. */
+typedef struct cli_loop {
+    const char *val_path, *test_path;
+    calib_dataset *val, *test, *test_after;
+    calib_calibrator *cal;
+    calib_metrics *val_before, *val_after;
+    calib_metrics *before, *after;
+    char *cal_json;           /* the calibrator file's JSON (fit)          */
+} cli_loop;
+
+/* Reads `val_path` (NULL with a calibrator `cal` already set) and
+ * `test_path`, fits, applies and evaluates.  Returns 0 or an exit code
+ * after printing the error. */
+int cli_loop_run(cli_loop *l, const cli_opts *o,
+                 const calib_read_options *val_ro,
+                 const calib_read_options *test_ro);
+void cli_loop_free(cli_loop *l);
+/* Prints the loop report (fit summary when fitted, then before/after). */
+void cli_loop_print(FILE *f, const cli_loop *l);
+/* Returns the loop report as JSON text (malloc'd), or NULL on ENOMEM. */
+char *cli_loop_json(const cli_loop *l);
+/* Prints the fit summary (T, objective, iterations, diagnostics). */
+void cli_print_fit(FILE *f, const calib_calibrator *c);
+/* Prints each diagnostic of `c` as "calib: warning: ...". */
+void cli_warn_diagnostics(const calib_calibrator *c);
+
+/* cmd_demo.c */
+int cmd_demo(int argc, char **argv);
+
+#endif /* CALIB_CLI_H */

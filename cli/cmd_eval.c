@@ -1,0 +1,454 @@
+/* cmd_eval.c — `calib eval`: the metrics of one prediction set, as a table
+ * or JSON; with --calibrator or --val/--test, before and after.
+ *
+ * Equal-width binning without a calibrator streams (calib_reader + a
+ * calib_accum), so a file of any length is evaluated in constant memory;
+ * equal-mass binning needs every confidence and reads the whole set.  The
+ * table printers here are shared with `fit` and `demo`.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: calib eval FILE [input options] [--bins M] [--binning width|mass]\n"
+    "                 [--bin-rule R] [--threads N] [--json] [-o OUT]\n"
+    "       calib eval TEST --calibrator CAL.json [options]\n"
+    "       calib eval --val VAL --test TEST [options]\n"
+    "\n"
+    "Prints accuracy, mean confidence, ECE, MCE, RMSCE, NLL, Brier and the\n"
+    "reliability table of FILE ('-' reads standard input).  With --calibrator\n"
+    "or --val/--test, TEST before and after temperature scaling.\n"
+    "\n"
+    "Input options:\n"
+    "  --format npy|csv|tsv   force the format (default: from the extension;\n"
+    "                         a trailing .gz is decompressed)\n"
+    "  --conf C --correct C   top-label CSV columns (for a 1-D .npy of\n"
+    "                         confidences, --correct is the 0/1 .npy)\n"
+    "  --pred C --label C     correct = pred == label\n"
+    "  --logits COLS          logit columns: comma list or glob ('logit_*')\n"
+    "  --probs [COLS]         probability columns (CSV); alone: the .npy holds\n"
+    "                         probabilities, not logits\n"
+    "  --labels FILE.npy      labels of an (N,K) .npy\n"
+    "  --group C --weight C   group and weight columns\n"
+    "  --skip-bad-rows        skip and count bad rows instead of failing\n"
+    "  --val-labels, --test-labels, --val-correct, --test-correct\n"
+    "                         the .npy side files of each set with --val/--test\n"
+    "\n"
+    "Metric options:\n"
+    "  --bins M               number of bins (default 15)\n"
+    "  --binning width|mass   equal-width (default) or equal-mass bins\n"
+    "  --bin-rule R           sklearn (default), netcal, torchmetrics,\n"
+    "                         gpleiss or hollance\n"
+    "  --threads N            threads (default 0: every core)\n"
+    "  --method temperature   with --val/--test: the method to fit\n"
+    "  --objective nll|ece|brier  with --val/--test: what the fit minimises\n"
+    "  --json                 write JSON instead of the table\n"
+    "  -o OUT                 write to OUT (atomically) instead of stdout\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 65 bad data, 66 cannot open input,\n"
+    "70 internal error, 71 out of memory, 73 cannot create output, 74 I/O error.\n";
+
+int cli_no_rows(const char *path)
+{
+    cli_error("%s: no data rows", path);
+    return CLI_EX_DATAERR;
+}
+
+int cli_read(const char *path, const calib_read_options *ro,
+             calib_dataset **out)
+{
+    calib_error err = {0};
+    const int rc = calib_read(path, ro, out, &err);
+    if (rc)
+        return cli_fail(rc, &err, path);
+    if (calib_dataset_rows(*out) == 0) {
+        calib_dataset_free(*out);
+        *out = NULL;
+        return cli_no_rows(path);
+    }
+    return 0;
+}
+
+int cli_evaluate(const calib_dataset *ds, const calib_eval_options *eo,
+                 calib_metrics **out)
+{
+    calib_error err = {0};
+    const int rc = calib_evaluate(ds, eo, out, &err);
+    return rc ? cli_fail(rc, &err, NULL) : 0;
+}
+
+/* The constant-memory path: chunks from a reader into an accumulator. */
+static int stream_eval(const char *path, const calib_read_options *ro,
+                       const calib_eval_options *eo, calib_metrics **m,
+                       calib_read_stats *st)
+{
+    calib_error err = {0};
+    calib_reader *r = NULL;
+    calib_accum *a = NULL;
+    const calib_dataset *chunk = NULL;
+    int rc = calib_reader_open(path, ro, &r, &err);
+    if (!rc)
+        rc = calib_accum_new(eo, &a, &err);
+    while (!rc && !(rc = calib_reader_next(r, &chunk, &err)) && chunk)
+        rc = calib_accum_add(a, chunk, &err);
+    int ex = rc ? cli_fail(rc, &err, path) : 0;
+    if (!ex) {
+        calib_reader_stats(r, st);
+        if (st->rows_used == 0)
+            ex = cli_no_rows(path);
+    }
+    if (!ex && (rc = calib_accum_result(a, m, &err)) != 0)
+        ex = cli_fail(rc, &err, path);
+    calib_accum_free(a);
+    if (r)
+        calib_reader_close(r);
+    return ex;
+}
+
+static int whole_eval(const char *path, const calib_read_options *ro,
+                      const calib_eval_options *eo, calib_metrics **m,
+                      calib_read_stats *st)
+{
+    calib_dataset *ds = NULL;
+    int ex = cli_read(path, ro, &ds);
+    if (!ex) {
+        calib_dataset_stats(ds, st);
+        ex = cli_evaluate(ds, eo, m);
+    }
+    calib_dataset_free(ds);
+    return ex;
+}
+
+/* ---- warnings ------------------------------------------------------ */
+
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+void cli_each_warning(const calib_read_stats *st, const calib_metrics *m,
+                      void (*warn)(const char *text, void *ctx), void *ctx)
+{
+    char t[256];
+    if (st && st->rows_rejected) {
+        snprintf(t, sizeof t, "%zu bad row%s skipped (--skip-bad-rows)",
+                 st->rows_rejected, plural(st->rows_rejected));
+        warn(t, ctx);
+    }
+    if (st && st->values_clamped) {
+        snprintf(t, sizeof t,
+                 "%zu value%s within 1e-3 outside [0,1] clamped into [0,1]",
+                 st->values_clamped, plural(st->values_clamped));
+        warn(t, ctx);
+    }
+    if (st && st->rows_sum_off) {
+        snprintf(t, sizeof t,
+                 "%zu probability row%s sum%s to 1 only within 1e-3; used as "
+                 "given, not renormalised", st->rows_sum_off,
+                 plural(st->rows_sum_off), st->rows_sum_off == 1 ? "s" : "");
+        warn(t, ctx);
+    }
+    if (m && m->nll_from_probs && m->nll_clipped_rows) {
+        snprintf(t, sizeof t,
+                 "NLL from probabilities: q_label of %zu row%s clipped at "
+                 "1e-15, as scikit-learn's log_loss", m->nll_clipped_rows,
+                 plural(m->nll_clipped_rows));
+        warn(t, ctx);
+    }
+}
+
+static void warn_line(const char *text, void *ctx)
+{
+    fprintf((FILE *)ctx, "  %-22s %s\n", "warning", text);
+}
+
+static void warn_stderr(const char *text, void *ctx)
+{
+    cli_warn("%s", text);
+}
+
+/* ---- tables -------------------------------------------------------- */
+
+static const char *kind_name(const calib_metrics *m)
+{
+    if (m->brier_kind == CALIB_BRIER_TOPLABEL)
+        return "top-label";
+    return m->nll_from_probs ? "probabilities" : "logits";
+}
+
+void cli_print_read_stats(FILE *f, const char *path,
+                          const calib_read_stats *st, const calib_metrics *m)
+{
+    fprintf(f, "  %-22s %s\n", "file", path);
+    fprintf(f, "  %-22s %zu read, %zu used, %zu rejected\n", "rows",
+            st->rows_read, st->rows_used, st->rows_rejected);
+    if (m->classes)
+        fprintf(f, "  %-22s %zu (%s)\n", "classes", m->classes,
+                kind_name(m));
+    else
+        fprintf(f, "  %-22s %s\n", "rows hold", kind_name(m));
+    cli_each_warning(st, m, warn_line, f);
+    if (m->nll_from_probs && !m->nll_clipped_rows)
+        fprintf(f, "  %-22s %s\n", "note",
+                "NLL from probabilities, q_label clipped at 1e-15 (no row "
+                "was)");
+}
+
+static void print_num(FILE *f, double x)
+{
+    if (isnan(x))
+        fprintf(f, " %11s", "n/a");
+    else
+        fprintf(f, " %11.6f", x);
+}
+
+static const char *brier_label(const calib_metrics *m)
+{
+    return m->brier_kind == CALIB_BRIER_TOPLABEL ? "Brier (top-label)"
+                                                 : "Brier (multiclass)";
+}
+
+static void print_binning(FILE *f, const calib_metrics *m)
+{
+    if (m->binning == CALIB_BINNING_MASS)
+        fprintf(f, "  (%zu equal-mass bins)\n", m->n_bins);
+    else
+        fprintf(f, "  (%zu equal-width bins, %s rule)\n", m->n_bins,
+                calib_bin_rule_name(m->rule));
+}
+
+/* One metric per line; `after` NULL prints one column. */
+static void print_rows(FILE *f, const calib_metrics *b,
+                       const calib_metrics *a)
+{
+    const char *names[] = {"accuracy", "mean confidence", "ECE", "MCE",
+                           "RMSCE", "NLL", brier_label(b)};
+    for (int i = 0; i < 7; i++) {
+        const calib_metrics *ms[2] = {b, a};
+        fprintf(f, "  %-22s", names[i]);
+        for (int j = 0; j < 2 && ms[j]; j++) {
+            const calib_metrics *m = ms[j];
+            const double v[] = {m->accuracy, m->mean_confidence, m->ece,
+                                m->mce, m->rmsce, m->nll, m->brier};
+            print_num(f, v[i]);
+        }
+        fputc('\n', f);
+    }
+}
+
+void cli_print_metrics(FILE *f, const calib_metrics *m)
+{
+    print_rows(f, m, NULL);
+    print_binning(f, m);
+}
+
+void cli_print_pair(FILE *f, const calib_metrics *before,
+                    const calib_metrics *after)
+{
+    fprintf(f, "  %-22s %11s %11s\n", "", "before", "after");
+    print_rows(f, before, after);
+    print_binning(f, before);
+}
+
+void cli_print_bins(FILE *f, const calib_metrics *m)
+{
+    fprintf(f, "  %4s %9s %9s %9s %11s %9s %10s\n", "bin", "lower", "upper",
+            "count", "mean conf", "accuracy", "gap");
+    for (size_t b = 0; b < m->n_bins; b++) {
+        const calib_bin *x = &m->bins[b];
+        fprintf(f, "  %4zu %9.6f %9.6f %9zu", b + 1, x->lower, x->upper,
+                x->count);
+        if (x->count)
+            fprintf(f, " %11.6f %9.6f %+10.6f", x->mean_confidence,
+                    x->accuracy, x->accuracy - x->mean_confidence);
+        fputc('\n', f);
+    }
+    fprintf(f, "  (gap = accuracy - mean conf; negative: over-confident)\n");
+}
+
+static int name_width(const calib_metrics *m)
+{
+    size_t w = 7;
+    for (size_t g = 0; g < m->n_groups; g++)
+        if (strlen(m->group_names[g]) > w)
+            w = strlen(m->group_names[g]);
+    return (int)(w > 32 ? 32 : w);
+}
+
+static void print_group_line(FILE *f, int w, const char *name,
+                             const calib_metrics *m)
+{
+    fprintf(f, "  %-*.*s %8zu", w, w, name, m->n);
+    const double v[] = {m->accuracy, m->mean_confidence, m->ece,
+                        m->mce, m->nll, m->brier};
+    for (int i = 0; i < 6; i++)
+        print_num(f, v[i]);
+    fputc('\n', f);
+}
+
+static void print_groups(FILE *f, const calib_metrics *m)
+{
+    const int w = name_width(m);
+    fprintf(f, "  %-*s %8s %11s %11s %11s %11s %11s %11s\n", w, "group", "n",
+            "accuracy", "conf", "ECE", "MCE", "NLL", "Brier");
+    for (size_t g = 0; g < m->n_groups; g++)
+        print_group_line(f, w, m->group_names[g], m->groups[g]);
+    print_group_line(f, w, "overall", m);
+}
+
+void cli_print_group_pair(FILE *f, const calib_metrics *before,
+                          const calib_metrics *after)
+{
+    const int w = name_width(before);
+    fprintf(f, "  %-*s %8s %11s %11s %11s %11s %11s\n", w, "group", "n",
+            "accuracy", "ECE before", "ECE after", "NLL before",
+            "NLL after");
+    for (size_t g = 0; g <= before->n_groups && g <= after->n_groups; g++) {
+        const int all = g == before->n_groups;
+        const calib_metrics *b = all ? before : before->groups[g];
+        const calib_metrics *a = all ? after : after->groups[g];
+        fprintf(f, "  %-*.*s %8zu", w, w,
+                all ? "overall" : before->group_names[g], b->n);
+        const double v[] = {b->accuracy, b->ece, a->ece, b->nll, a->nll};
+        for (int i = 0; i < 5; i++)
+            print_num(f, v[i]);
+        fputc('\n', f);
+    }
+}
+
+static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
+                       const calib_metrics *m)
+{
+    cli_print_read_stats(f, path, st, m);
+    fputc('\n', f);
+    cli_print_metrics(f, m);
+    fputc('\n', f);
+    cli_print_bins(f, m);
+    if (m->n_groups) {
+        fputc('\n', f);
+        print_groups(f, m);
+    }
+}
+
+/* ---- the subcommand ------------------------------------------------ */
+
+static int write_eval(const cli_opts *o, const char *path,
+                      const calib_read_stats *st, const calib_metrics *m)
+{
+    char *json = NULL;
+    calib_error err = {0};
+    if (o->json) {
+        const int rc = calib_metrics_to_json(m, st, &json, &err);
+        if (rc)
+            return cli_fail(rc, &err, NULL);
+        cli_each_warning(st, m, warn_stderr, NULL);
+    }
+    cli_out out;
+    int ex = cli_out_open(&out, o->out);
+    if (!ex) {
+        if (json)
+            fprintf(out.f, "%s\n", json);
+        else
+            print_eval(out.f, path, st, m);
+        ex = cli_out_commit(&out);
+    }
+    free(json);
+    return ex;
+}
+
+static int eval_one(const cli_opts *o)
+{
+    const char *path = o->pos[0];
+    calib_read_options ro;
+    cli_read_options_for(o, path, NULL, NULL, &ro);
+    calib_metrics *m = NULL;
+    calib_read_stats st = {0};
+    const int ex = o->eval.binning == CALIB_BINNING_WIDTH
+                       ? stream_eval(path, &ro, &o->eval, &m, &st)
+                       : whole_eval(path, &ro, &o->eval, &m, &st);
+    const int rc = ex ? ex : write_eval(o, path, &st, m);
+    calib_metrics_free(m);
+    return rc;
+}
+
+static int write_loop(const cli_opts *o, const cli_loop *l)
+{
+    char *json = NULL;
+    if (o->json && !(json = cli_loop_json(l)))
+        return cli_nomem();
+    cli_out out;
+    int ex = cli_out_open(&out, o->out);
+    if (!ex) {
+        if (json)
+            fprintf(out.f, "%s\n", json);
+        else
+            cli_loop_print(out.f, l);
+        ex = cli_out_commit(&out);
+    }
+    free(json);
+    return ex;
+}
+
+/* --calibrator CAL.json TEST, or --val VAL --test TEST. */
+static int eval_loop(const cli_opts *o)
+{
+    cli_loop l = {0};
+    calib_read_options vro = {0}, tro = {0};
+    l.val_path = o->val;
+    l.test_path = o->test ? o->test : o->pos[0];
+    if (l.val_path)
+        cli_read_options_for(o, l.val_path, o->val_labels, o->val_correct,
+                             &vro);
+    cli_read_options_for(o, l.test_path, o->test_labels, o->test_correct,
+                         &tro);
+    int ex = o->calibrator ? cli_load_calibrator(o->calibrator, &l.cal) : 0;
+    if (!ex)
+        ex = cli_loop_run(&l, o, &vro, &tro);
+    if (!ex)
+        ex = write_loop(o, &l);
+    cli_loop_free(&l);
+    return ex;
+}
+
+static int check_args(const cli_opts *o)
+{
+    const int sets = o->val || o->test;
+    if (sets && (!o->val || !o->test)) {
+        cli_error("eval: --val and --test go together");
+        return CLI_EX_USAGE;
+    }
+    if (sets && (o->n_pos || o->calibrator)) {
+        cli_error("eval: --val/--test take no FILE and no --calibrator");
+        return CLI_EX_USAGE;
+    }
+    if (!sets && o->n_pos != 1) {
+        cli_error("eval: %s (see calib eval --help)",
+                  o->n_pos ? "one FILE expected" : "missing FILE");
+        return CLI_EX_USAGE;
+    }
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    cli_opts o;
+    int ex = cli_parse(argc, argv, "eval",
+                       CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
+                           CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_CAL |
+                           CLI_OPT_SETS,
+                       &o);
+    if (ex)
+        return ex;
+    if (o.help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if ((ex = check_args(&o)) != 0)
+        return ex;
+    if (o.calibrator || o.val)
+        return eval_loop(&o);
+    return eval_one(&o);
+}
