@@ -25,7 +25,7 @@ TESTS    = $(TEST_SRC:tests/%.c=$(O)/tests/%)
 
 all: $(O)/libcalib.a $(O)/libcalib.so $(O)/calib
 
-$(O)/%.o: %.c include/calib.h src/internal.h
+$(O)/%.o: %.c include/calib.h $(wildcard src/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

@@ -244,6 +244,7 @@ int calib_reader_next(calib_reader *r, const calib_dataset **chunk,
 void calib_reader_stats(const calib_reader *r, calib_read_stats *out);
 size_t calib_reader_group_count(const calib_reader *r);
 const char *calib_reader_group_name(const calib_reader *r, size_t i);
+/* Closes the input and frees the reader; NULL is a harmless no-op. */
 void calib_reader_close(calib_reader *r);
 
 /* ------------------------------------------------------------------ */
@@ -323,8 +324,9 @@ struct calib_metrics {
 };
 
 /* Computes every metric of `ds` (and of each of its groups) into *out.
- * opt NULL means the defaults.  Errors: CALIB_EINVAL (bad options, or
- * N = 0), CALIB_ENOMEM. */
+ * opt NULL means the defaults.  Under CALIB_RULE_TORCHMETRICS there are
+ * M + 1 bins, the last being [1, 1].  Errors: CALIB_EINVAL (bad options),
+ * CALIB_EDATA (N = 0: "no rows"), CALIB_ENOMEM. */
 int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
                    calib_metrics **out, calib_error *err);
 
@@ -346,13 +348,16 @@ typedef struct calib_accum calib_accum;
 int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
                     calib_error *err);
 /* Adds every row of `chunk`.  Groups are matched by name, so chunks from
- * different readers merge correctly. */
+ * different readers merge correctly.  One accumulator takes either
+ * top-label or distribution rows, not both (CALIB_EINVAL). */
 int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
                     calib_error *err);
-/* Adds `src` into `dst`; CALIB_EINVAL if their options differ. */
+/* Adds `src` into `dst`; CALIB_EINVAL if their bins or rule differ (the
+ * thread count does not matter). */
 int calib_accum_merge(calib_accum *dst, const calib_accum *src,
                       calib_error *err);
-/* Computes the metrics of everything added so far. */
+/* Computes the metrics of everything added so far; CALIB_EDATA when no
+ * row was added. */
 int calib_accum_result(const calib_accum *a, calib_metrics **out,
                        calib_error *err);
 void calib_accum_free(calib_accum *a);

@@ -1,0 +1,345 @@
+/* dataset.c — the prediction set: allocation, ownership, accessors, and the
+ * input checks every row passes once when it enters the library.
+ *
+ * A dataset only describes arrays; they may belong to the caller (wrap), to
+ * a file mapping, or to the dataset (own[]).  calib__check_row is the one
+ * place where the input rules of calib.h live (NaN/inf, the 1e-3 tolerance
+ * around [0,1], probability row sums, labels); readers call it while they
+ * parse, calib_dataset_wrap calls it for every row, nothing downstream
+ * checks again.  Wrap checks rows on several threads: each worker stops at
+ * its first bad row, and the lowest such row is reported, so the error is
+ * the same as a sequential scan would give.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Tolerances of calib.h: values within TOL outside [0,1] are clamped, row
+ * sums within TOL of 1 are accepted, deviations above SUM_NOTE counted. */
+#define TOL 1e-3
+#define SUM_NOTE 1e-6
+
+calib_dataset *calib__dataset_alloc(void)
+{
+    return calloc(1, sizeof(calib_dataset));
+}
+
+int calib__dataset_own(calib_dataset *ds, void *block)
+{
+    if (ds->n_own >= CALIB__MAX_OWNED) {
+        free(block);
+        return CALIB_ENOMEM;
+    }
+    ds->own[ds->n_own++] = block;
+    return CALIB_OK;
+}
+
+static void free_names(char **names, size_t n)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void calib_dataset_free(calib_dataset *ds)
+{
+    if (!ds)
+        return;
+    for (size_t i = 0; i < ds->n_own; i++)
+        free(ds->own[i]);
+    for (int i = 0; i < 2; i++)
+        if (ds->map_addr[i])
+            munmap(ds->map_addr[i], ds->map_len[i]);
+    if (ds->owns_group_names)
+        free_names(ds->group_names, ds->n_groups);
+    free(ds);
+}
+
+calib_kind calib_dataset_kind(const calib_dataset *ds) { return ds->kind; }
+size_t calib_dataset_rows(const calib_dataset *ds) { return ds->n; }
+size_t calib_dataset_classes(const calib_dataset *ds) { return ds->k; }
+size_t calib_dataset_group_count(const calib_dataset *ds)
+{
+    return ds->n_groups;
+}
+
+const char *calib_dataset_group_name(const calib_dataset *ds, size_t i)
+{
+    return ds->group_names && i < ds->n_groups ? ds->group_names[i] : NULL;
+}
+
+void calib_dataset_stats(const calib_dataset *ds, calib_read_stats *out)
+{
+    *out = ds->stats;
+}
+
+/* ------------------------------------------------------------------ */
+/* The input checks                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Checks that v[j] is finite and, for probabilities, within TOL of [0,1];
+ * clamps it.  Returns 0 or 1 (bad), counting a clamp into *clamped. */
+static int check_value(calib_kind kind, double *v, size_t *clamped,
+                       char *why, size_t why_size)
+{
+    const char *what = kind == CALIB_TOPLABEL ? "confidence" : "probability";
+    if (isnan(*v)) {
+        snprintf(why, why_size, "NaN");
+        return 1;
+    }
+    if (isinf(*v)) {
+        snprintf(why, why_size, "%s infinity", *v < 0 ? "negative" : "an");
+        return 1;
+    }
+    if (kind == CALIB_LOGITS || (*v >= 0.0 && *v <= 1.0))
+        return 0;
+    if (*v < -TOL || *v > 1.0 + TOL) {
+        snprintf(why, why_size, "%s %.17g outside [0,1]", what, *v);
+        return 1;
+    }
+    *v = *v < 0.0 ? 0.0 : 1.0;
+    (*clamped)++;
+    return 0;
+}
+
+size_t calib__check_row(calib_kind kind, double *v, size_t k, int64_t label,
+                        calib_read_stats *stats, char *why, size_t why_size)
+{
+    size_t clamped = 0;
+    double sum = 0.0;
+    for (size_t j = 0; j < k; j++) {
+        sum += v[j]; /* the row as written, before clamping */
+        if (check_value(kind, &v[j], &clamped, why, why_size))
+            return j + 1;
+    }
+    if (kind == CALIB_TOPLABEL && label != 0 && label != 1) {
+        snprintf(why, why_size, "correct flag %lld is not 0 or 1",
+                 (long long)label);
+        return k + 1;
+    }
+    if (kind != CALIB_TOPLABEL && (label < 0 || (uint64_t)label >= k)) {
+        snprintf(why, why_size, "label %lld outside [0,%zu)",
+                 (long long)label, k);
+        return k + 1;
+    }
+    const double off = fabs(sum - 1.0);
+    if (kind == CALIB_PROBS && off > TOL) {
+        snprintf(why, why_size, "row sums to %.17g, not 1", sum);
+        return 1;
+    }
+    if (stats) {
+        stats->values_clamped += clamped;
+        stats->rows_sum_off += kind == CALIB_PROBS && off > SUM_NOTE;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Wrapping caller arrays                                              */
+/* ------------------------------------------------------------------ */
+
+/* What one worker of the parallel check found. */
+typedef struct wrap_part {
+    calib_read_stats stats;
+    size_t bad_row;          /* 0-based; SIZE_MAX when all good */
+    size_t bad_col;          /* 1-based; 0 for whole-row problems */
+    char why[160];
+    int nomem;
+} wrap_part;
+
+typedef struct wrap_ctx {
+    const calib_arrays *a;
+    size_t max_len;
+    wrap_part *parts;
+} wrap_ctx;
+
+static double load(calib_dtype t, const void *p, size_t j)
+{
+    return t == CALIB_F32 ? (double)((const float *)p)[j]
+                          : ((const double *)p)[j];
+}
+
+/* Checks row i's weight and group; returns 0 or 1 after writing why. */
+static int check_extras(const calib_arrays *a, size_t i, char *why,
+                        size_t why_size)
+{
+    if (a->weights && !(isfinite(a->weights[i]) && a->weights[i] >= 0.0)) {
+        snprintf(why, why_size, "weight %.17g is not finite and >= 0",
+                 a->weights[i]);
+        return 1;
+    }
+    if (a->groups && a->groups[i] >= a->n_groups) {
+        snprintf(why, why_size, "group %lu outside [0,%zu)",
+                 (unsigned long)a->groups[i], a->n_groups);
+        return 1;
+    }
+    return 0;
+}
+
+/* Checks row i on the double copy tmp; returns the bad column (1-based),
+ * 0 when good, SIZE_MAX for a whole-row problem. */
+static size_t check_one(const calib_arrays *a, size_t i, double *tmp,
+                        calib_read_stats *st, char *why, size_t why_size)
+{
+    size_t col;
+    if (a->kind == CALIB_TOPLABEL) {
+        tmp[0] = load(a->dtype, a->conf, i);
+        col = calib__check_row(a->kind, tmp, 1, a->correct[i], st, why,
+                               why_size);
+    } else {
+        const size_t b = a->offsets ? a->offsets[i] : i * a->k;
+        const size_t len = a->offsets ? a->offsets[i + 1] - b : a->k;
+        for (size_t j = 0; j < len; j++)
+            tmp[j] = load(a->dtype, a->scores, b + j);
+        col = calib__check_row(a->kind, tmp, len, a->labels[i], st, why,
+                               why_size);
+    }
+    if (col)
+        return col;
+    return check_extras(a, i, why, why_size) ? SIZE_MAX : 0;
+}
+
+static void wrap_range(void *vctx, size_t begin, size_t end, int worker)
+{
+    const wrap_ctx *c = vctx;
+    wrap_part *p = &c->parts[worker];
+    double stack[64];
+    double *tmp = c->max_len <= 64 ? stack : malloc(c->max_len * sizeof *tmp);
+    if (!tmp) {
+        p->nomem = 1;
+        return;
+    }
+    for (size_t i = begin; i < end; i++) {
+        const size_t col = check_one(c->a, i, tmp, &p->stats, p->why,
+                                     sizeof p->why);
+        if (col) {
+            p->bad_row = i;
+            p->bad_col = col == SIZE_MAX ? 0 : col;
+            break;
+        }
+    }
+    if (tmp != stack)
+        free(tmp);
+}
+
+/* The description's shape: everything that is not about values. */
+static int check_shape(const calib_arrays *a, size_t *max_len,
+                       calib_error *err)
+{
+    const int top = a->kind == CALIB_TOPLABEL;
+    if (a->kind != CALIB_TOPLABEL && a->kind != CALIB_LOGITS &&
+        a->kind != CALIB_PROBS)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0, "unknown kind");
+    if (a->dtype != CALIB_F32 && a->dtype != CALIB_F64)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0, "unknown dtype");
+    if (a->n && top && (!a->conf || !a->correct))
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "top-label rows need conf and correct");
+    if (a->n && !top && (!a->scores || !a->labels))
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "distribution rows need scores and labels");
+    if (!top && !a->offsets && a->k == 0)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "distribution rows need k >= 1 or offsets");
+    if (a->groups && a->n_groups && !a->group_names)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "groups need group_names");
+    for (size_t g = 0; a->groups && g < a->n_groups; g++)
+        if (!a->group_names[g])
+            return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                               "group name %zu is NULL", g);
+    *max_len = top ? 1 : a->k;
+    for (size_t i = 0; !top && a->offsets && i < a->n; i++) {
+        if (a->offsets[i + 1] < a->offsets[i])
+            return calib__fail(err, CALIB_EINVAL, NULL, 0, i + 1, 0,
+                               "offsets decrease at row %zu", i + 1);
+        const size_t len = a->offsets[i + 1] - a->offsets[i];
+        *max_len = len > *max_len ? len : *max_len;
+    }
+    return CALIB_OK;
+}
+
+/* Runs the row checks; returns CALIB_OK with the summed stats in *st. */
+static int check_rows(const calib_arrays *a, size_t max_len,
+                      calib_read_stats *st, calib_error *err)
+{
+    wrap_part *parts = calloc(256, sizeof *parts);
+    if (!parts)
+        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
+    for (int w = 0; w < 256; w++)
+        parts[w].bad_row = SIZE_MAX;
+    wrap_ctx c = {a, max_len, parts};
+    const int used = calib__parallel_for(a->n, 0, 65536, wrap_range, &c);
+    int rc = CALIB_OK;
+    for (int w = 0; w < used && rc == CALIB_OK; w++) {
+        if (parts[w].nomem)
+            rc = calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
+                             "out of memory");
+        else if (parts[w].bad_row != SIZE_MAX)
+            rc = calib__fail(err, CALIB_EDATA, NULL, 0, parts[w].bad_row + 1,
+                             parts[w].bad_col, "row %zu: %s",
+                             parts[w].bad_row + 1, parts[w].why);
+        st->values_clamped += parts[w].stats.values_clamped;
+        st->rows_sum_off += parts[w].stats.rows_sum_off;
+    }
+    free(parts);
+    return rc;
+}
+
+static int copy_names(calib_dataset *ds, const calib_arrays *a)
+{
+    if (!a->groups || a->n_groups == 0)
+        return CALIB_OK;
+    ds->group_names = calloc(a->n_groups, sizeof *ds->group_names);
+    if (!ds->group_names)
+        return CALIB_ENOMEM;
+    ds->owns_group_names = 1;
+    ds->n_groups = a->n_groups;
+    for (size_t g = 0; g < a->n_groups; g++)
+        if (!(ds->group_names[g] = strdup(a->group_names[g])))
+            return CALIB_ENOMEM;
+    return CALIB_OK;
+}
+
+int calib_dataset_wrap(const calib_arrays *a, calib_dataset **out,
+                       calib_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!a || !out)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "NULL arrays or output");
+    size_t max_len = 0;
+    calib_read_stats st = {0};
+    int rc = check_shape(a, &max_len, err);
+    if (rc == CALIB_OK)
+        rc = check_rows(a, max_len, &st, err);
+    if (rc != CALIB_OK)
+        return rc;
+    calib_dataset *ds = calib__dataset_alloc();
+    if (!ds || copy_names(ds, a) != CALIB_OK) {
+        calib_dataset_free(ds);
+        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
+    }
+    const int top = a->kind == CALIB_TOPLABEL;
+    ds->kind = a->kind;
+    ds->dtype = a->dtype;
+    ds->n = a->n;
+    ds->k = top || a->offsets ? 0 : a->k;
+    ds->offsets = top ? NULL : a->offsets;
+    ds->scores = top ? NULL : a->scores;
+    ds->labels = top ? NULL : a->labels;
+    ds->conf = top ? a->conf : NULL;
+    ds->correct = top ? a->correct : NULL;
+    ds->weights = a->weights;
+    ds->groups = a->n_groups ? a->groups : NULL;
+    st.rows_read = st.rows_used = a->n;
+    ds->stats = st;
+    *out = ds;
+    return calib__ok(err);
+}

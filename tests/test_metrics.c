@@ -1,0 +1,913 @@
+/* test_metrics.c — metrics against golden numbers (numpy/scikit-learn),
+ * exactness (threads, shards, groups), input checks of calib_dataset_wrap,
+ * the JSON output, and the published DenseNet-40 numbers.
+ */
+#include "golden.h"
+#include "internal.h"
+
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Golden cases -> calib_arrays                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct tcase {
+    const json_t *j;
+    calib_arrays a;
+    calib_eval_options opt;
+    void *values;            /* conf or scores, in the case's dtype */
+    uint8_t *correct;
+    int32_t *labels;
+    double *weights;
+    uint32_t *groups;
+    const char **names;
+} tcase;
+
+static void *typed(const json_t *j, const char *key, calib_dtype t, size_t *n)
+{
+    double *d = golden_doubles(j, key, n);
+    if (t == CALIB_F64)
+        return d;
+    float *f = malloc((*n ? *n : 1) * sizeof *f);
+    for (size_t i = 0; i < *n; i++)
+        f[i] = (float)d[i]; /* the generator wrote float32 values exactly */
+    free(d);
+    return f;
+}
+
+static void load_options(const json_t *o, calib_eval_options *opt)
+{
+    calib_eval_options_init(opt);
+    opt->bins = (int)json_integer_value(json_object_get(o, "bins"));
+    const char *b = json_string_value(json_object_get(o, "binning"));
+    opt->binning = strcmp(b, "mass") == 0 ? CALIB_BINNING_MASS
+                                          : CALIB_BINNING_WIDTH;
+    assert_int_equal(calib_bin_rule_parse(
+                         json_string_value(json_object_get(o, "rule")),
+                         &opt->rule),
+                     CALIB_OK);
+}
+
+static void load_groups(tcase *c)
+{
+    size_t n;
+    int64_t *g = golden_ints(c->j, "groups", &n);
+    c->groups = malloc(n * sizeof *c->groups);
+    for (size_t i = 0; i < n; i++)
+        c->groups[i] = (uint32_t)g[i];
+    free(g);
+    const json_t *names = json_object_get(c->j, "group_names");
+    c->a.n_groups = json_array_size(names);
+    c->names = malloc(c->a.n_groups * sizeof *c->names);
+    for (size_t i = 0; i < c->a.n_groups; i++)
+        c->names[i] = json_string_value(json_array_get(names, i));
+    c->a.groups = c->groups;
+    c->a.group_names = c->names;
+}
+
+static void load_rows(tcase *c)
+{
+    const char *kind = json_string_value(json_object_get(c->j, "kind"));
+    size_t n = 0;
+    if (strcmp(kind, "toplabel") == 0) {
+        c->a.kind = CALIB_TOPLABEL;
+        c->values = typed(c->j, "conf", c->a.dtype, &n);
+        int64_t *v = golden_ints(c->j, "correct", &n);
+        c->correct = malloc(n ? n : 1);
+        for (size_t i = 0; i < n; i++)
+            c->correct[i] = (uint8_t)v[i];
+        free(v);
+        c->a.conf = c->values;
+        c->a.correct = c->correct;
+    } else {
+        c->a.kind = strcmp(kind, "logits") == 0 ? CALIB_LOGITS : CALIB_PROBS;
+        size_t ns;
+        c->values = typed(c->j, "scores", c->a.dtype, &ns);
+        int64_t *v = golden_ints(c->j, "labels", &n);
+        c->labels = malloc(n * sizeof *c->labels);
+        for (size_t i = 0; i < n; i++)
+            c->labels[i] = (int32_t)v[i];
+        free(v);
+        c->a.scores = c->values;
+        c->a.labels = c->labels;
+    }
+    c->a.n = n;
+}
+
+static void tcase_load(tcase *c, const json_t *j)
+{
+    memset(c, 0, sizeof *c);
+    c->j = j;
+    c->a.dtype = strcmp(json_string_value(json_object_get(j, "dtype")),
+                        "f32") == 0
+                     ? CALIB_F32
+                     : CALIB_F64;
+    c->a.k = (size_t)json_integer_value(json_object_get(j, "k"));
+    load_rows(c);
+    if (json_object_get(j, "weights"))
+        c->a.weights = c->weights = golden_doubles(j, "weights", NULL);
+    if (json_object_get(j, "groups"))
+        load_groups(c);
+    load_options(json_object_get(j, "options"), &c->opt);
+}
+
+static void tcase_free(tcase *c)
+{
+    free(c->values);
+    free(c->correct);
+    free(c->labels);
+    free(c->weights);
+    free(c->groups);
+    free(c->names);
+}
+
+static calib_dataset *wrap(const calib_arrays *a)
+{
+    calib_dataset *ds = NULL;
+    calib_error err;
+    const int rc = calib_dataset_wrap(a, &ds, &err);
+    if (rc != CALIB_OK)
+        fail_msg("wrap: %s (row %zu col %zu)", err.message, err.row,
+                 err.column);
+    return ds;
+}
+
+static calib_metrics *eval(const calib_dataset *ds,
+                           const calib_eval_options *o)
+{
+    calib_metrics *m = NULL;
+    calib_error err;
+    if (calib_evaluate(ds, o, &m, &err) != CALIB_OK)
+        fail_msg("evaluate: %s", err.message);
+    return m;
+}
+
+/* ------------------------------------------------------------------ */
+/* Comparisons                                                         */
+/* ------------------------------------------------------------------ */
+
+#define TOL 1e-12
+
+static void compare_bins(const calib_metrics *m, const json_t *b)
+{
+    size_t nb;
+    double *lo = golden_doubles(b, "lower", &nb);
+    double *hi = golden_doubles(b, "upper", NULL);
+    double *w = golden_doubles(b, "weight", NULL);
+    double *conf = golden_doubles(b, "mean_confidence", NULL);
+    double *acc = golden_doubles(b, "accuracy", NULL);
+    int64_t *cnt = golden_ints(b, "count", NULL);
+    assert_int_equal(m->n_bins, nb);
+    for (size_t i = 0; i < nb; i++) {
+        /* width edges are k/M exactly; mass edges are midpoints of
+         * confidences, which numpy's softmax may round differently */
+        if (m->binning == CALIB_BINNING_WIDTH) {
+            assert_true(m->bins[i].lower == lo[i]);
+            assert_true(m->bins[i].upper == hi[i]);
+        }
+        assert_close(m->bins[i].lower, lo[i], TOL);
+        assert_close(m->bins[i].upper, hi[i], TOL);
+        assert_int_equal(m->bins[i].count, cnt[i]);
+        assert_close(m->bins[i].weight, w[i], TOL);
+        assert_close(m->bins[i].mean_confidence, conf[i], TOL);
+        assert_close(m->bins[i].accuracy, acc[i], TOL);
+    }
+    free(lo), free(hi), free(w), free(conf), free(acc), free(cnt);
+}
+
+static void compare(const calib_metrics *m, const json_t *e)
+{
+    assert_int_equal(m->n, json_integer_value(json_object_get(e, "n")));
+    assert_int_equal(m->ece_n, json_integer_value(json_object_get(e, "ece_n")));
+    assert_int_equal(m->nll_clipped_rows,
+                     json_integer_value(json_object_get(e, "nll_clipped_rows")));
+    assert_close(m->weight, golden_number(e, "weight"), TOL);
+    assert_close(m->accuracy, golden_number(e, "accuracy"), TOL);
+    assert_close(m->mean_confidence, golden_number(e, "mean_confidence"), TOL);
+    assert_close(m->ece, golden_number(e, "ece"), TOL);
+    assert_close(m->mce, golden_number(e, "mce"), TOL);
+    assert_close(m->rmsce, golden_number(e, "rmsce"), TOL);
+    assert_close(m->nll, golden_number(e, "nll"), TOL);
+    assert_close(m->brier, golden_number(e, "brier"), TOL);
+    compare_bins(m, json_object_get(e, "bins"));
+    const json_t *order = json_object_get(e, "group_order");
+    assert_int_equal(m->n_groups, json_array_size(order));
+    for (size_t g = 0; g < m->n_groups; g++) {
+        const char *name = json_string_value(json_array_get(order, g));
+        assert_string_equal(m->group_names[g], name);
+        compare(m->groups[g],
+                json_object_get(json_object_get(e, "groups"), name));
+    }
+}
+
+static int same(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+}
+
+/* Bit-identical metrics (what exact sums promise). */
+static void assert_identical(const calib_metrics *a, const calib_metrics *b)
+{
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->n_bins, b->n_bins);
+    assert_int_equal(a->ece_n, b->ece_n);
+    assert_int_equal(a->nll_clipped_rows, b->nll_clipped_rows);
+    const double x[] = {a->weight, a->accuracy, a->mean_confidence, a->ece,
+                        a->mce, a->rmsce, a->nll, a->brier};
+    const double y[] = {b->weight, b->accuracy, b->mean_confidence, b->ece,
+                        b->mce, b->rmsce, b->nll, b->brier};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        if (!same(x[i], y[i]))
+            fail_msg("field %zu: %.17g != %.17g", i, x[i], y[i]);
+    for (size_t i = 0; i < a->n_bins; i++) {
+        assert_int_equal(a->bins[i].count, b->bins[i].count);
+        assert_true(same(a->bins[i].weight, b->bins[i].weight));
+        assert_true(same(a->bins[i].mean_confidence,
+                         b->bins[i].mean_confidence));
+        assert_true(same(a->bins[i].accuracy, b->bins[i].accuracy));
+    }
+    assert_int_equal(a->n_groups, b->n_groups);
+    for (size_t g = 0; g < a->n_groups; g++) {
+        assert_string_equal(a->group_names[g], b->group_names[g]);
+        assert_identical(a->groups[g], b->groups[g]);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Golden tests                                                        */
+/* ------------------------------------------------------------------ */
+
+static void test_golden_cases(void **state)
+{
+    json_t *all = golden_load("metrics_cases.json");
+    assert_true(json_array_size(all) > 20);
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        tcase c;
+        tcase_load(&c, json_array_get(all, i));
+        print_message("case %s\n",
+                      json_string_value(json_object_get(c.j, "name")));
+        calib_dataset *ds = wrap(&c.a);
+        calib_read_stats st;
+        calib_dataset_stats(ds, &st);
+        assert_int_equal(st.values_clamped,
+                         json_integer_value(json_object_get(c.j, "values_clamped")));
+        assert_int_equal(st.rows_sum_off,
+                         json_integer_value(json_object_get(c.j, "rows_sum_off")));
+        calib_metrics *m = eval(ds, &c.opt);
+        compare(m, json_object_get(c.j, "expected"));
+        calib_metrics_free(m);
+        calib_dataset_free(ds);
+        tcase_free(&c);
+    }
+    json_decref(all);
+}
+
+/* threads = 1, 2, 8 give bit-identical metrics. */
+static void test_thread_invariance(void **state)
+{
+    json_t *all = golden_load("metrics_cases.json");
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        tcase c;
+        tcase_load(&c, json_array_get(all, i));
+        calib_dataset *ds = wrap(&c.a);
+        c.opt.threads = 1;
+        calib_metrics *m1 = eval(ds, &c.opt);
+        const int t[] = {2, 8};
+        for (int j = 0; j < 2; j++) {
+            c.opt.threads = t[j];
+            calib_metrics *mt = eval(ds, &c.opt);
+            assert_identical(m1, mt);
+            calib_metrics_free(mt);
+        }
+        calib_metrics_free(m1);
+        calib_dataset_free(ds);
+        tcase_free(&c);
+    }
+    json_decref(all);
+}
+
+/* Rows [b, e) of c as their own arrays (pointers into c's). */
+static calib_arrays slice(const tcase *c, size_t b, size_t e)
+{
+    calib_arrays s = c->a;
+    const size_t esz = c->a.dtype == CALIB_F32 ? 4 : 8;
+    s.n = e - b;
+    if (c->a.kind == CALIB_TOPLABEL) {
+        s.conf = (const char *)c->a.conf + b * esz;
+        s.correct = c->a.correct + b;
+    } else {
+        s.scores = (const char *)c->a.scores + b * c->a.k * esz;
+        s.labels = c->a.labels + b;
+    }
+    if (s.weights)
+        s.weights += b;
+    if (s.groups)
+        s.groups += b;
+    return s;
+}
+
+static void accum_slice(calib_accum *a, const tcase *c, size_t b, size_t e)
+{
+    const calib_arrays s = slice(c, b, e);
+    calib_dataset *ds = wrap(&s);
+    assert_int_equal(calib_accum_add(a, ds, NULL), CALIB_OK);
+    calib_dataset_free(ds);
+}
+
+/* Accumulating a random split in two accumulators and merging them equals
+ * evaluating the whole, bit for bit. */
+static void test_shard_invariance(void **state)
+{
+    json_t *all = golden_load("metrics_cases.json");
+    srand(7);
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        tcase c;
+        tcase_load(&c, json_array_get(all, i));
+        if (c.opt.binning == CALIB_BINNING_MASS || c.a.n < 3) {
+            tcase_free(&c);
+            continue;
+        }
+        calib_dataset *ds = wrap(&c.a);
+        calib_metrics *whole = eval(ds, &c.opt);
+        const size_t s1 = (size_t)rand() % c.a.n;
+        const size_t s2 = s1 + (size_t)rand() % (c.a.n - s1);
+        calib_accum *a = NULL, *b = NULL;
+        c.opt.threads = 2;
+        assert_int_equal(calib_accum_new(&c.opt, &a, NULL), CALIB_OK);
+        c.opt.threads = 1;
+        assert_int_equal(calib_accum_new(&c.opt, &b, NULL), CALIB_OK);
+        accum_slice(b, &c, s2, c.a.n); /* later rows first: order-free */
+        accum_slice(a, &c, 0, s1);
+        accum_slice(b, &c, s1, s2);
+        assert_int_equal(calib_accum_merge(a, b, NULL), CALIB_OK);
+        calib_metrics *merged = NULL;
+        assert_int_equal(calib_accum_result(a, &merged, NULL), CALIB_OK);
+        /* groups may appear in another order; compare by name */
+        calib_metrics *m = merged;
+        assert_int_equal(m->n_groups, whole->n_groups);
+        for (size_t g = 0; g < whole->n_groups; g++) {
+            size_t h = 0;
+            while (strcmp(m->group_names[h], whole->group_names[g]))
+                h++;
+            assert_identical(whole->groups[g], m->groups[h]);
+        }
+        const size_t ng = m->n_groups;
+        m->n_groups = whole->n_groups = 0;
+        assert_identical(whole, m);
+        m->n_groups = whole->n_groups = ng;
+        calib_metrics_free(merged);
+        calib_metrics_free(whole);
+        calib_accum_free(a);
+        calib_accum_free(b);
+        calib_dataset_free(ds);
+        tcase_free(&c);
+    }
+    json_decref(all);
+}
+
+/* A group's metrics equal the metrics of its rows evaluated alone. */
+static void test_groups_alone(void **state)
+{
+    json_t *all = golden_load("metrics_cases.json");
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        tcase c;
+        tcase_load(&c, json_array_get(all, i));
+        if (!c.groups) {
+            tcase_free(&c);
+            continue;
+        }
+        calib_dataset *ds = wrap(&c.a);
+        calib_metrics *m = eval(ds, &c.opt);
+        for (size_t g = 0; g < m->n_groups; g++) {
+            uint32_t gi = 0;
+            while (strcmp(c.names[gi], m->group_names[g]))
+                gi++;
+            /* rows of group gi, copied into a dataset without groups */
+            tcase sub = c;
+            const size_t esz = c.a.dtype == CALIB_F32 ? 4 : 8;
+            const size_t k = c.a.kind == CALIB_TOPLABEL ? 1 : c.a.k;
+            char *vals = malloc(c.a.n * k * esz);
+            uint8_t *cor = malloc(c.a.n);
+            int32_t *lab = malloc(c.a.n * sizeof *lab);
+            double *w = malloc(c.a.n * sizeof *w);
+            size_t n = 0;
+            for (size_t r = 0; r < c.a.n; r++) {
+                if (c.groups[r] != gi)
+                    continue;
+                memcpy(vals + n * k * esz, (char *)c.values + r * k * esz,
+                       k * esz);
+                if (c.correct)
+                    cor[n] = c.correct[r];
+                if (c.labels)
+                    lab[n] = c.labels[r];
+                if (c.weights)
+                    w[n] = c.weights[r];
+                n++;
+            }
+            sub.a.n = n;
+            sub.a.groups = NULL;
+            sub.a.n_groups = 0;
+            sub.a.weights = c.weights ? w : NULL;
+            if (c.a.kind == CALIB_TOPLABEL)
+                sub.a.conf = vals, sub.a.correct = cor;
+            else
+                sub.a.scores = vals, sub.a.labels = lab;
+            calib_dataset *dg = wrap(&sub.a);
+            calib_metrics *mg = eval(dg, &c.opt);
+            assert_identical(m->groups[g], mg);
+            calib_metrics_free(mg);
+            calib_dataset_free(dg);
+            free(vals), free(cor), free(lab), free(w);
+        }
+        calib_metrics_free(m);
+        calib_dataset_free(ds);
+        tcase_free(&c);
+    }
+    json_decref(all);
+}
+
+/* Ragged offsets with equal lengths give the same numbers as k columns. */
+static void test_ragged_equals_dense(void **state)
+{
+    json_t *all = golden_load("metrics_cases.json");
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        tcase c;
+        tcase_load(&c, json_array_get(all, i));
+        if (c.a.kind == CALIB_TOPLABEL) {
+            tcase_free(&c);
+            continue;
+        }
+        size_t *off = malloc((c.a.n + 1) * sizeof *off);
+        for (size_t r = 0; r <= c.a.n; r++)
+            off[r] = r * c.a.k;
+        calib_dataset *d1 = wrap(&c.a);
+        calib_arrays ra = c.a;
+        ra.offsets = off;
+        calib_dataset *d2 = wrap(&ra);
+        assert_int_equal(calib_dataset_classes(d2), 0);
+        calib_metrics *m1 = eval(d1, &c.opt), *m2 = eval(d2, &c.opt);
+        assert_int_equal(m1->classes, c.a.k);
+        assert_int_equal(m2->classes, 0);
+        assert_identical(m1, m2);
+        calib_metrics_free(m1), calib_metrics_free(m2);
+        calib_dataset_free(d1), calib_dataset_free(d2);
+        free(off);
+        tcase_free(&c);
+    }
+    json_decref(all);
+}
+
+/* ------------------------------------------------------------------ */
+/* Edge cases                                                          */
+/* ------------------------------------------------------------------ */
+
+static calib_metrics *eval_top(const double *conf, const uint8_t *cor,
+                               size_t n, int bins, calib_bin_rule rule)
+{
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.dtype = CALIB_F64;
+    a.n = n;
+    a.conf = conf;
+    a.correct = cor;
+    calib_dataset *ds = wrap(&a);
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    o.bins = bins;
+    o.rule = rule;
+    calib_metrics *m = eval(ds, &o);
+    calib_dataset_free(ds);
+    return m;
+}
+
+static void test_edges(void **state)
+{
+    const double conf[] = {0.2, nextafter(0.2, 1.0), 0.8, 0.0, 1.0};
+    const uint8_t cor[] = {1, 0, 1, 0, 1};
+    calib_metrics *m = eval_top(conf, cor, 5, 15, CALIB_RULE_SKLEARN);
+    assert_int_equal(m->bins[2].count, 1); /* 0.2 in (2/15, 3/15] */
+    assert_int_equal(m->bins[3].count, 1); /* just above the edge */
+    assert_int_equal(m->bins[11].count, 1); /* 0.8 in (11/15, 12/15] */
+    assert_int_equal(m->bins[0].count, 1);
+    assert_int_equal(m->bins[14].count, 1);
+    assert_true(m->bins[2].upper == 0.2);
+    assert_true(isnan(m->bins[5].accuracy) && m->bins[5].count == 0);
+    calib_metrics_free(m);
+    m = eval_top(conf, cor, 5, 10, CALIB_RULE_SKLEARN);
+    assert_int_equal(m->bins[1].count, 1); /* 0.2 in (0.1, 0.2] */
+    assert_int_equal(m->bins[7].count, 1); /* 0.8 in (0.7, 0.8] */
+    calib_metrics_free(m);
+    m = eval_top(conf, cor, 5, 10, CALIB_RULE_TORCHMETRICS);
+    assert_int_equal(m->n_bins, 11);
+    assert_int_equal(m->bins[10].count, 1);
+    assert_true(m->bins[10].lower == 1.0 && m->bins[10].upper == 1.0);
+    assert_int_equal(m->bins[2].count, 2); /* [0.2, 0.3) */
+    calib_metrics_free(m);
+    m = eval_top(conf, cor, 5, 10, CALIB_RULE_HOLLANCE);
+    assert_int_equal(m->ece_n, 4);
+    assert_int_equal(m->n, 5);
+    assert_close(m->accuracy, 0.6, 1e-15); /* every row */
+    calib_metrics_free(m);
+}
+
+static void test_no_rows(void **state)
+{
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.dtype = CALIB_F64;
+    calib_dataset *ds = wrap(&a);
+    calib_metrics *m = (calib_metrics *)&a;
+    calib_error err;
+    assert_int_equal(calib_evaluate(ds, NULL, &m, &err), CALIB_EDATA);
+    assert_null(m);
+    assert_int_equal(err.code, CALIB_EDATA);
+    calib_accum *acc = NULL;
+    assert_int_equal(calib_accum_new(NULL, &acc, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_add(acc, ds, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_result(acc, &m, NULL), CALIB_EDATA);
+    assert_null(m);
+    calib_accum_free(acc);
+    calib_dataset_free(ds);
+}
+
+static void test_bad_options(void **state)
+{
+    const double conf[] = {0.5};
+    const uint8_t cor[] = {1};
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.n = 1;
+    a.conf = conf;
+    a.correct = cor;
+    calib_dataset *ds = wrap(&a);
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    assert_int_equal(o.bins, 15);
+    assert_int_equal(o.rule, CALIB_RULE_SKLEARN);
+    calib_metrics *m = NULL;
+    o.bins = 0;
+    assert_int_equal(calib_evaluate(ds, &o, &m, NULL), CALIB_EINVAL);
+    o.bins = 10;
+    o.binning = CALIB_BINNING_MASS;
+    calib_accum *acc = (calib_accum *)&a;
+    assert_int_equal(calib_accum_new(&o, &acc, NULL), CALIB_EINVAL);
+    assert_null(acc);
+    calib_accum *x = NULL, *y = NULL;
+    o.binning = CALIB_BINNING_WIDTH;
+    calib_accum_new(&o, &x, NULL);
+    o.bins = 11;
+    calib_accum_new(&o, &y, NULL);
+    assert_int_equal(calib_accum_merge(x, y, NULL), CALIB_EINVAL);
+    calib_accum_free(x);
+    calib_accum_free(y);
+    calib_dataset_free(ds);
+}
+
+/* Top-label and distribution rows do not mix in one accumulator. */
+static void test_accum_kinds(void **state)
+{
+    const double conf[] = {0.5}, scores[] = {1.0, 2.0};
+    const uint8_t cor[] = {1};
+    const int32_t lab[] = {1};
+    calib_arrays t = {0}, d = {0};
+    t.kind = CALIB_TOPLABEL, t.n = 1, t.conf = conf, t.correct = cor;
+    d.kind = CALIB_LOGITS, d.n = 1, d.k = 2, d.scores = scores, d.labels = lab;
+    calib_dataset *dt = wrap(&t), *dd = wrap(&d);
+    calib_accum *acc = NULL;
+    calib_accum_new(NULL, &acc, NULL);
+    assert_int_equal(calib_accum_add(acc, dt, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_add(acc, dd, NULL), CALIB_EINVAL);
+    calib_accum_free(acc);
+    calib_dataset_free(dt);
+    calib_dataset_free(dd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Input checks of calib_dataset_wrap                                  */
+/* ------------------------------------------------------------------ */
+
+static void expect_bad(const calib_arrays *a, size_t row, size_t col,
+                       const char *needle)
+{
+    calib_dataset *ds = (calib_dataset *)a;
+    calib_error err;
+    assert_int_equal(calib_dataset_wrap(a, &ds, &err), CALIB_EDATA);
+    assert_null(ds);
+    assert_int_equal(err.row, row);
+    assert_int_equal(err.column, col);
+    if (!strstr(err.message, needle))
+        fail_msg("'%s' lacks '%s'", err.message, needle);
+}
+
+static void test_wrap_bad_rows(void **state)
+{
+    double p[12] = {0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25,
+                    0.5, 0.5, 0.0, 0.0};
+    int32_t lab[3] = {0, 1, 2};
+    calib_arrays a = {0};
+    a.kind = CALIB_PROBS;
+    a.n = 3;
+    a.k = 4;
+    a.scores = p;
+    a.labels = lab;
+    calib_dataset *ok = wrap(&a);
+    calib_dataset_free(ok);
+    p[9] = NAN;
+    expect_bad(&a, 3, 2, "NaN");
+    p[9] = 0.5;
+    p[5] = 1.5;
+    expect_bad(&a, 2, 2, "outside [0,1]");
+    p[5] = 0.35;
+    expect_bad(&a, 2, 1, "sums to");
+    p[5] = 0.25;
+    lab[1] = 4;
+    expect_bad(&a, 2, 5, "label 4");
+    lab[1] = 1;
+    const double w[3] = {1.0, -1.0, 2.0};
+    a.weights = w;
+    expect_bad(&a, 2, 0, "weight");
+    a.weights = NULL;
+    const uint32_t g[3] = {0, 1, 2};
+    const char *names[2] = {"a", "b"};
+    a.groups = g;
+    a.n_groups = 2;
+    a.group_names = names;
+    expect_bad(&a, 3, 0, "group 2");
+    a.groups = NULL;
+    a.kind = CALIB_LOGITS;
+    p[3] = INFINITY;
+    expect_bad(&a, 1, 4, "infinity");
+    p[3] = 0.4;
+    const double conf[2] = {0.5, 0.7};
+    const uint8_t cor[2] = {1, 2};
+    calib_arrays t = {0};
+    t.kind = CALIB_TOPLABEL;
+    t.n = 2;
+    t.conf = conf;
+    t.correct = cor;
+    expect_bad(&t, 2, 2, "correct flag 2");
+    calib_dataset *ds = (calib_dataset *)&t;
+    t.kind = (calib_kind)9;
+    assert_int_equal(calib_dataset_wrap(&t, &ds, NULL), CALIB_EINVAL);
+    assert_null(ds);
+}
+
+/* The first bad row is reported however many threads check. */
+static void test_wrap_first_bad_row(void **state)
+{
+    const size_t n = 600000;
+    float *conf = malloc(n * sizeof *conf);
+    uint8_t *cor = calloc(n, 1);
+    for (size_t i = 0; i < n; i++)
+        conf[i] = (float)(i % 1000) / 1000.0f;
+    conf[450000] = 1.5f;
+    conf[500001] = NAN;
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.dtype = CALIB_F32;
+    a.n = n;
+    a.conf = conf;
+    a.correct = cor;
+    expect_bad(&a, 450001, 1, "confidence 1.5");
+    free(conf);
+    free(cor);
+}
+
+static void test_wrap_accessors(void **state)
+{
+    const double conf[3] = {0.5, 0.7, 1.0005};
+    const uint8_t cor[3] = {1, 0, 1};
+    const uint32_t g[3] = {1, 0, 1};
+    char n0[] = "zero", n1[] = "one";
+    const char *names[2] = {n0, n1};
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.n = 3;
+    a.conf = conf;
+    a.correct = cor;
+    a.groups = g;
+    a.n_groups = 2;
+    a.group_names = names;
+    calib_dataset *ds = wrap(&a);
+    n0[0] = 'X'; /* names are copied */
+    assert_int_equal(calib_dataset_kind(ds), CALIB_TOPLABEL);
+    assert_int_equal(calib_dataset_rows(ds), 3);
+    assert_int_equal(calib_dataset_classes(ds), 0);
+    assert_int_equal(calib_dataset_group_count(ds), 2);
+    assert_string_equal(calib_dataset_group_name(ds, 0), "zero");
+    assert_null(calib_dataset_group_name(ds, 2));
+    calib_read_stats st;
+    calib_dataset_stats(ds, &st);
+    assert_int_equal(st.rows_read, 3);
+    assert_int_equal(st.rows_used, 3);
+    assert_int_equal(st.values_clamped, 1);
+    calib_metrics *m = eval(ds, NULL);
+    assert_int_equal(m->n_groups, 2);
+    assert_string_equal(m->group_names[0], "one"); /* first appearance */
+    assert_close(m->groups[0]->mean_confidence, 0.75, 1e-15);
+    calib_metrics_free(m);
+    calib_dataset_free(ds);
+    calib_dataset_free(NULL);
+    calib_metrics_free(NULL);
+    calib_accum_free(NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Row kernel                                                          */
+/* ------------------------------------------------------------------ */
+
+static void test_row_eval_probs_zero(void **state)
+{
+    /* PROBS at beta != 1 read as logits log p: p = 0 stays probability 0 */
+    const double p[4] = {0.7, 0.3, 0.0, 0.0};
+    const int32_t lab[1] = {2};
+    calib_arrays a = {0};
+    a.kind = CALIB_PROBS;
+    a.n = 1;
+    a.k = 4;
+    a.scores = p;
+    a.labels = lab;
+    calib_dataset *ds = wrap(&a);
+    double conf, nll, brier;
+    int correct, clipped;
+    calib__row_eval(ds, 0, 1.0, &conf, &correct, &nll, &brier, &clipped);
+    assert_true(conf == 0.7 && !correct && clipped);
+    assert_close(nll, -log(1e-15), 1e-15);
+    assert_close(brier, 0.49 + 0.09 + 1.0, 1e-15);
+    calib__row_eval(ds, 0, 2.0, &conf, &correct, &nll, &brier, &clipped);
+    assert_close(conf, 0.49 / 0.58, 1e-15);
+    assert_false(isnan(brier));
+    assert_true(isinf(nll) && !clipped);
+    calib_dataset_free(ds);
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                */
+/* ------------------------------------------------------------------ */
+
+static void check_keys(const json_t *o, int top, int with_read)
+{
+    static const char *keys[] = {
+        "n", "classes", "accuracy", "mean_confidence", "ece", "mce",
+        "rmsce", "nll", "nll_clipped_rows", "nll_from_probs", "brier",
+        "brier_kind", "bins", "binning", "bin_rule", "n_bins", "weight",
+        "ece_n"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (!json_object_get(o, keys[i]))
+            fail_msg("missing key %s", keys[i]);
+    static const char *rk[] = {"rows_read", "rows_used", "rows_rejected",
+                               "values_clamped", "rows_sum_off"};
+    for (size_t i = 0; i < 5; i++)
+        assert_true((json_object_get(o, rk[i]) != NULL) == with_read);
+    assert_true(json_is_null(json_object_get(o, "nll")) == top);
+    const json_t *b0 = json_array_get(json_object_get(o, "bins"), 0);
+    const char *bk[] = {"lower", "upper", "count", "weight",
+                        "mean_confidence", "accuracy"};
+    for (size_t i = 0; i < 6; i++)
+        assert_non_null(json_object_get(b0, bk[i]));
+}
+
+static void test_json(void **state)
+{
+    json_t *all = golden_load("metrics_cases.json");
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        tcase c;
+        tcase_load(&c, json_array_get(all, i));
+        calib_dataset *ds = wrap(&c.a);
+        calib_metrics *m = eval(ds, &c.opt);
+        calib_read_stats st;
+        calib_dataset_stats(ds, &st);
+        char *s = NULL;
+        assert_int_equal(calib_metrics_to_json(m, &st, &s, NULL), CALIB_OK);
+        json_error_t e;
+        json_t *o = json_loads(s, 0, &e);
+        if (!o)
+            fail_msg("bad JSON: %s", e.text);
+        const int top = c.a.kind == CALIB_TOPLABEL;
+        check_keys(o, top, 1);
+        assert_true(json_real_value(json_object_get(o, "ece")) == m->ece);
+        assert_string_equal(
+            json_string_value(json_object_get(o, "brier_kind")),
+            top ? "top-label" : "multiclass");
+        const json_t *cl = json_object_get(o, "classes");
+        assert_true(top ? json_is_null(cl)
+                        : json_integer_value(cl) == (json_int_t)c.a.k);
+        const json_t *groups = json_object_get(o, "groups");
+        assert_true((groups != NULL) == (c.groups != NULL));
+        const char *name;
+        json_t *g;
+        json_object_foreach((json_t *)groups, name, g) check_keys(g, top, 0);
+        json_decref(o);
+        free(s);
+        calib_metrics_free(m);
+        calib_dataset_free(ds);
+        tcase_free(&c);
+    }
+    json_decref(all);
+}
+
+/* ------------------------------------------------------------------ */
+/* Published numbers: DenseNet-40 on CIFAR-10 (markus93/NN_calibration) */
+/* ------------------------------------------------------------------ */
+
+/* Reads a v1.0 .npy with a 128-byte header whose descr is `descr`. */
+static void *load_npy(const char *dir, const char *file, const char *descr,
+                      size_t bytes)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/densenet40-cifar10-logits/%s", dir, file);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    char head[128];
+    assert_int_equal(fread(head, 1, 128, f), 128);
+    head[127] = 0;
+    assert_non_null(strstr(head + 10, descr)); /* after magic and length */
+    void *data = malloc(bytes);
+    assert_int_equal(fread(data, 1, bytes, f), bytes);
+    fclose(f);
+    return data;
+}
+
+static void test_densenet_published(void **state)
+{
+    const char *dir = golden_shared_dir();
+    if (!dir)
+        skip();
+    const size_t n = 10000, k = 10;
+    float *z = load_npy(dir, "logits_test.npy", "'<f4'", n * k * 4);
+    int64_t *y64 = load_npy(dir, "labels_test.npy", "'<i8'", n * 8);
+    int32_t *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++)
+        y[i] = (int32_t)y64[i];
+    calib_arrays a = {0};
+    a.kind = CALIB_LOGITS;
+    a.dtype = CALIB_F32;
+    a.n = n;
+    a.k = k;
+    a.scores = z;
+    a.labels = y;
+    calib_dataset *ds = wrap(&a);
+    calib_metrics *m = eval(ds, NULL);
+    /* Their numbers come from float32 softmax (confidences differ from
+     * ours, computed in double, by up to ~2e-7), so agreement is expected
+     * to about 1e-7, not to every printed digit: tolerance 1e-7 (measured
+     * differences are ~1e-8), and 5e-7 for the NLL printed to 6 digits. */
+    assert_true(fabs(m->accuracy - 0.9242) < 1e-12);
+    assert_true(fabs(m->ece - 0.055002704373) < 1e-7);
+    assert_true(fabs(m->mce - 0.333955179269) < 1e-7);
+    assert_true(fabs(m->nll - 0.430059) < 5e-7); /* exact, from logits */
+    assert_int_equal(m->nll_clipped_rows, 0);
+    print_message("densenet: acc %.17g ece %.17g mce %.17g nll %.17g\n",
+                  m->accuracy, m->ece, m->mce, m->nll);
+    calib_metrics_free(m);
+    calib_dataset_free(ds);
+    /* Their NLL is log_loss of the softmax, clipped at 1e-15. */
+    double *q = malloc(n * k * sizeof *q);
+    for (size_t i = 0; i < n; i++) {
+        double mx = -INFINITY, s = 0.0;
+        for (size_t j = 0; j < k; j++)
+            mx = fmax(mx, z[i * k + j]);
+        for (size_t j = 0; j < k; j++)
+            s += q[i * k + j] = exp(z[i * k + j] - mx);
+        for (size_t j = 0; j < k; j++)
+            q[i * k + j] /= s;
+    }
+    a.kind = CALIB_PROBS;
+    a.dtype = CALIB_F64;
+    a.scores = q;
+    ds = wrap(&a);
+    m = eval(ds, NULL);
+    assert_true(fabs(m->nll - 0.42820705658) < 1e-7);
+    assert_int_equal(m->nll_clipped_rows, 1);
+    assert_true(m->nll_from_probs);
+    print_message("densenet probs: nll %.17g\n", m->nll);
+    calib_metrics_free(m);
+    calib_dataset_free(ds);
+    free(q);
+    free(z);
+    free(y64);
+    free(y);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_cases),
+        cmocka_unit_test(test_thread_invariance),
+        cmocka_unit_test(test_shard_invariance),
+        cmocka_unit_test(test_groups_alone),
+        cmocka_unit_test(test_ragged_equals_dense),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_no_rows),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_accum_kinds),
+        cmocka_unit_test(test_wrap_bad_rows),
+        cmocka_unit_test(test_wrap_first_bad_row),
+        cmocka_unit_test(test_wrap_accessors),
+        cmocka_unit_test(test_row_eval_probs_zero),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_densenet_published),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
