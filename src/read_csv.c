@@ -1,0 +1,945 @@
+/* read_csv.c — CSV and TSV with a header row: columns found by name.
+ *
+ * Records come from source.c (RFC 4180: quoted fields may hold the
+ * separator, doubled quotes and newlines); a record without any quote is
+ * split with memchr, one with quotes by a small state machine that
+ * unescapes into a scratch buffer.  A bad row is reported as
+ * file:line:field with the column's name, or skipped and counted.
+ *
+ * Numbers are correctly rounded whatever the process locale.  A decimal
+ * w * 10^e with at most 19 significant digits (w < 2^64, read eight digits
+ * at a time as in Lemire's fast_float) takes one of three exact routes:
+ * Clinger's fast path (W. D. Clinger, "How to read floating point numbers
+ * accurately", PLDI 1990) when w <= 2^53 and |e| <= 22, since w and 10^e
+ * are then exact doubles and one multiply or divide rounds once; for
+ * larger w, w * 10^e (e <= 19) as a 128-bit integer converted once; or
+ * w / 10^-e (e >= -22) by 128-bit integer division with round and sticky
+ * bits.  Everything else (more digits, larger exponents) falls back to
+ * strtod_l in a "C" locale.  nan and inf are read only to be rejected.
+ */
+#define _GNU_SOURCE /* strtod_l, FNM_CASEFOLD */
+#include "read.h"
+
+#include <float.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define NONE SIZE_MAX
+
+enum role { R_NONE, R_SCORE, R_LABEL, R_CONF, R_CORRECT, R_PRED, R_GROUP,
+            R_WEIGHT };
+
+typedef struct field {
+    const char *p;
+    size_t len;
+} field;
+
+struct calib__csv {
+    calib__src *src;
+    char sep;
+    size_t max_line;
+    int skip_bad_rows;
+    int empty;                /* no header: no rows either */
+    calib_kind kind;
+    size_t k;
+    size_t n_fields;
+    char **names;             /* the header */
+    uint8_t *role;            /* per field */
+    size_t *score_field;      /* field of score j */
+    size_t *slot;             /* score index of field f (list order) */
+    size_t conf, correct, pred, label, group, weight;  /* fields or NONE */
+    field *fields;            /* fields_cap = n_fields + 1 */
+    size_t fields_cap;
+    char *scratch;            /* unquoted fields */
+    size_t scratch_cap;
+    size_t data_row;
+    locale_t loc;
+};
+
+/* ------------------------------------------------------------------ */
+/* Numbers                                                             */
+/* ------------------------------------------------------------------ */
+
+static const double pow10_exact[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static const char *scan_exponent(const char *p, const char *end, long *e)
+{
+    const int neg = p < end && *p == '-';
+    p += p < end && (*p == '-' || *p == '+');
+    if (p == end || *p < '0' || *p > '9')
+        return NULL;
+    long x = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+        if (x < 100000000)
+            x = x * 10 + (*p - '0');
+    *e = neg ? -x : x;
+    return p;
+}
+
+/* nan, inf, infinity (any case, signed): parsed only to be rejected as
+ * bad data by the row checks. */
+static int special(const char *p, const char *end, int neg, double *x)
+{
+    const size_t n = (size_t)(end - p);
+    if (n == 3 && strncasecmp(p, "nan", 3) == 0)
+        *x = NAN;
+    else if ((n == 3 && strncasecmp(p, "inf", 3) == 0) ||
+             (n == 8 && strncasecmp(p, "infinity", 8) == 0))
+        *x = neg ? -INFINITY : INFINITY;
+    else
+        return -1;
+    return 0;
+}
+
+#if defined(__SIZEOF_INT128__) && FLT_EVAL_METHOD == 0
+__extension__ typedef unsigned __int128 u128;
+
+static const uint64_t pow10_u64[20] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u,
+    1000000000u, 10000000000u, 100000000000u, 1000000000000u,
+    10000000000000u, 100000000000000u, 1000000000000000u,
+    10000000000000000u, 100000000000000000u, 1000000000000000000u,
+    10000000000000000000u};
+
+static int clz128(u128 q)
+{
+    const uint64_t hi = (uint64_t)(q >> 64);
+    return hi ? __builtin_clzll(hi) : 64 + __builtin_clzll((uint64_t)q);
+}
+
+/* w / 10^k (w > 0, k <= 22) correctly rounded, in integers: with w
+ * shifted up to bit 127 the quotient has at least 54 bits (10^22 < 2^74),
+ * enough for the mantissa, a round bit and a sticky bit (the remainder). */
+static double div_pow10(uint64_t w, int k)
+{
+    const u128 d = (u128)pow10_u64[k > 19 ? 19 : k] *
+                   pow10_u64[k > 19 ? k - 19 : 0];
+    const int s = 64 + __builtin_clzll(w);
+    const u128 num = (u128)w << s;
+    const u128 q = num / d;
+    const int drop = 128 - clz128(q) - 53;
+    uint64_t m = (uint64_t)(q >> drop);
+    const int half = (int)(q >> (drop - 1)) & 1;
+    const int sticky = num % d != 0 ||
+                       (q & (((u128)1 << (drop - 1)) - 1)) != 0;
+    m += half && (sticky || (m & 1));
+    return ldexp((double)m, drop - s);
+}
+
+/* w * 10^e for 19-digit w and |e| <= 22, or for w <= 2^53 Clinger's one
+ * operation; returns 0 when it applies. */
+static int fast_path(uint64_t w, long e, int neg, double *x)
+{
+    double v;
+    if (w == 0)
+        v = 0.0;
+    else if (w <= ((uint64_t)1 << 53) && e >= 0 && e <= 22)
+        v = (double)w * pow10_exact[e];
+    else if (w <= ((uint64_t)1 << 53) && e < 0 && e >= -22)
+        v = (double)w / pow10_exact[-e];
+    else if (e >= 0 && e <= 19)
+        v = (double)((u128)w * pow10_u64[e]);  /* rounded once, exactly */
+    else if (e < 0 && e >= -22)
+        v = div_pow10(w, (int)-e);
+    else
+        return -1;
+    *x = neg ? -v : v;
+    return 0;
+}
+#else
+/* Clinger's fast path alone (no 128-bit integers, or excess precision). */
+static int fast_path(uint64_t w, long e, int neg, double *x)
+{
+    if (FLT_EVAL_METHOD != 0 || w > ((uint64_t)1 << 53))
+        return -1;
+    double v = (double)w;
+    if (w == 0)
+        v = 0.0;
+    else if (e >= 0 && e <= 22)
+        v *= pow10_exact[e];
+    else if (e < 0 && e >= -22)
+        v /= pow10_exact[-e];
+    else
+        return -1;
+    *x = neg ? -v : v;
+    return 0;
+}
+#endif
+
+static int slow_path(const char *s, size_t n, double *x, locale_t *loc)
+{
+    char local[128];
+    char *buf = n < sizeof local ? local : malloc(n + 1);
+    if (!buf)
+        return -1;
+    if (!*loc)
+        *loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    int rc = -1;
+    if (*loc) {
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        char *stop;
+        *x = strtod_l(buf, &stop, *loc);
+        rc = stop == buf + n ? 0 : -1;
+    }
+    if (buf != local)
+        free(buf);
+    return rc;
+}
+
+static int is_digit(char c) { return (unsigned char)(c - '0') < 10; }
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Eight ASCII digits at once (SWAR, as in Lemire's fast_float): are all
+ * eight bytes in '0'..'9', and their value. */
+static int eight_digits(uint64_t v)
+{
+    return ((v & 0xf0f0f0f0f0f0f0f0u) |
+            (((v + 0x0606060606060606u) & 0xf0f0f0f0f0f0f0f0u) >> 4)) ==
+           0x3333333333333333u;
+}
+
+static uint64_t eight_value(uint64_t v)
+{
+    const uint64_t mask = 0x000000ff000000ffu;
+    v -= 0x3030303030303030u;
+    v = v * 10 + (v >> 8);
+    return ((v & mask) * 0x000f424000000064u +
+            ((v >> 16) & mask) * 0x0000271000000001u) >> 32;
+}
+
+static const char *eights(const char *p, const char *end, uint64_t *w)
+{
+    uint64_t v;
+    while (end - p >= 8 && (memcpy(&v, p, 8), eight_digits(v))) {
+        *w = *w * 100000000u + eight_value(v);
+        p += 8;
+    }
+    return p;
+}
+#else
+static const char *eights(const char *p, const char *end, uint64_t *w)
+{
+    (void)end;
+    (void)w;
+    return p;
+}
+#endif
+
+/* Digits at p into *w (wrapping past 19 digits: the caller then does not
+ * use w); returns the end of the digits. */
+static const char *digits(const char *p, const char *end, uint64_t *w)
+{
+    for (p = eights(p, end, w); p < end && is_digit(*p); p++)
+        *w = *w * 10 + (uint64_t)(*p - '0');
+    return p;
+}
+
+/* The number of digits from the first nonzero one (leading zeros do not
+ * reach w). */
+static size_t significant(const char *p, const char *end, size_t n)
+{
+    if (n <= 19)
+        return n;
+    for (; p < end && (*p == '0' || *p == '.'); p++)
+        n -= *p == '0';
+    return n;
+}
+
+/* [sign] digits [. digits] [e [sign] digits], or digits only after the
+ * point.  At most 19 significant digits make w exact (10^19 - 1 < 2^64);
+ * more take the slow path. */
+int calib__parse_number(const char *s, size_t len, double *x, locale_t *loc)
+{
+    const char *p = s, *end = s + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    const char *const start = p;
+    const int neg = p < end && *p == '-';
+    p += p < end && (*p == '-' || *p == '+');
+    uint64_t w = 0;
+    const char *const d0 = p;
+    p = digits(p, end, &w);
+    size_t n_int = (size_t)(p - d0), n_frac = 0;
+    if (p < end && *p == '.') {
+        const char *const f0 = ++p;
+        p = digits(p, end, &w);
+        n_frac = (size_t)(p - f0);
+    }
+    if (n_int + n_frac == 0)
+        return special(d0, end, neg, x);
+    long e = 0;
+    if (p < end && (*p == 'e' || *p == 'E') &&
+        !(p = scan_exponent(p + 1, end, &e)))
+        return -1;
+    if (p != end)
+        return -1;
+    if (significant(d0, end, n_int + n_frac) <= 19 &&
+        fast_path(w, e - (long)n_frac, neg, x) == 0)
+        return 0;
+    return slow_path(start, (size_t)(end - start), x, loc);
+}
+
+void calib__number_done(locale_t *loc)
+{
+    if (*loc)
+        freelocale(*loc);
+    *loc = (locale_t)0;
+}
+
+/* An integer label: integral digits, or a number with no fractional part
+ * ("3.0"), within +-2^53. */
+static int parse_int(const char *s, size_t len, int64_t *v, locale_t *loc)
+{
+    double x;
+    if (calib__parse_number(s, len, &x, loc) || !(fabs(x) <= 0x1p53) ||
+        x != floor(x))
+        return -1;
+    *v = (int64_t)x;
+    return 0;
+}
+
+/* 0/1, 0.0/1.0, true/false in any case. */
+static int parse_flag(const char *s, size_t len, int64_t *v, locale_t *loc)
+{
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    double x;
+    if (len == 4 && strncasecmp(s, "true", 4) == 0)
+        x = 1.0;
+    else if (len == 5 && strncasecmp(s, "false", 5) == 0)
+        x = 0.0;
+    else if (calib__parse_number(s, len, &x, loc))
+        return -1;
+    if (x != 0.0 && x != 1.0)
+        return -1;
+    *v = x == 1.0;
+    return 0;
+}
+
+/* UTF-8 as RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF. */
+static int valid_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+        if (!len || c > 0xf4 || i + len > n)
+            return 0;
+        const unsigned c1 = s[i + 1];
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) ||
+            (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f))
+            return 0;
+        for (size_t j = 1; j < len; j++)
+            if ((s[i + j] & 0xc0) != 0x80)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Splitting records into fields                                       */
+/* ------------------------------------------------------------------ */
+
+/* Where a bad row is; what errors name. */
+typedef struct place {
+    size_t line, row;
+} place;
+
+static int row_fail(const calib__csv *c, calib_error *err, const place *at,
+                    size_t col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int row_fail(const calib__csv *c, calib_error *err, const place *at,
+                    size_t col, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return calib__fail(err, CALIB_EDATA, calib__src_name(c->src), at->line,
+                       at->row, col, "%s", msg);
+}
+
+static void put_field(calib__csv *c, size_t *nf, const char *p, size_t len)
+{
+    if (*nf < c->fields_cap)
+        c->fields[*nf] = (field){p, len};
+    (*nf)++;
+}
+
+/* A record with no quote: fields between separators. */
+static size_t split_plain(calib__csv *c, const char *p, const char *end)
+{
+    size_t nf = 0;
+    for (;;) {
+        const char *q = memchr(p, c->sep, (size_t)(end - p));
+        put_field(c, &nf, p, (size_t)((q ? q : end) - p));
+        if (!q)
+            return nf;
+        p = q + 1;
+    }
+}
+
+/* One quoted field from p (at its opening quote) into *out; returns the
+ * position after the closing quote, or NULL when text follows it. */
+static const char *unquote(const calib__csv *c, const char *p,
+                           const char *end, char **out)
+{
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q)
+            return NULL;
+        memcpy(*out, p, (size_t)(q - p));
+        *out += q - p;
+        p = q + 1;
+        if (p < end && *p == '"') {
+            *(*out)++ = '"';
+            p++;
+            continue;
+        }
+        return p == end || *p == c->sep ? p : NULL;
+    }
+}
+
+/* A record with quotes, unescaped into the scratch buffer. */
+static int split_quoted(calib__csv *c, const char *p, const char *end,
+                        size_t *nf, const place *at, calib_error *err)
+{
+    char *out = c->scratch;
+    *nf = 0;
+    for (;;) {
+        char *const start = out;
+        if (p < end && *p == '"') {
+            if (!(p = unquote(c, p, end, &out)))
+                return row_fail(c, err, at, *nf + 1,
+                                "text after a closing quote");
+        } else {
+            const char *q = memchr(p, c->sep, (size_t)(end - p));
+            q = q ? q : end;
+            if (memchr(p, '"', (size_t)(q - p)))
+                return row_fail(c, err, at, *nf + 1,
+                                "quote inside an unquoted field");
+            memcpy(out, p, (size_t)(q - p));
+            out += q - p;
+            p = q;
+        }
+        put_field(c, nf, start, (size_t)(out - start));
+        if (p == end)
+            return CALIB_OK;
+        p++;
+    }
+}
+
+static int split(calib__csv *c, const char *rec, size_t len, int quoted,
+                 size_t *nf, const place *at, calib_error *err)
+{
+    if (!quoted) {
+        *nf = split_plain(c, rec, rec + len);
+        return CALIB_OK;
+    }
+    if (len > c->scratch_cap) {
+        char *s = realloc(c->scratch, len);
+        if (!s)
+            return calib__fail(err, CALIB_ENOMEM, calib__src_name(c->src),
+                               at->line, 0, 0, "out of memory");
+        c->scratch = s;
+        c->scratch_cap = len;
+    }
+    return split_quoted(c, rec, rec + len, nf, at, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* The header: which field is which                                    */
+/* ------------------------------------------------------------------ */
+
+/* The header as "a, b, c" for error messages. */
+static const char *header_list(const calib__csv *c, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t f = 0; f < c->n_fields && used + 1 < size; f++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                                 f ? ", " : "", c->names[f]);
+    return buf;
+}
+
+static int no_column(const calib__csv *c, calib_error *err, const char *what,
+                     const char *name)
+{
+    char h[400];
+    return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), 1, 0, 0,
+                       "no %s column '%s' in the header (%s)", what, name,
+                       header_list(c, h, sizeof h));
+}
+
+/* The field called `name`: exact match first, then ignoring case. */
+static size_t find(const calib__csv *c, const char *name)
+{
+    for (size_t f = 0; f < c->n_fields; f++)
+        if (strcmp(c->names[f], name) == 0)
+            return f;
+    for (size_t f = 0; f < c->n_fields; f++)
+        if (strcasecmp(c->names[f], name) == 0)
+            return f;
+    return NONE;
+}
+
+/* A named column (which must exist) or the first obvious one. */
+static int pick(const calib__csv *c, const char *name,
+                const char *const *obvious, size_t *f, calib_error *err)
+{
+    *f = NONE;
+    if (name) {
+        *f = find(c, name);
+        return *f == NONE ? no_column(c, err, "such", name) : CALIB_OK;
+    }
+    for (; obvious && *obvious && *f == NONE; obvious++)
+        *f = find(c, *obvious);
+    return CALIB_OK;
+}
+
+static int assign(calib__csv *c, size_t f, enum role r, calib_error *err)
+{
+    if (f == NONE)
+        return CALIB_OK;
+    if (c->role[f] != R_NONE)
+        return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), 1, 0,
+                           f + 1, "column '%s' is given two roles",
+                           c->names[f]);
+    c->role[f] = (uint8_t)r;
+    return CALIB_OK;
+}
+
+static int is_glob(const char *s) { return strpbrk(s, "*?[") != NULL; }
+
+/* Score fields from a glob or a comma list; adds them in order. */
+static int score_columns(calib__csv *c, const char *spec, calib_error *err)
+{
+    c->k = 0;
+    for (size_t f = 0; f < c->n_fields && is_glob(spec); f++)
+        if (fnmatch(spec, c->names[f], FNM_CASEFOLD) == 0)
+            c->score_field[c->k++] = f;
+    for (const char *p = spec; !is_glob(spec) && *p;) {
+        const size_t n = strcspn(p, ",");
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        const size_t f = find(c, name);
+        if (f == NONE)
+            return no_column(c, err, "score", name);
+        c->score_field[c->k++] = f;
+        p += n + (p[n] == ',');
+    }
+    if (c->k == 0)
+        return no_column(c, err, "score", spec);
+    for (size_t j = 0; j < c->k; j++) {
+        int rc = assign(c, c->score_field[j], R_SCORE, err);
+        if (rc)
+            return rc;
+        c->slot[c->score_field[j]] = j;
+    }
+    return CALIB_OK;
+}
+
+static const char *const CONF[] = {"confidence", "conf", "p", "prob", NULL};
+static const char *const CORRECT[] = {"correct", "is_correct", "accuracy",
+                                      NULL};
+static const char *const PRED[] = {"pred", "pred_label", "prediction", NULL};
+static const char *const LABEL[] = {"label", "true_label", "target", "y",
+                                    NULL};
+
+/* Does any header field match the glob? */
+static int any_match(const calib__csv *c, const char *glob)
+{
+    for (size_t f = 0; f < c->n_fields; f++)
+        if (fnmatch(glob, c->names[f], FNM_CASEFOLD) == 0)
+            return 1;
+    return 0;
+}
+
+static int unresolved(const calib__csv *c, calib_error *err)
+{
+    char h[300];
+    return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), 1, 0, 0,
+                       "cannot tell which columns hold the predictions; name "
+                       "them (conf+correct, pred+label, logits or probs with "
+                       "label); header: %s", header_list(c, h, sizeof h));
+}
+
+/* Top-label columns: conf with correct, or conf with pred and label. */
+static int toplabel_columns(calib__csv *c, const calib_read_options *opt,
+                            calib_error *err)
+{
+    int rc = pick(c, opt->conf, CONF, &c->conf, err);
+    if (!rc && !opt->pred)
+        rc = pick(c, opt->correct, CORRECT, &c->correct, err);
+    if (!rc && c->correct == NONE) {
+        rc = pick(c, opt->pred, PRED, &c->pred, err);
+        if (!rc)
+            rc = pick(c, opt->label, LABEL, &c->label, err);
+    }
+    if (rc)
+        return rc;
+    if (c->conf == NONE || (c->correct == NONE &&
+                            (c->pred == NONE || c->label == NONE)))
+        return unresolved(c, err);
+    c->kind = CALIB_TOPLABEL;
+    return CALIB_OK;
+}
+
+/* Distribution columns: scores by spec (or the obvious glob) and a label. */
+static int distribution_columns(calib__csv *c, const calib_read_options *opt,
+                                calib_error *err)
+{
+    const char *spec = opt->logits ? opt->logits : opt->probs;
+    c->kind = opt->probs && !opt->logits ? CALIB_PROBS : CALIB_LOGITS;
+    if (!spec) {
+        spec = any_match(c, "logit_*")  ? "logit_*"
+               : any_match(c, "prob_*") ? "prob_*"
+               : any_match(c, "p_*")    ? "p_*" : NULL;
+        if (!spec)
+            return unresolved(c, err);
+        c->kind = spec[0] == 'l' ? CALIB_LOGITS : CALIB_PROBS;
+    }
+    int rc = pick(c, opt->label, LABEL, &c->label, err);
+    if (!rc && c->label == NONE)
+        return unresolved(c, err);
+    return rc ? rc : score_columns(c, spec, err);
+}
+
+static int resolve(calib__csv *c, const calib_read_options *opt,
+                   calib_error *err)
+{
+    size_t conf = NONE, correct = NONE, pred = NONE;
+    int rc;
+    if (opt->logits && opt->probs)
+        return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), 0, 0,
+                           0, "give logits or probs columns, not both");
+    if (opt->logits || opt->probs)
+        rc = distribution_columns(c, opt, err);
+    else if (opt->conf || opt->correct || opt->pred)
+        rc = toplabel_columns(c, opt, err);
+    else {
+        pick(c, NULL, CONF, &conf, err);
+        pick(c, NULL, CORRECT, &correct, err);
+        pick(c, NULL, PRED, &pred, err);
+        rc = conf != NONE && (correct != NONE || pred != NONE)
+                 ? toplabel_columns(c, opt, err)
+                 : distribution_columns(c, opt, err);
+    }
+    if (!rc)
+        rc = pick(c, opt->group, NULL, &c->group, err);
+    if (!rc)
+        rc = pick(c, opt->weight, NULL, &c->weight, err);
+    if (!rc)
+        rc = assign(c, c->conf, R_CONF, err);
+    if (!rc)
+        rc = assign(c, c->correct, R_CORRECT, err);
+    if (!rc)
+        rc = assign(c, c->pred, R_PRED, err);
+    if (!rc)
+        rc = assign(c, c->label, R_LABEL, err);
+    if (!rc)
+        rc = assign(c, c->group, R_GROUP, err);
+    return rc ? rc : assign(c, c->weight, R_WEIGHT, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening                                                             */
+/* ------------------------------------------------------------------ */
+
+static char *trimmed_copy(const char *p, size_t len)
+{
+    while (len && (*p == ' ' || *p == '\t'))
+        p++, len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    char *s = malloc(len + 1);
+    if (s) {
+        memcpy(s, p, len);
+        s[len] = 0;
+    }
+    return s;
+}
+
+/* Arrays sized by the header width. */
+static int alloc_header(calib__csv *c, size_t n)
+{
+    c->n_fields = n;
+    c->names = calloc(n, sizeof *c->names);
+    c->role = calloc(n, 1);
+    c->score_field = calloc(n, sizeof *c->score_field);
+    c->slot = calloc(n, sizeof *c->slot);
+    c->fields = calloc(n + 1, sizeof *c->fields);
+    c->fields_cap = c->fields ? n + 1 : 0;
+    return c->names && c->role && c->score_field && c->slot && c->fields
+               ? CALIB_OK : CALIB_ENOMEM;
+}
+
+/* The first non-empty record, without a UTF-8 byte order mark. */
+static int read_header(calib__csv *c, calib_error *err)
+{
+    const char *rec;
+    size_t len, line, nf;
+    int rc, quoted;
+    do
+        rc = calib__src_record(c->src, 1, c->max_line, &rec, &len, &line,
+                               &quoted, err);
+    while (!rc && rec && len == 0);
+    if (rc || !rec) {
+        c->empty = !rc;
+        return rc;
+    }
+    if (len >= 3 && memcmp(rec, "\xef\xbb\xbf", 3) == 0)
+        rec += 3, len -= 3;
+    const place at = {line, 0};
+    /* Count the fields first (fields_cap = 0 stores none), then split. */
+    rc = split(c, rec, len, quoted, &nf, &at, err);
+    if (!rc)
+        rc = alloc_header(c, nf);
+    if (!rc)
+        rc = split(c, rec, len, quoted, &nf, &at, err);
+    for (size_t f = 0; !rc && f < nf; f++)
+        if (!(c->names[f] = trimmed_copy(c->fields[f].p, c->fields[f].len)))
+            rc = CALIB_ENOMEM;
+    return rc == CALIB_ENOMEM ? calib__fail(err, rc, calib__src_name(c->src),
+                                            line, 0, 0, "out of memory")
+                              : rc;
+}
+
+/* Without a header the kind can only come from the options. */
+static void empty_shape(calib__csv *c, const calib_read_options *opt)
+{
+    c->kind = opt->logits ? CALIB_LOGITS
+              : opt->probs ? CALIB_PROBS : CALIB_TOPLABEL;
+    c->k = 0;
+}
+
+int calib__csv_open(calib__src *src, char sep, const calib_read_options *opt,
+                    calib__csv **out, calib_error *err)
+{
+    *out = NULL;
+    calib__csv *c = calloc(1, sizeof *c);
+    if (!c) {
+        calib__src_close(src);
+        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
+    }
+    c->src = src;
+    c->sep = sep;
+    c->max_line = opt->max_line ? opt->max_line : (size_t)64 << 20;
+    c->skip_bad_rows = opt->skip_bad_rows;
+    c->conf = c->correct = c->pred = c->label = c->group = c->weight = NONE;
+    int rc = read_header(c, err);
+    if (!rc && c->empty)
+        empty_shape(c, opt);
+    else if (!rc)
+        rc = resolve(c, opt, err);
+    if (rc) {
+        calib__csv_close(c);
+        return rc;
+    }
+    *out = c;
+    return CALIB_OK;
+}
+
+void calib__csv_close(calib__csv *c)
+{
+    if (!c)
+        return;
+    calib__src_close(c->src);
+    for (size_t f = 0; c->names && f < c->n_fields; f++)
+        free(c->names[f]);
+    free(c->names);
+    free(c->role);
+    free(c->score_field);
+    free(c->slot);
+    free(c->fields);
+    free(c->scratch);
+    calib__number_done(&c->loc);
+    free(c);
+}
+
+void calib__csv_shape(const calib__csv *c, calib__rows *rows)
+{
+    memset(rows, 0, sizeof *rows);
+    rows->kind = c->kind;
+    rows->k = c->kind == CALIB_TOPLABEL ? 0 : c->k;
+    rows->has_weights = c->weight != NONE;
+    rows->has_groups = c->group != NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows                                                                */
+/* ------------------------------------------------------------------ */
+
+/* What one row holds before it is stored. */
+typedef struct row_values {
+    double conf, weight;
+    int64_t label, pred, correct;
+    const field *group;
+} row_values;
+
+static int bad_value(const calib__csv *c, const place *at, size_t f,
+                     const char *what, calib_error *err)
+{
+    const field *x = &c->fields[f];
+    return row_fail(c, err, at, f + 1, "field '%s': '%.*s' %s", c->names[f],
+                    (int)(x->len > 40 ? 40 : x->len), x->p, what);
+}
+
+/* Parses field f by its role into *v (scores straight into `scores`). */
+static int parse_field(calib__csv *c, size_t f, double *scores,
+                       row_values *v, const place *at, calib_error *err)
+{
+    const field *x = &c->fields[f];
+    switch ((enum role)c->role[f]) {
+    case R_SCORE:
+        return calib__parse_number(x->p, x->len, &scores[c->slot[f]], &c->loc)
+                   ? bad_value(c, at, f, "is not a number", err) : CALIB_OK;
+    case R_CONF:
+        return calib__parse_number(x->p, x->len, &v->conf, &c->loc)
+                   ? bad_value(c, at, f, "is not a number", err) : CALIB_OK;
+    case R_LABEL:
+    case R_PRED:
+        return parse_int(x->p, x->len, c->role[f] == R_LABEL ? &v->label
+                                                            : &v->pred,
+                         &c->loc)
+                   ? bad_value(c, at, f, "is not an integer label", err)
+                   : CALIB_OK;
+    case R_CORRECT:
+        return parse_flag(x->p, x->len, &v->correct, &c->loc)
+                   ? bad_value(c, at, f, "is not 0/1 or true/false", err)
+                   : CALIB_OK;
+    case R_WEIGHT:
+        return calib__parse_number(x->p, x->len, &v->weight, &c->loc) ||
+                       !(v->weight >= 0.0 && v->weight < INFINITY)
+                   ? bad_value(c, at, f, "is not a finite weight >= 0", err)
+                   : CALIB_OK;
+    case R_GROUP:
+        v->group = x;
+        return valid_utf8((const unsigned char *)x->p, x->len)
+                   ? CALIB_OK
+                   : row_fail(c, err, at, f + 1, "field '%s': invalid UTF-8",
+                              c->names[f]);
+    case R_NONE:
+        break;
+    }
+    return CALIB_OK;
+}
+
+/* The field the checks' 1-based index points at. */
+static size_t checked_field(const calib__csv *c, size_t bad)
+{
+    if (c->kind != CALIB_TOPLABEL)
+        return bad <= c->k ? c->score_field[bad - 1] : c->label;
+    return bad == 1 ? c->conf : c->correct != NONE ? c->correct : c->label;
+}
+
+/* The row checks of calib.h (clamping the stored values in place). */
+static int check(calib__csv *c, double *v, row_values *rv,
+                 calib_read_stats *st, const place *at, calib_error *err)
+{
+    char why[160];
+    calib_read_stats row = {0};
+    const int top = c->kind == CALIB_TOPLABEL;
+    if (top && c->correct == NONE)
+        rv->correct = rv->pred == rv->label;
+    const size_t bad = calib__check_row(c->kind, v, top ? 1 : c->k,
+                                        top ? rv->correct : rv->label, &row,
+                                        why, sizeof why);
+    if (bad) {
+        const size_t f = checked_field(c, bad);
+        return row_fail(c, err, at, f + 1, "field '%s': %s", c->names[f],
+                        why);
+    }
+    st->values_clamped += row.values_clamped;
+    st->rows_sum_off += row.rows_sum_off;
+    return CALIB_OK;
+}
+
+/* Parses, checks and stores the record as row rows->n. */
+static int one_row(calib__csv *c, const char *rec, size_t len, int quoted,
+                   calib__rows *rows, calib__groups *g, calib_read_stats *st,
+                   const place *at, calib_error *err)
+{
+    size_t nf;
+    int rc = split(c, rec, len, quoted, &nf, at, err);
+    if (rc)
+        return rc;
+    if (nf != c->n_fields)
+        return row_fail(c, err, at, (nf < c->n_fields ? nf : c->n_fields) + 1,
+                        "%zu fields, expected %zu", nf, c->n_fields);
+    const size_t i = rows->n;
+    double *const scores = rows->scores ? rows->scores + i * c->k : NULL;
+    row_values v = {0.0, 1.0, 0, 0, 0, NULL};
+    for (size_t f = 0; f < nf && !rc; f++)
+        rc = parse_field(c, f, scores, &v, at, err);
+    if (!rc)
+        rc = check(c, scores ? scores : &v.conf, &v, st, at, err);
+    if (rc)
+        return rc;
+    uint32_t gi = 0;
+    if (v.group && calib__groups_intern(g, v.group->p, v.group->len, &gi))
+        return calib__fail(err, CALIB_ENOMEM, calib__src_name(c->src),
+                           at->line, 0, 0, "out of memory");
+    if (scores)
+        rows->labels[i] = (int32_t)v.label;
+    else
+        rows->conf[i] = v.conf, rows->correct[i] = (uint8_t)v.correct;
+    if (rows->weights)
+        rows->weights[i] = v.weight;
+    if (rows->groups)
+        rows->groups[i] = gi;
+    rows->n++;
+    return CALIB_OK;
+}
+
+int calib__csv_read(calib__csv *c, size_t max_rows, calib__rows *rows,
+                    calib__groups *g, calib_read_stats *st, int *eof,
+                    calib_error *err)
+{
+    *eof = c->empty;
+    for (size_t added = 0; added < max_rows && !*eof;) {
+        const char *rec;
+        size_t len, line;
+        int quoted;
+        int rc = calib__src_record(c->src, 1, c->max_line, &rec, &len, &line,
+                                   &quoted, err);
+        if (rc)
+            return rc;
+        *eof = rec == NULL;
+        if (!rec || len == 0)
+            continue;
+        if (calib__rows_reserve(rows, rows->n + 1))
+            return calib__fail(err, CALIB_ENOMEM, calib__src_name(c->src),
+                               line, 0, 0, "out of memory");
+        const place at = {line, ++c->data_row};
+        st->rows_read++;
+        rc = one_row(c, rec, len, quoted, rows, g, st, &at, err);
+        if (rc == CALIB_EDATA && c->skip_bad_rows) {
+            st->rows_rejected++;
+            continue;
+        }
+        if (rc)
+            return rc;
+        st->rows_used++;
+        added++;
+    }
+    return CALIB_OK;
+}
