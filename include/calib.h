@@ -16,9 +16,11 @@
  *    during the call only, except by calib_dataset_wrap(), documented there.
  *  - Threads.  The library holds no global state; every call is reentrant.
  *    Work over rows is split across `threads` threads (0 = the machine's
- *    cores).  All sums over rows are exact (a superaccumulator, rounded once
- *    at the end), so results are bit-identical for any thread count and any
- *    split of the rows into shards.
+ *    cores).  Every metric's sum over rows is exact (a superaccumulator,
+ *    rounded once at the end), so results are bit-identical for any thread
+ *    count and any split of the rows into shards.  The temperature solver's
+ *    inner objective sums fixed blocks of 16 rows in a fixed order before
+ *    adding them exactly: its T is bit-identical for any thread count.
  *  - No locale.  Numbers are read and written in the C locale whatever the
  *    process locale is; the library never calls setlocale().
  *

@@ -1,5 +1,8 @@
-/* temperature.h — the calibrator object, shared by temperature.c (fitting)
- * and calibrator.c (accessors, apply, JSON).  Private to those two files.
+/* temperature.h — what the temperature-scaling files share: the calibrator
+ * object (calibrator.c: accessors, apply, JSON), the per-row kernels
+ * (tscale_kernel.c), the passes over the rows (tscale_pass.c), the NLL
+ * solver (temperature.c) and the ECE/Brier search (tscale_search.c).
+ * Private to those files.
  */
 #ifndef CALIB_TEMPERATURE_H
 #define CALIB_TEMPERATURE_H
@@ -27,5 +30,109 @@ calib_calibrator *calib__calibrator_new(calib_objective objective);
 /* Appends a diagnostic sentence; CALIB_OK or CALIB_ENOMEM. */
 int calib__calibrator_note(calib_calibrator *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ */
+/* Per-row kernels (tscale_kernel.c)                                   */
+/* ------------------------------------------------------------------ */
+
+/* The kernels work on CALIB__TS_LANES doubles at a time: scratch rows hold
+ * the row length rounded up to a multiple of it. */
+#define CALIB__TS_LANES 4
+/* A score more than this far below its row's maximum has probability
+ * exactly 0 for every beta >= 1e-70 (exp underflows), so it is dropped;
+ * this also keeps (w - m)^4 finite. */
+#define CALIB__TS_W_DROP 1e75
+/* The range of T calib_fit accepts, so that beta * W_DROP underflows. */
+#define CALIB__TS_T_LIMIT 1e30
+
+typedef enum calib__row_state {
+    CALIB__ROW_FIT,       /* depends on T                                 */
+    CALIB__ROW_CONST,     /* NLL = log(len) whatever T (all scores equal)  */
+    CALIB__ROW_INFINITE   /* NLL = +inf whatever T (label probability 0)  */
+} calib__row_state;
+
+/* Row i as w_k = z_k - max z (<= 0, one of them 0), entries with
+ * probability 0 for every T dropped, the label at w[*y] (*y = SIZE_MAX
+ * when it was dropped: the row is then ROW_INFINITE), w[*len ..] up to the
+ * next multiple of CALIB__TS_LANES set to 0.  PROBS rows are logits log p;
+ * top-label rows the logits (logit p, 0) with class 0 = correct.  w has
+ * room for the longest row, rounded up. */
+calib__row_state calib__ts_load_row(const calib_dataset *ds, size_t i,
+                                    double *w, size_t *len, size_t *y);
+
+/* e_k = exp(beta w_k) for a row from calib__ts_load_row (e padded with 0
+ * like w); returns their sum (>= 1: the maximum gives 1). */
+double calib__ts_row_exp(const double *w, size_t len, double beta, double *e);
+
+/* For a ROW_FIT row: out[0] = sum_k exp(beta w_k) (the NLL is its log
+ * minus beta w_y), out[1] = f' = E_q[w - w_y], out[2..3] = the central
+ * moments c2, c3 of w under q, out[4] = kappa_4 = c4 - 3 c2^2.  e is
+ * scratch of the padded length. */
+void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
+                           double *e, double out[5]);
+
+/* ------------------------------------------------------------------ */
+/* Passes over the rows (tscale_pass.c)                                */
+/* ------------------------------------------------------------------ */
+
+#define CALIB__TS_SUMS 6  /* NLL, f', f'', f''', f'''', weight */
+
+/* What every pass shares: the data, per-worker scratch rows and exact
+ * accumulators, merged in worker order (exact, so order is immaterial). */
+typedef struct calib__tpass {
+    const calib_dataset *ds;
+    int threads, workers;
+    size_t longest;           /* the longest row's length                */
+    size_t max_len;           /* longest, rounded up to the lanes        */
+    size_t grain;             /* rows a thread takes at least            */
+    double *scratch;          /* workers x 2 x max_len                   */
+    calib__xsum *acc;         /* workers x CALIB__TS_SUMS                */
+    double beta;
+    size_t *sample;           /* sorted rows of the warm-start subsample */
+    size_t n_sample;
+    int use_sample;           /* moment passes visit the sample only     */
+} calib__tpass;
+
+/* Sets up passes over ds with `threads` (0 = all cores).  Returns CALIB_OK
+ * or CALIB_ENOMEM; calib__tpass_free is needed either way. */
+int calib__tpass_init(calib__tpass *p, const calib_dataset *ds, int threads);
+void calib__tpass_free(calib__tpass *p);
+
+/* Chooses the warm-start subsample: m pseudo-random rows.  CALIB_OK or
+ * CALIB_ENOMEM. */
+int calib__tpass_sample(calib__tpass *p, size_t m);
+
+/* Scratch rows (w, then e) of a worker. */
+static inline double *calib__tpass_scratch(const calib__tpass *p, int worker)
+{
+    return p->scratch + (size_t)worker * 2 * p->max_len;
+}
+
+/* Runs fn(ctx, ...) over the rows (one range a worker) and returns the
+ * first n_sums accumulators, merged over the workers, in out[]. */
+void calib__tpass_run(calib__tpass *p, calib__range_fn fn, void *ctx,
+                      double *out, int n_sums);
+
+/* The weighted sums of NLL, f' .. f'''' (in beta) and weight over the
+ * rows (or the sample) at p->beta, into out[CALIB__TS_SUMS]. */
+void calib__tpass_moments(calib__tpass *p, double out[CALIB__TS_SUMS]);
+
+/* The structure of the data, from one pass without exp. */
+typedef struct calib__tshape {
+    size_t infinite, fit, constant;  /* rows by state (weight > 0)       */
+    size_t label_max, strict;        /* fit rows: label has the max score
+                                        (strict: alone)                  */
+    double slope0;                   /* sum_i wt (mean_k w_k - w_y) = the
+                                        weighted f'(beta -> 0+)          */
+    double slope0_abs;               /* sum_i wt |mean_k w_k - w_y|      */
+} calib__tshape;
+
+void calib__tpass_shape(calib__tpass *p, calib__tshape *out);
+
+/* Fits T by the ECE or Brier objective (tscale_search.c).  `fixed` (T
+ * does not matter: one class, or no row depends on T) evaluates T = 1
+ * only. */
+int calib__fit_grid(calib__tpass *p, const calib_fit_options *opt, int fixed,
+                    calib_calibrator *c, calib_error *err);
 
 #endif /* CALIB_TEMPERATURE_H */
