@@ -421,10 +421,13 @@ size_t calib_calibrator_diagnostic_count(const calib_calibrator *c);
 const char *calib_calibrator_diagnostic(const calib_calibrator *c, size_t i);
 
 /* Returns a dataset in *out with the calibrator applied to every row of
- * `in`: LOGITS rows become logits z/T, PROBS rows logits log(p)/T (so NLL
- * stays exact), TOPLABEL rows p' = sigmoid(logit(p)/T).  Groups and
- * weights are kept.  The result owns its memory.  Errors: CALIB_EINVAL
- * (a top-label calibrator on distribution rows or the reverse), ENOMEM. */
+ * `in`: LOGITS rows become logits z/T (their NLL stays exact), PROBS rows
+ * probabilities softmax(log(p)/T) (their NLL is clipped at 1e-15 after as
+ * before, so the two compare like with like), TOPLABEL rows
+ * p' = sigmoid(logit(p)/T).  The prediction of every row is unchanged.
+ * Groups and weights are kept.  The result owns its memory.  Errors:
+ * CALIB_EINVAL (a top-label calibrator on distribution rows or the
+ * reverse), CALIB_EDATA (a logit / T overflows), CALIB_ENOMEM. */
 int calib_apply(const calib_calibrator *c, const calib_dataset *in,
                 calib_dataset **out, calib_error *err);
 

@@ -149,8 +149,25 @@ static size_t first_argmax(const calib_dataset *ds, size_t b, size_t len)
     return arg;
 }
 
-/* Row i of `in` as logits / T into out[]; 0, or the 1-based column of a
- * logit whose quotient overflows. */
+/* Replaces the logits v[0..len) by their softmax (log-sum-exp shifted;
+ * -inf logits become probability 0). */
+static void softmax(double *v, size_t len)
+{
+    double top = -INFINITY, sum = 0.0;
+    for (size_t k = 0; k < len; k++)
+        top = v[k] > top ? v[k] : top;
+    for (size_t k = 0; k < len; k++)
+        sum += (v[k] = exp(v[k] - top));
+    for (size_t k = 0; k < len; k++)
+        v[k] /= sum;
+}
+
+/* Row i of `in` scaled by 1/T into out[]: logits z/T, or for probability
+ * rows softmax(log(p)/T), so that their NLL is clipped at 1e-15 after as
+ * it was before and the two compare like with like.  A rounding tie that
+ * would move the first argmax is undone by one ulp, so the prediction
+ * never changes.  Returns 0, or the 1-based column of a logit whose
+ * quotient overflows. */
 static size_t scale_row(const calib_dataset *in, size_t i, double t,
                         double *out)
 {
@@ -163,6 +180,8 @@ static size_t scale_row(const calib_dataset *in, size_t i, double t,
         if (isinf(out[k]) && !isinf(s))
             return k + 1;
     }
+    if (in->kind == CALIB_PROBS)
+        softmax(out, len);
     const size_t want = first_argmax(in, b, len);
     size_t got = 0;
     for (size_t k = 1; k < len; k++)
@@ -263,7 +282,7 @@ int calib_apply(const calib_calibrator *c, const calib_dataset *in,
     calib_dataset *ds = calib__dataset_alloc();
     if (!ds)
         return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
-    ds->kind = in->kind == CALIB_PROBS ? CALIB_LOGITS : in->kind;
+    ds->kind = in->kind;
     ds->dtype = CALIB_F64;
     ds->n = in->n;
     ds->k = in->k;
