@@ -890,6 +890,90 @@ static void test_densenet_published(void **state)
     free(y);
 }
 
+/* ------------------------------------------------------------------ */
+/* The float32 kernel against the float64 path                        */
+/* ------------------------------------------------------------------ */
+
+/* Rows for the float32 kernel: a long run at exactly 1.0 (every row in
+ * one bin, the largest packed sums), then edges k/15 and their float
+ * neighbours, values around 2^-18 (where rows leave the integer path),
+ * zeros, -0.0, values clamped from just outside [0,1], and random ones. */
+static float *kernel_rows(size_t n, uint8_t *cor)
+{
+    float *p = malloc(n * sizeof *p);
+    const float special[] = {0.0f, -0.0f, -5e-4f, 1.0005f, 1.0f, 0x1p-18f,
+                             nextafterf(0x1p-18f, 0.0f), 1e-7f, 0x1p-149f,
+                             0.5f, nextafterf(1.0f, 0.0f)};
+    const size_t ns = sizeof special / sizeof *special;
+    srand(5);
+    for (size_t i = 0; i < n; i++) {
+        const size_t r = i % 64;
+        const float e = (float)((double)(i % 16) / 15);
+        if (i < 5000)
+            p[i] = 1.0f;
+        else if (r < 8)
+            p[i] = special[(i / 64) % ns];
+        else if (r < 16)
+            p[i] = r % 3 == 0 ? e : nextafterf(e, r % 3 == 1 ? 0.0f : 1.0f);
+        else
+            p[i] = (float)rand() / (float)RAND_MAX;
+        cor[i] = (uint8_t)(i < 5000 ? i % 4096 < 4000 : rand() & 1);
+    }
+    return p;
+}
+
+static void kernel_case(const float *p32, const double *p64,
+                        const uint8_t *cor, size_t n, int m, int rule)
+{
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.n = n;
+    a.correct = cor;
+    a.dtype = CALIB_F32;
+    a.conf = p32;
+    calib_dataset *d32 = wrap(&a);
+    a.dtype = CALIB_F64;
+    a.conf = p64;
+    calib_dataset *d64 = wrap(&a);
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    o.bins = m;
+    o.rule = rule;
+    o.threads = 1;
+    calib_metrics *want = eval(d64, &o);
+    for (int t = 1; t <= 3; t++) {
+        o.threads = t;
+        calib_metrics *got = eval(d32, &o);
+        assert_identical(got, want);
+        calib_metrics_free(got);
+    }
+    calib_metrics_free(want);
+    calib_dataset_free(d32);
+    calib_dataset_free(d64);
+}
+
+/* Float32 rows give bit-identical metrics to the same values as float64
+ * (whose path shares no code with the float32 kernel), for every rule, a
+ * few M (257: more bins than the kernel's table), any thread count, and
+ * past the kernel's flush and push boundaries. */
+static void test_f32_kernel_exact(void **state)
+{
+    const size_t big = ((size_t)1 << 21) + 3001, n = 70001;
+    uint8_t *cor = malloc(big);
+    float *p32 = kernel_rows(big, cor);
+    double *p64 = malloc(big * sizeof *p64);
+    for (size_t i = 0; i < big; i++)
+        p64[i] = p32[i];
+    kernel_case(p32, p64, cor, big, 15, CALIB_RULE_SKLEARN);
+    const int ms[] = {1, 15, 100, 256, 257};
+    for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
+        for (int r = 0; r <= CALIB_RULE_HOLLANCE; r++)
+            kernel_case(p32, p64, cor, n, ms[j], r);
+    free(p32);
+    free(p64);
+    free(cor);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -908,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_row_eval_probs_zero),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_densenet_published),
+        cmocka_unit_test(test_f32_kernel_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,430 @@
+/* accum.c — populations of exact per-bin sums, the pass that fills them
+ * over a chunk of rows, and the streaming accumulator (calib_accum_*).
+ *
+ * A pass gives each worker thread its own populations (one per group of
+ * the chunk, made when the worker first sees the group), so workers never
+ * share a cell; the populations are then merged, which is exact because
+ * every sum in a cell is.  Float32 top-label rows of weight 1 under
+ * equal-width bins take width_f32.c's kernel; every other row is loaded
+ * as a rowval (metrics.c) and added here.  Groups of streamed chunks are
+ * matched by name, in the order of their first row.
+ */
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Cells and populations                                               */
+/* ------------------------------------------------------------------ */
+
+pop *calib__pop_new(size_t nb)
+{
+    pop *p = calloc(1, sizeof *p);
+    if (p && !(p->cells = calloc(nb + 2, sizeof *p->cells))) {
+        free(p);
+        return NULL;
+    }
+    if (p)
+        p->n_cells = nb + 2;
+    return p;
+}
+
+void calib__pop_free(pop *p)
+{
+    if (p)
+        free(p->cells);
+    free(p);
+}
+
+static void cell_merge(cell *d, const cell *s)
+{
+    d->count += s->count;
+    d->plain += s->plain;
+    d->plain_hits += s->plain_hits;
+    d->conf_fx += s->conf_fx;
+    calib__xsum_merge(&d->weight, &s->weight);
+    calib__xsum_merge(&d->hit, &s->hit);
+    calib__xsum_merge(&d->conf, &s->conf);
+}
+
+void calib__pop_merge(pop *d, const pop *s)
+{
+    for (size_t b = 0; b < s->n_cells; b++)
+        if (s->cells[b].count)
+            cell_merge(&d->cells[b], &s->cells[b]);
+    d->p2_fx += s->p2_fx;
+    d->pc_fx += s->pc_fx;
+    d->fast_hits += s->fast_hits;
+    calib__xsum_merge(&d->brier, &s->brier);
+    calib__xsum_merge(&d->nll, &s->nll);
+    d->clipped += s->clipped;
+}
+
+void calib__add_row(pop *P, const binspec *bs, const rowval *r)
+{
+    cell *c = &P->cells[slot_of(r->p, bs)];
+    c->count++;
+    if (r->weighted) {
+        calib__xsum_add(&c->weight, r->w);
+        if (r->correct)
+            calib__xsum_add(&c->hit, r->w);
+        calib__xsum_add(&c->conf, r->w * r->p);
+        calib__xsum_add(&P->brier, r->w * r->brier);
+        calib__xsum_add(&P->nll, r->w * r->nll);
+    } else {
+        c->plain++;
+        c->plain_hits += (uint64_t)r->correct;
+        calib__xsum_add(&c->conf, r->p);
+        calib__xsum_add(&P->brier, r->brier);
+        calib__xsum_add(&P->nll, r->nll);
+    }
+    P->clipped += (uint64_t)r->clipped;
+}
+
+/* ------------------------------------------------------------------ */
+/* The pass over a chunk: workers fill their own populations           */
+/* ------------------------------------------------------------------ */
+
+pop *calib__local_pop(pass *ps, int worker, size_t g, size_t row)
+{
+    pop **slot = &ps->locals[(size_t)worker * ps->n_pops + g];
+    if (!*slot && (*slot = calib__pop_new(ps->bs->nb)) != NULL)
+        (*slot)->first = row;
+    if (!*slot)
+        ps->nomem[worker] = 1;
+    return *slot;
+}
+
+static int fast_eligible(const calib_dataset *ds, const binspec *bs)
+{
+    return ds->kind == CALIB_TOPLABEL && ds->dtype == CALIB_F32 &&
+           !ds->weights && bs->binning == CALIB_BINNING_WIDTH;
+}
+
+static void general_range(pass *ps, size_t begin, size_t end, int worker)
+{
+    const uint32_t *g = ps->ds->groups;
+    for (size_t i = begin; i < end; i++) {
+        const size_t gi = g ? g[i] : 0;
+        pop *P = ps->locals[(size_t)worker * ps->n_pops + gi];
+        if (!P && !(P = calib__local_pop(ps, worker, gi, i)))
+            continue;
+        rowval r;
+        calib__load_row(ps->ds, i, &r);
+        calib__add_row(P, ps->bs, &r);
+    }
+}
+
+/* The fast path counts rows of weight 1 as `count`; make `plain` agree. */
+static void settle_fast(pop *P)
+{
+    for (size_t b = 0; b < P->n_cells; b++)
+        P->cells[b].plain = P->cells[b].count;
+}
+
+static void pass_range(void *vctx, size_t begin, size_t end, int worker)
+{
+    pass *ps = vctx;
+    if (!fast_eligible(ps->ds, ps->bs)) {
+        general_range(ps, begin, end, worker);
+        return;
+    }
+    calib__fast_range(ps, begin, end, worker);
+    for (size_t g = 0; g < ps->n_pops; g++) {
+        pop *P = ps->locals[(size_t)worker * ps->n_pops + g];
+        if (P)
+            settle_fast(P);
+    }
+}
+
+static void pass_free(pass *ps, int workers)
+{
+    for (size_t j = 0; ps->locals && j < (size_t)workers * ps->n_pops; j++)
+        calib__pop_free(ps->locals[j]);
+    free(ps->locals);
+}
+
+/* Runs the pass over every row of ds; on success ps->locals holds the
+ * workers' populations and *workers their number. */
+static int pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
+                    int threads, int *workers)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->ds = ds;
+    ps->bs = bs;
+    ps->n_pops = ds->groups ? ds->n_groups : 1;
+    const int tmax = calib__threads(threads);
+    ps->locals = calloc((size_t)tmax * ps->n_pops, sizeof *ps->locals);
+    if (!ps->locals)
+        return CALIB_ENOMEM;
+    const size_t grain = ds->kind == CALIB_TOPLABEL ? 65536 : 4096;
+    *workers = calib__parallel_for(ds->n, threads, grain, pass_range, ps);
+    for (int w = 0; w < *workers; w++)
+        if (ps->nomem[w]) {
+            pass_free(ps, tmax);
+            return CALIB_ENOMEM;
+        }
+    return CALIB_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The streaming accumulator (equal-width)                             */
+/* ------------------------------------------------------------------ */
+
+struct calib_accum {
+    calib_eval_options opt;
+    binspec bs;
+    double *edges;
+    int kind_seen;        /* 0: nothing yet, 1: top-label, 2: distribution */
+    size_t classes;       /* SIZE_MAX until a distribution chunk */
+    int from_probs;
+    pop *all;
+    size_t n_groups, cap_groups;
+    char **names;
+    pop **groups;
+};
+
+void calib_accum_free(calib_accum *a)
+{
+    if (!a)
+        return;
+    for (size_t g = 0; g < a->n_groups; g++) {
+        free(a->names[g]);
+        calib__pop_free(a->groups[g]);
+    }
+    free(a->names);
+    free(a->groups);
+    calib__pop_free(a->all);
+    free(a->edges);
+    free(a);
+}
+
+int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
+                    calib_error *err)
+{
+    calib_eval_options o;
+    if (out)
+        *out = NULL;
+    if (!out)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0, "NULL output");
+    if (opt)
+        o = *opt;
+    else
+        calib_eval_options_init(&o);
+    int rc = calib__check_eval_options(&o, err);
+    if (rc == CALIB_OK && o.binning == CALIB_BINNING_MASS)
+        rc = calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                         "equal-mass binning needs every confidence; "
+                         "it cannot be streamed");
+    if (rc != CALIB_OK)
+        return rc;
+    calib_accum *a = calloc(1, sizeof *a);
+    if (a) {
+        a->edges = malloc(((size_t)o.bins + 1) * sizeof *a->edges);
+        a->all = calib__pop_new((size_t)o.bins);
+    }
+    if (!a || !a->edges || !a->all) {
+        calib_accum_free(a);
+        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
+    }
+    for (int k = 0; k <= o.bins; k++)
+        a->edges[k] = (double)k / o.bins; /* e_k, one correct rounding */
+    a->opt = o;
+    a->bs = (binspec){CALIB_BINNING_WIDTH, o.rule, o.bins, a->edges,
+                      (size_t)o.bins};
+    a->classes = SIZE_MAX;
+    *out = a;
+    return calib__ok(err);
+}
+
+/* Index of the group named `name`, appended (empty) when new; SIZE_MAX
+ * when out of memory. */
+static size_t group_index(calib_accum *a, const char *name)
+{
+    for (size_t g = 0; g < a->n_groups; g++)
+        if (strcmp(a->names[g], name) == 0)
+            return g;
+    if (a->n_groups == a->cap_groups) {
+        const size_t cap = a->cap_groups ? 2 * a->cap_groups : 8;
+        char **nn = realloc(a->names, cap * sizeof *nn);
+        if (nn)
+            a->names = nn;
+        pop **ng = nn ? realloc(a->groups, cap * sizeof *ng) : NULL;
+        if (!ng)
+            return SIZE_MAX;
+        a->groups = ng;
+        a->cap_groups = cap;
+    }
+    char *copy = strdup(name);
+    pop *p = copy ? calib__pop_new(a->bs.nb) : NULL;
+    if (!p) {
+        free(copy);
+        return SIZE_MAX;
+    }
+    a->names[a->n_groups] = copy;
+    a->groups[a->n_groups] = p;
+    return a->n_groups++;
+}
+
+/* Records what kind of rows come in; top-label and distribution rows do
+ * not mix (their NLL and Brier mean different things). */
+static int note_kind(calib_accum *a, int top, size_t classes, int probs,
+                     calib_error *err)
+{
+    if (a->kind_seen && a->kind_seen != (top ? 1 : 2))
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "cannot mix top-label and distribution rows");
+    a->kind_seen = top ? 1 : 2;
+    if (!top) {
+        a->classes = a->classes == SIZE_MAX || a->classes == classes
+                         ? classes
+                         : 0;
+        a->from_probs |= probs;
+    }
+    return CALIB_OK;
+}
+
+/* The chunk's groups that have rows, in the order of their first row. */
+static size_t chunk_order(const pass *ps, int workers, size_t *order,
+                          size_t *first)
+{
+    size_t k = 0;
+    for (size_t g = 0; g < ps->n_pops; g++) {
+        first[g] = SIZE_MAX;
+        for (int w = 0; w < workers && first[g] == SIZE_MAX; w++) {
+            const pop *P = ps->locals[(size_t)w * ps->n_pops + g];
+            if (P)
+                first[g] = P->first;
+        }
+        if (first[g] != SIZE_MAX)
+            order[k++] = g;
+    }
+    for (size_t i = 1; i < k; i++) /* insertion sort: k is small */
+        for (size_t j = i; j > 0 && first[order[j]] < first[order[j - 1]]; j--) {
+            const size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    return k;
+}
+
+/* Merges the workers' populations of a grouped chunk into a. */
+static int merge_groups(calib_accum *a, const pass *ps, int workers)
+{
+    size_t *order = malloc(2 * ps->n_pops * sizeof *order);
+    if (!order)
+        return CALIB_ENOMEM;
+    const size_t k = chunk_order(ps, workers, order, order + ps->n_pops);
+    int rc = CALIB_OK;
+    for (size_t j = 0; j < k && rc == CALIB_OK; j++) {
+        const size_t g = order[j];
+        const size_t ag = group_index(a, ps->ds->group_names[g]);
+        if (ag == SIZE_MAX) {
+            rc = CALIB_ENOMEM;
+            break;
+        }
+        for (int w = 0; w < workers; w++) {
+            const pop *P = ps->locals[(size_t)w * ps->n_pops + g];
+            if (P) {
+                calib__pop_merge(a->groups[ag], P);
+                calib__pop_merge(a->all, P);
+            }
+        }
+    }
+    free(order);
+    return rc;
+}
+
+int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
+                    calib_error *err)
+{
+    if (!a || !chunk)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "NULL accumulator or chunk");
+    int rc = note_kind(a, chunk->kind == CALIB_TOPLABEL, chunk->k,
+                       chunk->kind == CALIB_PROBS, err);
+    if (rc != CALIB_OK || chunk->n == 0)
+        return rc == CALIB_OK ? calib__ok(err) : rc;
+    pass ps = {0};
+    int workers = 1;
+    rc = pass_run(&ps, chunk, &a->bs, a->opt.threads, &workers);
+    if (rc == CALIB_OK && chunk->groups)
+        rc = merge_groups(a, &ps, workers);
+    else if (rc == CALIB_OK)
+        for (int w = 0; w < workers; w++)
+            if (ps.locals[w])
+                calib__pop_merge(a->all, ps.locals[w]);
+    if (ps.locals)
+        pass_free(&ps, calib__threads(a->opt.threads));
+    if (rc != CALIB_OK)
+        return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");
+    return calib__ok(err);
+}
+
+int calib_accum_merge(calib_accum *dst, const calib_accum *src,
+                      calib_error *err)
+{
+    if (!dst || !src)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "NULL accumulator");
+    if (dst->opt.bins != src->opt.bins || dst->opt.rule != src->opt.rule)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "accumulators with different bins or bin rules");
+    if (src->kind_seen) {
+        const int rc = note_kind(dst, src->kind_seen == 1, src->classes,
+                                 src->from_probs, err);
+        if (rc != CALIB_OK)
+            return rc;
+    }
+    for (size_t g = 0; g < src->n_groups; g++) {
+        const size_t dg = group_index(dst, src->names[g]);
+        if (dg == SIZE_MAX)
+            return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
+                               "out of memory");
+        calib__pop_merge(dst->groups[dg], src->groups[g]);
+    }
+    calib__pop_merge(dst->all, src->all);
+    return calib__ok(err);
+}
+
+static family accum_family(const calib_accum *a)
+{
+    family f = {a->kind_seen != 2, a->classes == SIZE_MAX ? 0 : a->classes,
+                a->from_probs};
+    return f;
+}
+
+static uint64_t pop_rows(const pop *P)
+{
+    uint64_t n = 0;
+    for (size_t b = 0; b < P->n_cells; b++)
+        n += P->cells[b].count;
+    return n;
+}
+
+int calib_accum_result(const calib_accum *a, calib_metrics **out,
+                       calib_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!a || !out)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "NULL accumulator or output");
+    if (pop_rows(a->all) == 0)
+        return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
+    const family f = accum_family(a);
+    calib_metrics *m = calib__metrics_from(a->all, &a->bs, &f);
+    int rc = m ? CALIB_OK : CALIB_ENOMEM;
+    if (rc == CALIB_OK && a->n_groups)
+        rc = calib__attach_groups(m, a->n_groups, a->names);
+    for (size_t g = 0; rc == CALIB_OK && g < a->n_groups; g++)
+        if (!(m->groups[g] = calib__metrics_from(a->groups[g], &a->bs, &f)))
+            rc = CALIB_ENOMEM;
+    if (rc != CALIB_OK) {
+        calib_metrics_free(m);
+        return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");
+    }
+    *out = m;
+    return calib__ok(err);
+}

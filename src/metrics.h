@@ -1,0 +1,128 @@
+/* metrics.h — what metrics.c, accum.c, width_f32.c and mass.c share.
+ *
+ * The exact per-bin sums (cells), the populations that hold them, how a
+ * row is binned, and the pass over a chunk.  Names shared across these
+ * files are calib__*; nothing here is seen outside the metrics code.
+ */
+#ifndef CALIB_METRICS_H
+#define CALIB_METRICS_H
+
+#include "internal.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+#define FX_MIN 0x1p-18  /* float32 values from here on are k * 2^-41 */
+#define FX_ONE 0x1p41
+#define MAX_WORKERS 256
+
+typedef struct cell {
+    uint64_t count;       /* rows */
+    uint64_t plain;       /* rows without weights (weight 1) */
+    uint64_t plain_hits;  /* of which correct */
+    u128 conf_fx;         /* fast path: sum p, units 2^-41 */
+    calib__xsum weight;   /* weighted rows: sum w */
+    calib__xsum hit;      /* weighted rows: sum w [correct] */
+    calib__xsum conf;     /* every other contribution to sum w p */
+} cell;
+
+/* One population: nb bins, then torchmetrics' [1,1] bin, then "no bin". */
+typedef struct pop {
+    size_t n_cells;
+    cell *cells;
+    u128 p2_fx;           /* fast path: sum p^2, units 2^-82 */
+    u128 pc_fx;           /* fast path: sum p over correct rows, 2^-41 */
+    uint64_t fast_hits;   /* fast path: correct rows */
+    calib__xsum brier, nll;
+    uint64_t clipped;
+    size_t first;         /* first row of the current chunk seen here */
+} pop;
+
+typedef struct binspec {
+    calib_binning binning;
+    calib_bin_rule rule;
+    int m;                /* width: M */
+    const double *edges;  /* width: e_0 .. e_M; mass: the upper edges */
+    size_t nb;            /* bins: M, or the number of mass edges */
+} binspec;
+
+/* binning.c's calib__bin_width with the edges read from a table (the hot
+ * loop must not divide); test_binning checks that the two agree. */
+static inline size_t width_slot(double p, const binspec *s)
+{
+    const int m = s->m;
+    const double *e = s->edges;
+    long b = (long)(p * m);
+    b = b > m - 1 ? m - 1 : b;
+    if (s->rule == CALIB_RULE_NETCAL || s->rule == CALIB_RULE_TORCHMETRICS) {
+        if (p >= 1.0 && s->rule == CALIB_RULE_TORCHMETRICS)
+            return (size_t)m;
+        if (b > 0 && p < e[b])
+            b--;
+        else if (b < m - 1 && p >= e[b + 1])
+            b++;
+        return (size_t)b;
+    }
+    if (p <= 0.0 && s->rule != CALIB_RULE_SKLEARN)
+        return (size_t)m + 1; /* gpleiss, hollance: in no bin */
+    if (b > 0 && p <= e[b])
+        b--;
+    else if (p > e[b + 1])
+        b++;
+    return (size_t)b;
+}
+
+static inline size_t slot_of(double p, const binspec *s)
+{
+    if (s->binning == CALIB_BINNING_MASS)
+        return calib__bin_mass(p, s->edges, s->nb);
+    return width_slot(p, s);
+}
+
+/* What one row contributes, in the general (not fast) path. */
+typedef struct rowval {
+    double p, w, brier, nll;
+    int correct, clipped, weighted;
+} rowval;
+
+typedef struct pass {
+    const calib_dataset *ds;
+    const binspec *bs;
+    size_t n_pops;        /* chunk groups, or 1 */
+    pop **locals;         /* [worker * n_pops + g], made on first use */
+    int nomem[MAX_WORKERS];
+} pass;
+
+/* Where the rows came from, for the fields that are not sums. */
+typedef struct family {
+    int top;              /* top-label rows (no NLL, top-label Brier) */
+    size_t classes;
+    int from_probs;
+} family;
+
+/* accum.c: populations of nb bins, a general row, the pass's populations. */
+pop *calib__pop_new(size_t nb);
+void calib__pop_free(pop *p);
+void calib__pop_merge(pop *d, const pop *s);
+void calib__add_row(pop *P, const binspec *bs, const rowval *r);
+/* The population of group g for `worker`, made on first use (its first
+ * row is `row`); NULL (and the pass marked out of memory) on failure. */
+pop *calib__local_pop(pass *ps, int worker, size_t g, size_t row);
+
+/* width_f32.c: the float32 top-label rows [begin, end) of weight 1 under
+ * equal-width bins, into the worker's populations. */
+void calib__fast_range(pass *ps, size_t begin, size_t end, int worker);
+
+/* metrics.c */
+int calib__check_eval_options(const calib_eval_options *o, calib_error *err);
+void calib__load_row(const calib_dataset *ds, size_t i, rowval *r);
+calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
+                                   const family *f);
+int calib__attach_groups(calib_metrics *m, size_t n_groups,
+                         char *const *names);
+
+/* mass.c: equal-mass metrics of ds (and its groups) into *out; CALIB_OK or
+ * CALIB_ENOMEM. */
+int calib__evaluate_mass(const calib_dataset *ds, const calib_eval_options *o,
+                         calib_metrics **out);
+
+#endif /* CALIB_METRICS_H */

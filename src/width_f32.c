@@ -1,0 +1,264 @@
+/* width_f32.c — the hot path: float32 top-label rows of weight 1 under
+ * equal-width bins (a token-level or verbalized-confidence eval).
+ *
+ * No superaccumulator work per row: a float32 value >= 2^-18 is an integer
+ * multiple of 2^-41, so sum p is kept as an integer q in units of 2^-41
+ * and sum p^2 in units of 2^-82; the top-label Brier score is then exact as
+ *   sum (p - c)^2 = sum p^2 - 2 sum_{c=1} p + sum c.
+ * Smaller values (rare) take the superaccumulator.  Rows without groups
+ * and with at most 256 bins go through the two-phase block kernel below;
+ * the others through fast_row, one row at a time.
+ */
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The fast path for one float32 top-label row of weight 1. */
+static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
+{
+    const double p = pf < 0.0f ? 0.0 : pf > 1.0f ? 1.0 : (double)pf;
+    cell *x = &P->cells[width_slot(p, bs)];
+    x->count++;
+    x->plain_hits += c;
+    if (p >= FX_MIN) {
+        const uint64_t q = (uint64_t)(p * FX_ONE);
+        x->conf_fx += q;
+        P->p2_fx += (u128)q * q;
+        P->pc_fx += q & (0 - (uint64_t)c);
+        P->fast_hits += c;
+    } else {
+        calib__xsum_add(&x->conf, p);
+        calib__xsum_add(&P->brier, (p - c) * (p - c));
+    }
+}
+
+/* The block kernel.  Rows are taken BLK at a time in two phases.
+ *
+ * Phase 1 has no branches and no table lookups, so it vectorises: it
+ * clamps p, splits q = p 2^41 = qh 2^21 + ql (qh = floor(p 2^20), ql < 2^21,
+ * both exact in float32 arithmetic for p >= 2^-18), sums q^2 as the 32x32
+ * -> 64-bit products qh^2, qh ql and ql^2, and finds each row's bin and
+ * its packed contribution.  The bin needs no edge table: for a float32 p
+ * and M < 2^29, p compares with e_k = RN(k/M) as it compares with k/M
+ * itself (a float32 is either k/M or further than 2^-53 p from it), and
+ * p M = q M 2^-41 is an exact integer ratio, so (e_b, e_b+1] is bin
+ * ceil(p M) - 1 and [e_b, e_b+1) bin floor(p M), computed from qh M and
+ * ql M in 32-bit integers.  test_binning/test_metrics hold this against
+ * the edge table.
+ *
+ * Phase 2 scatters each row's word q + 2^52 into slot 2 b + correct of a
+ * small table, so one add records the count, the hits and sum q of its
+ * bin.  Rows go round-robin to LANES copies of the table: when most rows
+ * fall in one bin (confidences near 1), consecutive adds then hit
+ * different words instead of waiting on each other's stores.  A copy
+ * takes at most FLUSH * BLK / LANES = 1024 rows between flushes, so its
+ * count (< 2^11, from bit 52) and sum q (<= 2^51) never collide.
+ *
+ * Rows below 2^-18 (rare) have q = 0 in both phases and are added to
+ * superaccumulators afterwards, as fast_row does. */
+#define LOCAL_CELLS 258
+#define BLK 1024
+#define LANES 4
+#define FLUSH 4                          /* blocks between table flushes */
+#define SUPER ((size_t)1 << 21)          /* rows between pushes into P */
+#define CNT_SHIFT 52
+#define Q_MASK (((uint64_t)1 << CNT_SHIFT) - 1)
+#define ONE_BITS 0x3f800000     /* 1.0f */
+#define FX_MIN_BITS 0x36800000  /* 0x1p-18f */
+
+typedef struct f32_state {
+    uint64_t tab[LANES][2 * LOCAL_CELLS];  /* packed words, by 2 b + c */
+    uint64_t cnt[2 * LOCAL_CELLS];         /* flushed rows, by 2 b + c */
+    uint64_t qs[2 * LOCAL_CELLS];          /* flushed sum q, by 2 b + c */
+    uint32_t idx[BLK];                     /* phase 1 -> 2: 2 b + c */
+    uint64_t v[BLK];                       /* phase 1 -> 2: q + 2^52 */
+    u128 p2;                               /* sum q^2 of fast rows */
+    uint64_t slow_hits;                    /* correct rows below 2^-18 */
+} f32_state;
+
+/* Phase 1 over n <= BLK rows; returns the number of rows below 2^-18. */
+static inline __attribute__((always_inline)) uint32_t
+phase1(f32_state *st, const float *restrict conf,
+       const uint8_t *restrict cor, size_t n, int32_t m, calib_bin_rule rule)
+{
+    uint32_t *restrict idx = st->idx;
+    uint64_t *restrict v = st->v;
+    uint64_t hh = 0, hl = 0, ll = 0;
+    uint32_t slow = 0;
+    const int left = rule == CALIB_RULE_NETCAL || rule == CALIB_RULE_TORCHMETRICS;
+    for (size_t i = 0; i < n; i++) {
+        /* Clamped on the bits: non-negative float32 values order as their
+         * int32 bits, negative ones have negative bits (and a float
+         * comparison would be a branch under -ftrapping-math). */
+        int32_t u;
+        memcpy(&u, conf + i, sizeof u);
+        u = u < 0 ? 0 : u;
+        u = u > ONE_BITS ? ONE_BITS : u;
+        float p;
+        memcpy(&p, &u, sizeof p);
+        const float x = p * 0x1p20f;
+        const int32_t qh = (int32_t)x;
+        const int32_t ql = (int32_t)((x - (float)qh) * 0x1p21f);
+        const int32_t a = qh * m, b = ql * m;
+        /* floor(p M) = floor((a 2^21 + b) 2^-41); ceil(p M) - 1 likewise
+         * with a 2^21 + b - 1.  Right shifts of negatives are arithmetic
+         * (GCC and Clang define them so). */
+        int32_t s = left ? (a + (b >> 21)) >> 20 : (a + ((b - 1) >> 21)) >> 20;
+        s = s < 0 ? 0 : s;
+        if (rule != CALIB_RULE_TORCHMETRICS) /* torchmetrics: p = 1 -> M */
+            s = s > m - 1 ? m - 1 : s;
+        if (rule == CALIB_RULE_GPLEISS || rule == CALIB_RULE_HOLLANCE)
+            s = u > 0 ? s : m + 1;
+        const uint32_t fast = u >= FX_MIN_BITS ? 0xffffffffu : 0;
+        const uint32_t h = (uint32_t)qh & fast, l = (uint32_t)ql & fast;
+        idx[i] = 2 * (uint32_t)s + (cor[i] != 0);
+        v[i] = ((uint64_t)h << 21) + l + ((uint64_t)1 << CNT_SHIFT);
+        hh += (uint64_t)h * h;
+        hl += (uint64_t)h * l;
+        ll += (uint64_t)l * l;
+        slow += fast + 1; /* 0 or 1 */
+    }
+    /* q^2 = qh^2 2^42 + 2 qh ql 2^21 + ql^2; each sum < 2^53 for BLK rows */
+    st->p2 += ((u128)hh << 42) + ((u128)hl << 22) + ll;
+    return slow;
+}
+
+/* One phase 1 per rule, so that the rule's tests fold away; cloned for
+ * AVX2 where the toolchain and the loader can pick a clone at run time.
+ * Both clones do the same exact integer and float32 operations. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) &&      \
+    !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static uint32_t phase1_any(f32_state *st, const float *conf,
+                           const uint8_t *cor, size_t n, int32_t m,
+                           calib_bin_rule rule)
+{
+    switch (rule) {
+    case CALIB_RULE_NETCAL:
+        return phase1(st, conf, cor, n, m, CALIB_RULE_NETCAL);
+    case CALIB_RULE_TORCHMETRICS:
+        return phase1(st, conf, cor, n, m, CALIB_RULE_TORCHMETRICS);
+    case CALIB_RULE_GPLEISS:
+    case CALIB_RULE_HOLLANCE:
+        return phase1(st, conf, cor, n, m, CALIB_RULE_GPLEISS);
+    default:
+        return phase1(st, conf, cor, n, m, CALIB_RULE_SKLEARN);
+    }
+}
+
+/* Phase 2: row i adds its word to lane i mod LANES. */
+static void phase2(f32_state *st, size_t n)
+{
+    uint64_t *t0 = st->tab[0], *t1 = st->tab[1], *t2 = st->tab[2],
+             *t3 = st->tab[3];
+    const uint32_t *idx = st->idx;
+    const uint64_t *v = st->v;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        t0[idx[i]] += v[i];
+        t1[idx[i + 1]] += v[i + 1];
+        t2[idx[i + 2]] += v[i + 2];
+        t3[idx[i + 3]] += v[i + 3];
+    }
+    for (; i < n; i++)
+        st->tab[i % LANES][idx[i]] += v[i];
+}
+
+/* The rows of the block below 2^-18: their p and Brier term exactly. */
+static void add_slow(pop *P, f32_state *st, const float *conf,
+                     const uint8_t *cor, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double p = conf[i];
+        p = p < 0.0 ? 0.0 : p > 1.0 ? 1.0 : p;
+        if (p >= FX_MIN)
+            continue;
+        const uint64_t c = cor[i];
+        calib__xsum_add(&P->cells[st->idx[i] >> 1].conf, p);
+        calib__xsum_add(&P->brier, (p - (double)c) * (p - (double)c));
+        st->slow_hits += c;
+    }
+}
+
+/* Unpacks the lanes into cnt/qs and clears them. */
+static void flush(f32_state *st, size_t slots)
+{
+    for (int k = 0; k < LANES; k++)
+        for (size_t j = 0; j < slots; j++) {
+            st->cnt[j] += st->tab[k][j] >> CNT_SHIFT;
+            st->qs[j] += st->tab[k][j] & Q_MASK;
+            st->tab[k][j] = 0;
+        }
+}
+
+/* Moves cnt/qs (< 2^21 rows: sum q < 2^62) into the population. */
+static void push(pop *P, f32_state *st)
+{
+    uint64_t hits = 0;
+    u128 pc = 0;
+    for (size_t b = 0; b < P->n_cells; b++) {
+        cell *x = &P->cells[b];
+        x->count += st->cnt[2 * b] + st->cnt[2 * b + 1];
+        x->plain_hits += st->cnt[2 * b + 1];
+        x->conf_fx += (u128)st->qs[2 * b] + st->qs[2 * b + 1];
+        hits += st->cnt[2 * b + 1];
+        pc += st->qs[2 * b + 1];
+    }
+    P->pc_fx += pc;
+    P->fast_hits += hits - st->slow_hits;
+    P->p2_fx += st->p2;
+    memset(st->cnt, 0, sizeof st->cnt);
+    memset(st->qs, 0, sizeof st->qs);
+    st->p2 = 0;
+    st->slow_hits = 0;
+}
+
+static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
+                       size_t begin, size_t end, const binspec *bs)
+{
+    f32_state *st = calloc(1, sizeof *st);
+    if (!st) { /* fall back on the row path rather than fail */
+        for (size_t i = begin; i < end; i++)
+            fast_row(P, conf[i], cor[i], bs);
+        return;
+    }
+    const size_t slots = 2 * P->n_cells;
+    size_t blocks = 0;
+    for (size_t b0 = begin; b0 < end; b0 += BLK) {
+        const size_t n = end - b0 < BLK ? end - b0 : BLK;
+        if (phase1_any(st, conf + b0, cor + b0, n, bs->m, bs->rule))
+            add_slow(P, st, conf + b0, cor + b0, n);
+        phase2(st, n);
+        if (++blocks % FLUSH == 0)
+            flush(st, slots);
+        if (blocks % (SUPER / BLK) == 0)
+            push(P, st);
+    }
+    flush(st, slots);
+    push(P, st);
+    free(st);
+}
+
+void calib__fast_range(pass *ps, size_t begin, size_t end, int worker)
+{
+    const float *conf = ps->ds->conf;
+    const uint8_t *cor = ps->ds->correct;
+    const uint32_t *g = ps->ds->groups;
+    if (!g) {
+        pop *P = calib__local_pop(ps, worker, 0, begin);
+        if (P && P->n_cells <= LOCAL_CELLS)
+            fast_plain(P, conf, cor, begin, end, ps->bs);
+        for (size_t i = begin; P && P->n_cells > LOCAL_CELLS && i < end; i++)
+            fast_row(P, conf[i], cor[i], ps->bs);
+        return;
+    }
+    for (size_t i = begin; i < end; i++) {
+        pop *P = ps->locals[(size_t)worker * ps->n_pops + g[i]];
+        if (!P && !(P = calib__local_pop(ps, worker, g[i], i)))
+            continue;
+        fast_row(P, conf[i], cor[i], ps->bs);
+    }
+}
+
