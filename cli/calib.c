@@ -23,6 +23,8 @@ static const char usage[] =
     "                       fit temperature scaling\n"
     "  apply CAL.json FILE [input options] -o OUT.npy|OUT.csv\n"
     "                       write recalibrated probabilities\n"
+    "  report --val VAL --test TEST [options] -o REPORT.html\n"
+    "                       fit, judge and draw it all in one HTML page\n"
     "  demo [-o DIR]        generate an over-confident example and fix it\n"
     "  help [COMMAND]       this text, or a command's\n"
     "\n"
@@ -43,6 +45,9 @@ typedef struct command {
 static const command commands[] = {
     {"eval", cmd_eval},   {"fit", cmd_fit},   {"apply", cmd_apply},
     {"demo", cmd_demo},
+    {"diagram", cmd_diagram},
+    {"report", cmd_report},
+    {"compare", cmd_compare},
 };
 
 static const command *find(const char *name)

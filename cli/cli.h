@@ -32,10 +32,15 @@ enum {
     CLI_OPT_OUT = 1 << 3,     /* -o                                       */
     CLI_OPT_JSON = 1 << 4,    /* --json                                   */
     CLI_OPT_CAL = 1 << 5,     /* --calibrator                             */
-    CLI_OPT_SETS = 1 << 6     /* --val --test --val-labels ...            */
+    CLI_OPT_SETS = 1 << 6,    /* --val --test --val-labels ...            */
+    CLI_OPT_NAMES = 1 << 7,   /* --label NAME (repeatable): series names;
+                                 then --label-col names the CSV label     */
+    CLI_OPT_DIAGRAM = 1 << 8  /* --diagram OUT.svg|png|pdf                */
 };
 
-#define CLI_MAX_POS 8
+/* Positional arguments: several files at once (`calib eval
+ * samples_*.jsonl` over MMLU's 57 subjects) must fit. */
+#define CLI_MAX_POS 1024
 
 /* Everything a command line can say, after parsing. */
 typedef struct cli_opts {
@@ -49,6 +54,9 @@ typedef struct cli_opts {
     const char *val, *test;   /* --val, --test                            */
     const char *val_labels, *test_labels;
     const char *val_correct, *test_correct;
+    const char *names[CLI_MAX_POS];  /* --label NAME, in order           */
+    int n_names;
+    const char *diagram;      /* --diagram OUT                            */
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -102,6 +110,43 @@ int cli_nomem(void);
 
 /* cmd_eval.c */
 int cmd_eval(int argc, char **argv);
+
+/* The files several arguments stand for: a directory holds its
+ * samples_*.jsonl[.gz] files if it has any, else its .jsonl, .csv and
+ * .tsv files (optionally .gz), sorted by name.  When more than one file
+ * results, or a directory was given, each file's task name is its group
+ * (groups[i] non-NULL): lm-eval's samples_<task>_<date>.jsonl gives
+ * <task>, any other file its base name without extensions. */
+typedef struct cli_inputs {
+    char **paths;
+    char **groups;
+    size_t n;
+} cli_inputs;
+/* Returns 0 or an exit code after printing the error. */
+int cli_inputs_expand(const char *const *args, size_t n, cli_inputs *in);
+void cli_inputs_free(cli_inputs *in);
+/* The task name of `path` (malloc'd), as cli_inputs_expand says. */
+char *cli_task_name(const char *path);
+/* Reads every input (with its group) and joins them into one dataset.
+ * Returns 0 or an exit code after printing the error. */
+int cli_read_inputs(const cli_inputs *in, const cli_opts *o,
+                    calib_dataset **out);
+/* Metrics of every input, streamed through one accumulator when the
+ * binning allows it, else read whole and joined.  *st sums the reads. */
+int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
+                    calib_metrics **m, calib_read_stats *st);
+/* Adds the read counts calib_metrics_to_json does not write
+ * (rows_disagree, rows_duplicate, values_unknown), and "key": "value"
+ * when key is not NULL, to the JSON object *json (realloc'd).  Returns 0
+ * or an exit code. */
+int cli_json_add_read_stats(char **json, const calib_read_stats *st,
+                            const char *key, const char *value);
+/* For JSONL inputs, how their confidences were made: key "seq_conf"
+ * (OpenAI rows) or "norm" (lm-eval rows) and its value; NULL, NULL for
+ * other inputs. */
+void cli_jsonl_mode(const cli_opts *o, const cli_inputs *in,
+                    const calib_metrics *m, const char **key,
+                    const char **value);
 /* calib_read with the CLI's error reporting; zero data rows is an error
  * ("FILE: no data rows", exit 65).  Returns 0 or an exit code. */
 int cli_read(const char *path, const calib_read_options *ro,
@@ -162,5 +207,20 @@ void cli_warn_diagnostics(const calib_calibrator *c);
 
 /* cmd_demo.c */
 int cmd_demo(int argc, char **argv);
+
+/* cmd_diagram.c */
+int cmd_diagram(int argc, char **argv);
+
+/* cmd_compare.c */
+int cmd_compare(int argc, char **argv);
+
+/* cmd_report.c */
+int cmd_report(int argc, char **argv);
+/* Writes the HTML report of a finished loop (fitted on l->val) to `path`
+ * (atomically): the curve of validation NLL over T, then
+ * calib_render_report.  title may be NULL; command is the command line
+ * that reproduces it.  Returns 0 or an exit code after the error. */
+int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
+                     const char *command, const char *path);
 
 #endif /* CALIB_CLI_H */

@@ -155,9 +155,12 @@ static void print_commands(FILE *f, const char *val, const char *test,
                "  calib eval %s --calibrator %s/cal.json --group subject\n"
                "  calib apply %s/cal.json %s -o %s/test_calibrated.csv\n"
                "  calib eval --val %s --test %s --group subject --json\n"
+               "  calib report --val %s --test %s --group subject "
+               "-o %s/report.html\n"
                "For a classifier's .npy logits:\n"
                "  calib eval logits.npy --labels labels.npy\n",
-            test, val, dir, test, dir, dir, test, dir, val, test);
+            test, val, dir, test, dir, dir, test, dir, val, test, val, test,
+            dir);
 }
 
 static void print_demo(FILE *f, const cli_loop *l, const char *dir)

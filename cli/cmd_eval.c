@@ -3,14 +3,20 @@
  *
  * Equal-width binning without a calibrator streams (calib_reader + a
  * calib_accum), so a file of any length is evaluated in constant memory;
- * equal-mass binning needs every confidence and reads the whole set.  The
- * table printers here are shared with `fit` and `demo`.
+ * equal-mass binning needs every confidence and reads the whole set.
+ * Several files, or a directory, are one set whose groups are the files'
+ * task names (an lm-eval run over MMLU: per subject and overall); they
+ * stream through one accumulator, or are read and joined for equal-mass
+ * bins.  The table printers here are shared with `fit`, `demo` and
+ * `compare`.
  */
 #include "cli.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: calib eval FILE [input options] [--bins M] [--binning width|mass]\n"
@@ -22,9 +28,19 @@ static const char usage[] =
     "reliability table of FILE ('-' reads standard input).  With --calibrator\n"
     "or --val/--test, TEST before and after temperature scaling.\n"
     "\n"
+    "FILE may be several files or a directory: each file's task name is its\n"
+    "group (lm-eval's samples_<task>_<date>.jsonl gives <task>).\n"
+    "\n"
     "Input options:\n"
-    "  --format npy|csv|tsv   force the format (default: from the extension;\n"
-    "                         a trailing .gz is decompressed)\n"
+    "  --format F             npy, csv, tsv, lm-eval or openai (default: from\n"
+    "                         the extension, .jsonl by content; a trailing\n"
+    "                         .gz is decompressed)\n"
+    "  --norm none|chars|bytes  lm-eval: loglik as logged, or divided by the\n"
+    "                         choice's length (chars: lm-eval's acc_norm)\n"
+    "  --seq-conf MODE        OpenAI/vLLM logprobs: geomean (default, the\n"
+    "                         1/perplexity), product, mean, min, or answer\n"
+    "  --choices A,B,C,D      the answer options of --seq-conf answer\n"
+    "  --correct PATH         JSONL: the correctness field, a dotted path\n"
     "  --conf C --correct C   top-label CSV columns (for a 1-D .npy of\n"
     "                         confidences, --correct is the 0/1 .npy)\n"
     "  --pred C --label C     correct = pred == label\n"
@@ -32,7 +48,9 @@ static const char usage[] =
     "  --probs [COLS]         probability columns (CSV); alone: the .npy holds\n"
     "                         probabilities, not logits\n"
     "  --labels FILE.npy      labels of an (N,K) .npy\n"
-    "  --group C --weight C   group and weight columns\n"
+    "  --group C --weight C   group and weight columns (JSONL: --group is a\n"
+    "                         dotted path)\n"
+    "  --label-col C          the label column (as --label)\n"
     "  --skip-bad-rows        skip and count bad rows instead of failing\n"
     "  --val-labels, --test-labels, --val-correct, --test-correct\n"
     "                         the .npy side files of each set with --val/--test\n"
@@ -80,46 +98,271 @@ int cli_evaluate(const calib_dataset *ds, const calib_eval_options *eo,
     return rc ? cli_fail(rc, &err, NULL) : 0;
 }
 
-/* The constant-memory path: chunks from a reader into an accumulator. */
-static int stream_eval(const char *path, const calib_read_options *ro,
-                       const calib_eval_options *eo, calib_metrics **m,
-                       calib_read_stats *st)
+/* ---- several inputs ------------------------------------------------ */
+
+static int has_suffix(const char *s, const char *suffix)
 {
-    calib_error err = {0};
-    calib_reader *r = NULL;
-    calib_accum *a = NULL;
-    const calib_dataset *chunk = NULL;
-    int rc = calib_reader_open(path, ro, &r, &err);
-    if (!rc)
-        rc = calib_accum_new(eo, &a, &err);
-    while (!rc && !(rc = calib_reader_next(r, &chunk, &err)) && chunk)
-        rc = calib_accum_add(a, chunk, &err);
-    int ex = rc ? cli_fail(rc, &err, path) : 0;
-    if (!ex) {
-        calib_reader_stats(r, st);
-        if (st->rows_used == 0)
-            ex = cli_no_rows(path);
+    const size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The name without directories, ".gz" and one more extension. */
+static char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *b = strdup(slash ? slash + 1 : path);
+    if (!b)
+        return NULL;
+    if (has_suffix(b, ".gz"))
+        b[strlen(b) - 3] = 0;
+    char *dot = strrchr(b, '.');
+    if (dot && dot != b)
+        *dot = 0;
+    return b;
+}
+
+/* lm-eval names its logs samples_<task>_<YYYY-MM-DDTHH-MM-SS...>. */
+static int is_date(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return s[4] == '-';
+}
+
+char *cli_task_name(const char *path)
+{
+    char *b = base_name(path);
+    if (!b || strncmp(b, "samples_", 8) != 0)
+        return b;
+    char *u = strrchr(b, '_');
+    if (u && u > b + 7 && is_date(u + 1))
+        *u = 0;
+    memmove(b, b + 8, strlen(b + 8) + 1);
+    return b;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int wanted(const char *name, int samples_only)
+{
+    if (samples_only)
+        return strncmp(name, "samples_", 8) == 0 &&
+               (has_suffix(name, ".jsonl") || has_suffix(name, ".jsonl.gz"));
+    static const char *const ext[] = {".jsonl", ".csv", ".tsv"};
+    for (int i = 0; i < 3; i++) {
+        char gz[16];
+        snprintf(gz, sizeof gz, "%s.gz", ext[i]);
+        if (has_suffix(name, ext[i]) || has_suffix(name, gz))
+            return 1;
     }
-    if (!ex && (rc = calib_accum_result(a, m, &err)) != 0)
-        ex = cli_fail(rc, &err, path);
-    calib_accum_free(a);
-    if (r)
-        calib_reader_close(r);
+    return 0;
+}
+
+static int push(cli_inputs *in, size_t *cap, const char *dir,
+                const char *name)
+{
+    if (in->n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        char **p = realloc(in->paths, *cap * sizeof *p);
+        if (!p)
+            return cli_nomem();
+        in->paths = p;
+    }
+    const size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
+    if (!(in->paths[in->n] = malloc(len)))
+        return cli_nomem();
+    snprintf(in->paths[in->n++], len, "%s%s%s", dir ? dir : "",
+             dir ? "/" : "", name);
+    return 0;
+}
+
+/* Appends the wanted files of directory `dir`, sorted. */
+static int push_dir(cli_inputs *in, size_t *cap, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        cli_error("%s: cannot open directory", dir);
+        return CLI_EX_NOINPUT;
+    }
+    int samples = 0, ex = 0;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        samples |= wanted(e->d_name, 1);
+    rewinddir(d);
+    const size_t first = in->n;
+    while (!ex && (e = readdir(d)) != NULL)
+        if (wanted(e->d_name, samples))
+            ex = push(in, cap, dir, e->d_name);
+    closedir(d);
+    qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
+    if (!ex && in->n == first) {
+        cli_error("%s: no .jsonl, .csv or .tsv files in the directory", dir);
+        ex = CLI_EX_NOINPUT;
+    }
     return ex;
 }
 
-static int whole_eval(const char *path, const calib_read_options *ro,
-                      const calib_eval_options *eo, calib_metrics **m,
-                      calib_read_stats *st)
+int cli_inputs_expand(const char *const *args, size_t n, cli_inputs *in)
 {
+    size_t cap = 0;
+    int ex = 0, dirs = 0;
+    struct stat sb;
+    memset(in, 0, sizeof *in);
+    for (size_t i = 0; i < n && !ex; i++) {
+        const int dir = stat(args[i], &sb) == 0 && S_ISDIR(sb.st_mode);
+        dirs |= dir;
+        ex = dir ? push_dir(in, &cap, args[i]) : push(in, &cap, NULL, args[i]);
+    }
+    if (!ex && !(in->groups = calloc(in->n ? in->n : 1, sizeof *in->groups)))
+        ex = cli_nomem();
+    for (size_t i = 0; !ex && (dirs || in->n > 1) && i < in->n; i++)
+        if (!(in->groups[i] = cli_task_name(in->paths[i])))
+            ex = cli_nomem();
+    return ex;
+}
+
+void cli_inputs_free(cli_inputs *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        free(in->paths[i]);
+        if (in->groups)
+            free(in->groups[i]);
+    }
+    free(in->paths);
+    free(in->groups);
+    memset(in, 0, sizeof *in);
+}
+
+static void add_stats(calib_read_stats *a, const calib_read_stats *b)
+{
+    a->rows_read += b->rows_read;
+    a->rows_used += b->rows_used;
+    a->rows_rejected += b->rows_rejected;
+    a->values_clamped += b->values_clamped;
+    a->rows_sum_off += b->rows_sum_off;
+    a->rows_disagree += b->rows_disagree;
+    a->rows_duplicate += b->rows_duplicate;
+    a->values_unknown += b->values_unknown;
+}
+
+static void options_for(const cli_opts *o, const cli_inputs *in, size_t i,
+                        calib_read_options *ro)
+{
+    cli_read_options_for(o, in->paths[i], NULL, NULL, ro);
+    ro->group_name = in->groups[i];
+}
+
+int cli_read_inputs(const cli_inputs *in, const cli_opts *o,
+                    calib_dataset **out)
+{
+    calib_dataset **parts = calloc(in->n, sizeof *parts);
+    calib_read_options ro;
+    calib_error err = {0};
+    int ex = parts ? 0 : cli_nomem();
+    *out = NULL;
+    for (size_t i = 0; !ex && i < in->n; i++) {
+        options_for(o, in, i, &ro);
+        const int rc = calib_read(in->paths[i], &ro, &parts[i], &err);
+        ex = rc ? cli_fail(rc, &err, in->paths[i]) : 0;
+    }
+    if (!ex && in->n == 1) {
+        *out = parts[0];
+        parts[0] = NULL;
+    } else if (!ex) {
+        const int rc = calib_dataset_concat((const calib_dataset *const *)parts,
+                                            in->n, out, &err);
+        ex = rc ? cli_fail(rc, &err, NULL) : 0;
+    }
+    for (size_t i = 0; parts && i < in->n; i++)
+        calib_dataset_free(parts[i]);
+    free(parts);
+    if (!ex && calib_dataset_rows(*out) == 0) {
+        calib_dataset_free(*out);
+        *out = NULL;
+        ex = cli_no_rows(in->paths[0]);
+    }
+    return ex;
+}
+
+/* Streams the chunks of input i into `a`; adds its counts to *st. */
+static int stream_one(const cli_inputs *in, size_t i, const cli_opts *o,
+                      calib_accum *a, calib_read_stats *st)
+{
+    calib_error err = {0};
+    calib_reader *r = NULL;
+    calib_read_options ro;
+    const calib_dataset *chunk = NULL;
+    options_for(o, in, i, &ro);
+    int rc = calib_reader_open(in->paths[i], &ro, &r, &err);
+    while (!rc && !(rc = calib_reader_next(r, &chunk, &err)) && chunk)
+        rc = calib_accum_add(a, chunk, &err);
+    const int ex = rc ? cli_fail(rc, &err, in->paths[i]) : 0;
+    calib_read_stats one = {0};
+    calib_reader_stats(r, &one);
+    add_stats(st, &one);
+    calib_reader_close(r);
+    return ex;
+}
+
+/* The constant-memory path: chunks from readers into one accumulator. */
+static int stream_eval(const cli_inputs *in, const cli_opts *o,
+                       calib_metrics **m, calib_read_stats *st)
+{
+    calib_error err = {0};
+    calib_accum *a = NULL;
+    int rc = calib_accum_new(&o->eval, &a, &err);
+    int ex = rc ? cli_fail(rc, &err, NULL) : 0;
+    for (size_t i = 0; !ex && i < in->n; i++)
+        ex = stream_one(in, i, o, a, st);
+    if (!ex && st->rows_used == 0)
+        ex = cli_no_rows(in->paths[0]);
+    if (!ex && (rc = calib_accum_result(a, m, &err)) != 0)
+        ex = cli_fail(rc, &err, NULL);
+    calib_accum_free(a);
+    return ex;
+}
+
+int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
+                    calib_metrics **m, calib_read_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (o->eval.binning == CALIB_BINNING_WIDTH)
+        return stream_eval(in, o, m, st);
     calib_dataset *ds = NULL;
-    int ex = cli_read(path, ro, &ds);
+    int ex = cli_read_inputs(in, o, &ds);
     if (!ex) {
         calib_dataset_stats(ds, st);
-        ex = cli_evaluate(ds, eo, m);
+        ex = cli_evaluate(ds, &o->eval, m);
     }
     calib_dataset_free(ds);
     return ex;
+}
+
+int cli_json_add_read_stats(char **json, const calib_read_stats *st,
+                            const char *key, const char *value)
+{
+    char extra[256], kv[96] = "";
+    if (key && value)
+        snprintf(kv, sizeof kv, ", \"%s\": \"%s\"", key, value);
+    const int n = snprintf(extra, sizeof extra,
+                           ", \"rows_disagree\": %zu, \"rows_duplicate\": "
+                           "%zu, \"values_unknown\": %zu%s}",
+                           st->rows_disagree, st->rows_duplicate,
+                           st->values_unknown, kv);
+    char *end = strrchr(*json, '}');
+    if (!end)
+        return 0;
+    const size_t at = (size_t)(end - *json);
+    char *j = realloc(*json, at + (size_t)n + 1);
+    if (!j)
+        return cli_nomem();
+    memcpy(j + at, extra, (size_t)n + 1);
+    *json = j;
+    return 0;
 }
 
 /* ---- warnings ------------------------------------------------------ */
@@ -149,6 +392,26 @@ void cli_each_warning(const calib_read_stats *st, const calib_metrics *m,
                  "%zu probability row%s sum%s to 1 only within 1e-3; used as "
                  "given, not renormalised", st->rows_sum_off,
                  plural(st->rows_sum_off), st->rows_sum_off == 1 ? "s" : "");
+        warn(t, ctx);
+    }
+    if (st && st->rows_disagree) {
+        snprintf(t, sizeof t,
+                 "%zu row%s where argmax == gold differs from the acc lm-eval "
+                 "logged (check --norm, or the target)", st->rows_disagree,
+                 plural(st->rows_disagree));
+        warn(t, ctx);
+    }
+    if (st && st->rows_duplicate) {
+        snprintf(t, sizeof t,
+                 "%zu repeated doc_id line%s (one per filter) ignored, the "
+                 "first kept", st->rows_duplicate, plural(st->rows_duplicate));
+        warn(t, ctx);
+    }
+    if (st && st->values_unknown) {
+        snprintf(t, sizeof t,
+                 "%zu token logprob%s unknown (null or -9999): left out of "
+                 "the confidence", st->values_unknown,
+                 plural(st->values_unknown));
         warn(t, ctx);
     }
     if (m && m->nll_from_probs && m->nll_clipped_rows) {
@@ -320,9 +583,13 @@ void cli_print_group_pair(FILE *f, const calib_metrics *before,
 }
 
 static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
-                       const calib_metrics *m)
+                       const calib_metrics *m, const char *key,
+                       const char *value)
 {
     cli_print_read_stats(f, path, st, m);
+    if (key)
+        fprintf(f, "  %-22s %s\n", strcmp(key, "norm") ? "sequence confidence"
+                                                      : "loglik norm", value);
     fputc('\n', f);
     cli_print_metrics(f, m);
     fputc('\n', f);
@@ -335,16 +602,53 @@ static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
 
 /* ---- the subcommand ------------------------------------------------ */
 
-static int write_eval(const cli_opts *o, const char *path,
-                      const calib_read_stats *st, const calib_metrics *m)
+static int jsonl_path(const char *p)
+{
+    return has_suffix(p, ".jsonl") || has_suffix(p, ".jsonl.gz") ||
+           has_suffix(p, ".json") || has_suffix(p, ".json.gz");
+}
+
+/* How JSONL confidences were made, named in the output: the --seq-conf of
+ * OpenAI rows (top-label), the --norm of lm-eval rows.  *key NULL: none. */
+void cli_jsonl_mode(const cli_opts *o, const cli_inputs *in,
+                    const calib_metrics *m, const char **key,
+                    const char **value)
+{
+    static const char *const norms[] = {"none", "chars", "bytes"};
+    int jsonl = o->read.format == CALIB_FORMAT_LMEVAL ||
+                o->read.format == CALIB_FORMAT_OPENAI;
+    for (size_t i = 0; o->read.format == CALIB_FORMAT_AUTO && i < in->n; i++)
+        jsonl |= jsonl_path(in->paths[i]);
+    *key = *value = NULL;
+    if (!jsonl)
+        return;
+    const int top = m->brier_kind == CALIB_BRIER_TOPLABEL;
+    *key = top ? "seq_conf" : "norm";
+    *value = top ? calib_seq_conf_name(o->read.seq_conf)
+                 : norms[o->read.norm];
+}
+
+static int write_eval(const cli_opts *o, const cli_inputs *in,
+                      const char *path, const calib_read_stats *st,
+                      const calib_metrics *m)
 {
     char *json = NULL;
     calib_error err = {0};
+    const char *key, *value;
+    cli_jsonl_mode(o, in, m, &key, &value);
     if (o->json) {
         const int rc = calib_metrics_to_json(m, st, &json, &err);
         if (rc)
             return cli_fail(rc, &err, NULL);
+        const int ex = cli_json_add_read_stats(&json, st, key, value);
+        if (ex) {
+            free(json);
+            return ex;
+        }
         cli_each_warning(st, m, warn_stderr, NULL);
+    } else if (st->rows_disagree) {
+        cli_warn("%zu row%s disagree with the acc lm-eval logged",
+                 st->rows_disagree, plural(st->rows_disagree));
     }
     cli_out out;
     int ex = cli_out_open(&out, o->out);
@@ -352,26 +656,29 @@ static int write_eval(const cli_opts *o, const char *path,
         if (json)
             fprintf(out.f, "%s\n", json);
         else
-            print_eval(out.f, path, st, m);
+            print_eval(out.f, path, st, m, key, value);
         ex = cli_out_commit(&out);
     }
     free(json);
     return ex;
 }
 
-static int eval_one(const cli_opts *o)
+static int eval_files(const cli_opts *o)
 {
-    const char *path = o->pos[0];
-    calib_read_options ro;
-    cli_read_options_for(o, path, NULL, NULL, &ro);
+    cli_inputs in;
     calib_metrics *m = NULL;
     calib_read_stats st = {0};
-    const int ex = o->eval.binning == CALIB_BINNING_WIDTH
-                       ? stream_eval(path, &ro, &o->eval, &m, &st)
-                       : whole_eval(path, &ro, &o->eval, &m, &st);
-    const int rc = ex ? ex : write_eval(o, path, &st, m);
+    int ex = cli_inputs_expand(o->pos, (size_t)o->n_pos, &in);
+    if (!ex)
+        ex = cli_eval_inputs(&in, o, &m, &st);
+    char shown[64];
+    if (in.n > 1)
+        snprintf(shown, sizeof shown, "%zu files", in.n);
+    if (!ex)
+        ex = write_eval(o, &in, in.n > 1 ? shown : in.paths[0], &st, m);
     calib_metrics_free(m);
-    return rc;
+    cli_inputs_free(&in);
+    return ex;
 }
 
 static int write_loop(const cli_opts *o, const cli_loop *l)
@@ -424,9 +731,10 @@ static int check_args(const cli_opts *o)
         cli_error("eval: --val/--test take no FILE and no --calibrator");
         return CLI_EX_USAGE;
     }
-    if (!sets && o->n_pos != 1) {
+    if (!sets && (o->n_pos == 0 || (o->calibrator && o->n_pos != 1))) {
         cli_error("eval: %s (see calib eval --help)",
-                  o->n_pos ? "one FILE expected" : "missing FILE");
+                  o->n_pos ? "one FILE expected with --calibrator"
+                           : "missing FILE");
         return CLI_EX_USAGE;
     }
     return 0;
@@ -450,5 +758,5 @@ int cmd_eval(int argc, char **argv)
         return ex;
     if (o.calibrator || o.val)
         return eval_loop(&o);
-    return eval_one(&o);
+    return eval_files(&o);
 }

@@ -47,13 +47,42 @@ static int parse_int(const char *name, const char *v, long lo, long hi,
 
 static int set_format(cli_opts *o, const char *n, const char *v)
 {
-    static const char *const names[] = {"auto", "npy", "csv", "tsv"};
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = {"auto", "npy",     "csv",
+                                        "tsv",  "lm-eval", "openai"};
+    for (int i = 0; i < 6; i++)
         if (strcmp(v, names[i]) == 0) {
             o->read.format = (calib_format)i;
             return 0;
         }
-    return bad_value(n, v, "npy, csv or tsv");
+    return bad_value(n, v, "npy, csv, tsv, lm-eval or openai");
+}
+
+static int set_seq_conf(cli_opts *o, const char *n, const char *v)
+{
+    if (calib_seq_conf_parse(v, &o->read.seq_conf) != CALIB_OK)
+        return bad_value(n, v, "product, geomean, mean, min or answer");
+    return 0;
+}
+
+static int set_norm(cli_opts *o, const char *n, const char *v)
+{
+    static const char *const names[] = {"none", "chars", "bytes"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0) {
+            o->read.norm = (calib_lmeval_norm)i;
+            return 0;
+        }
+    return bad_value(n, v, "none, chars or bytes");
+}
+
+static int set_name(cli_opts *o, const char *n, const char *v)
+{
+    if (o->n_names == CLI_MAX_POS) {
+        cli_error("%s: too many names", n);
+        return CLI_EX_USAGE;
+    }
+    o->names[o->n_names++] = v;
+    return 0;
 }
 
 #define SETTER(fn, field)                                                 \
@@ -66,6 +95,8 @@ SETTER(set_conf, read.conf)
 SETTER(set_correct, read.correct)
 SETTER(set_pred, read.pred)
 SETTER(set_label, read.label)
+SETTER(set_choices, read.choices)
+SETTER(set_diagram, diagram)
 SETTER(set_logits, read.logits)
 SETTER(set_group, read.group)
 SETTER(set_weight, read.weight)
@@ -153,7 +184,13 @@ static int set_objective(cli_opts *o, const char *n, const char *v)
 }
 
 static const opt_spec specs[] = {
+    {"--label", CLI_OPT_NAMES, ARG, set_name},
+    {"--label-col", CLI_OPT_INPUT, ARG, set_label},
     {"--format", CLI_OPT_INPUT, ARG, set_format},
+    {"--seq-conf", CLI_OPT_INPUT, ARG, set_seq_conf},
+    {"--choices", CLI_OPT_INPUT, ARG, set_choices},
+    {"--norm", CLI_OPT_INPUT, ARG, set_norm},
+    {"--diagram", CLI_OPT_DIAGRAM, ARG, set_diagram},
     {"--conf", CLI_OPT_INPUT, ARG, set_conf},
     {"--correct", CLI_OPT_INPUT, ARG, set_correct},
     {"--pred", CLI_OPT_INPUT, ARG, set_pred},
@@ -184,14 +221,16 @@ static const opt_spec specs[] = {
     {"-h", ~0u, NO_ARG, set_help},
 };
 
-/* Finds `arg` (up to '=' if any) among the options `accept` allows. */
+/* Finds `arg` (up to '=' if any) among the options `accept` allows; a
+ * name may appear twice (--label: a series name where a command draws or
+ * compares several, else the CSV label column), the first accepted wins. */
 static const opt_spec *lookup(const char *arg, unsigned accept)
 {
     const size_t len = strcspn(arg, "=");
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
         if (strlen(specs[i].name) == len &&
-            strncmp(specs[i].name, arg, len) == 0)
-            return (specs[i].group & accept) ? &specs[i] : NULL;
+            strncmp(specs[i].name, arg, len) == 0 && (specs[i].group & accept))
+            return &specs[i];
     return NULL;
 }
 

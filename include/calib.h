@@ -178,19 +178,57 @@ typedef struct calib_read_stats {
     size_t rows_rejected;     /* skipped bad rows (with skip_bad_rows)   */
     size_t values_clamped;    /* within 1e-3 outside [0,1], clamped      */
     size_t rows_sum_off;      /* probability rows with |sum-1| in (1e-6, 1e-3] */
+    size_t rows_disagree;     /* lm-eval: argmax == gold differs from the
+                                 logged acc                              */
+    size_t rows_duplicate;    /* lm-eval: repeated doc_id (one per filter),
+                                 the first kept                          */
+    size_t values_unknown;    /* logprobs: null or the -9999 sentinel    */
 } calib_read_stats;
 void calib_dataset_stats(const calib_dataset *ds, calib_read_stats *out);
+
+/* Returns in *out one dataset holding the rows of parts[0..n) in order
+ * (copied; the result owns them).  The parts must share a kind; their
+ * groups are merged by name, and stats are summed.  Errors: CALIB_EINVAL
+ * (n = 0, mixed kinds, or different K between non-ragged parts: those
+ * become ragged only if every part is), CALIB_ENOMEM. */
+int calib_dataset_concat(const calib_dataset *const *parts, size_t n,
+                         calib_dataset **out, calib_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Reading files                                                       */
 /* ------------------------------------------------------------------ */
 
 typedef enum calib_format {
-    CALIB_FORMAT_AUTO = 0,  /* from the extension, after a ".gz"          */
+    CALIB_FORMAT_AUTO = 0,  /* from the extension, after a ".gz"; .jsonl
+                               files are told apart by their content      */
     CALIB_FORMAT_NPY = 1,
     CALIB_FORMAT_CSV = 2,
-    CALIB_FORMAT_TSV = 3
+    CALIB_FORMAT_TSV = 3,
+    CALIB_FORMAT_LMEVAL = 4, /* lm-evaluation-harness --log_samples JSONL */
+    CALIB_FORMAT_OPENAI = 5  /* OpenAI/vLLM responses with logprobs, JSONL */
 } calib_format;
+
+/* How a generated answer's token log-probabilities become one confidence
+ * (CALIB_FORMAT_OPENAI).  Computed in log space. */
+typedef enum calib_seq_conf {
+    CALIB_SEQ_GEOMEAN = 0,  /* exp(mean logprob) = 1/perplexity (default) */
+    CALIB_SEQ_PRODUCT = 1,  /* exp(sum logprob): the sequence probability  */
+    CALIB_SEQ_MEAN = 2,     /* arithmetic mean of token probabilities      */
+    CALIB_SEQ_MIN = 3,      /* the least likely token's probability        */
+    CALIB_SEQ_ANSWER = 4    /* the answer token's probability, renormalised
+                               over `choices` through its top_logprobs     */
+} calib_seq_conf;
+
+/* lm-eval multiple-choice scores: summed loglik as logged, or divided by
+ * the choice's length (lm-eval's acc_norm uses characters). */
+typedef enum calib_lmeval_norm {
+    CALIB_NORM_NONE = 0,
+    CALIB_NORM_CHARS = 1,
+    CALIB_NORM_BYTES = 2
+} calib_lmeval_norm;
+
+int calib_seq_conf_parse(const char *name, calib_seq_conf *out);
+const char *calib_seq_conf_name(calib_seq_conf mode);
 
 /* How to read an input.  Initialise with calib_read_options_init().
  * Column options name CSV/TSV header fields; `logits` and `probs` take a
@@ -219,6 +257,14 @@ typedef struct calib_read_options {
     int skip_bad_rows;      /* skip and count bad rows instead of failing */
     size_t max_line;        /* longest accepted line; 0 = 64 MiB         */
     size_t chunk_rows;      /* rows per chunk from calib_reader_next; 0 = 65536 */
+    /* Every row of this input gets this group, whatever its group column
+     * (several files read at once: each file's task name). NULL: none. */
+    const char *group_name;
+    /* JSONL inputs.  `correct` names the correctness field of an OpenAI
+     * response line as a dotted path ("grade.correct"). */
+    calib_seq_conf seq_conf;
+    const char *choices;    /* CALIB_SEQ_ANSWER: "A,B,C,D"              */
+    calib_lmeval_norm norm;
 } calib_read_options;
 
 void calib_read_options_init(calib_read_options *opt);
@@ -441,6 +487,74 @@ int calib_calibrator_to_json(const calib_calibrator *c, char **json,
  * CALIB_EDATA (malformed JSON, unknown method, T <= 0 or not finite). */
 int calib_calibrator_from_json(const char *json, size_t len,
                                calib_calibrator **out, calib_error *err);
+
+/* The (weighted) mean NLL of `val` after temperature scaling at each of
+ * the n temperatures t[i], into nll[i]: the curve a report draws.
+ * Distribution rows use softmax(z/T) (probability rows as logits log p;
+ * at T = 1 exactly they are clipped at 1e-15 as calib_evaluate does),
+ * top-label rows the binary form.  Sums are exact.  Errors: CALIB_EINVAL
+ * (NULL arguments, no rows, zero total weight, a T <= 0 or not finite). */
+int calib_temperature_curve(const calib_dataset *val, const double *t,
+                            size_t n, double *nll, int threads,
+                            calib_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Diagrams and reports                                                */
+/* ------------------------------------------------------------------ */
+
+typedef enum calib_plot_format {
+    CALIB_PLOT_SVG = 0,     /* written by calib: small, crisp, editable   */
+    CALIB_PLOT_PNG = 1,     /* drawn with cairo                          */
+    CALIB_PLOT_PDF = 2,     /* drawn with cairo                          */
+    CALIB_PLOT_TEXT = 3     /* terminal: Unicode blocks, or ASCII        */
+} calib_plot_format;
+
+/* Returns the format named by a file name's extension (.svg .png .pdf
+ * .txt) in *out; CALIB_EINVAL for any other. */
+int calib_plot_format_from_path(const char *path, calib_plot_format *out);
+
+typedef struct calib_plot_options {
+    int width, height;      /* SVG user units / PNG pixels / PDF points;
+                               default 640 x 720; text: columns x rows,
+                               default 60 x 16                          */
+    const char *title;      /* NULL: no title                           */
+    int counts;             /* 1 (default): per-bin counts panel below   */
+    int headline;           /* 1 (default): ECE, MCE, accuracy, N corner */
+    int ascii;              /* text: ASCII only, no Unicode blocks       */
+} calib_plot_options;
+
+void calib_plot_options_init(calib_plot_options *opt);
+
+/* Renders a reliability diagram of n series (the bins of each metrics,
+ * from calib_evaluate; series i is named labels[i], labels may be NULL
+ * for one series) into a malloc'd buffer *out of *len bytes (text and
+ * SVG are NUL-terminated beyond *len).  The caller frees it with free().
+ * Empty bins are drawn empty; equal-mass bins at their true widths.
+ * Errors: CALIB_EINVAL (n = 0, n > 8), CALIB_ENOMEM, CALIB_EIO (cairo). */
+int calib_render_diagram(const calib_metrics *const *series,
+                         const char *const *labels, size_t n,
+                         calib_plot_format fmt, const calib_plot_options *opt,
+                         unsigned char **out, size_t *len, calib_error *err);
+
+/* What a one-file HTML report shows.  Pointers may be NULL where said. */
+typedef struct calib_report_spec {
+    const char *title;
+    const calib_metrics *test_before;   /* required                     */
+    const calib_metrics *test_after;    /* NULL: no recalibration        */
+    const calib_metrics *val_before, *val_after;  /* may be NULL         */
+    const calib_calibrator *calibrator; /* may be NULL                   */
+    const double *curve_t, *curve_nll;  /* NLL over T, n_curve points    */
+    size_t n_curve;
+    const char *val_path, *test_path;   /* the inputs, as given          */
+    const char *command;                /* the command line, to rerun it */
+} calib_report_spec;
+
+/* Renders a self-contained HTML report (inline SVG and CSS, no scripts,
+ * no network) into a malloc'd NUL-terminated *html of *len bytes.  Per
+ * group tables and small diagrams appear when the metrics have groups.
+ * Errors: CALIB_EINVAL, CALIB_ENOMEM. */
+int calib_render_report(const calib_report_spec *spec, char **html,
+                        size_t *len, calib_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */

@@ -3,8 +3,9 @@
 # only those that are missing; silent when everything is there.
 set -eu
 
-PACKAGES="gcc make libjansson-dev zlib1g-dev libcmocka-dev python3-numpy
-python3-scipy python3-sklearn libxml2-utils"
+PACKAGES="gcc make pkg-config libjansson-dev zlib1g-dev libcmocka-dev libcairo2-dev
+python3-numpy python3-scipy python3-sklearn libxml2-utils poppler-utils
+fonts-dejavu-core"
 
 missing=""
 for p in $PACKAGES; do

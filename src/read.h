@@ -1,5 +1,6 @@
-/* read.h — what the readers (source.c, read_npy.c, read_csv.c, reader.c,
- * write.c) share, and nobody else sees.
+/* read.h — what the readers (source.c, read_npy.c, read_csv.c, read_jsonl.c,
+ * read_lmeval.c, read_openai.c, reader.c, write.c) share, and nobody else
+ * sees.
  *
  * A reader is a byte source (plain, gzip, or standard input), a format
  * parser that turns bytes into rows, and reader.c, which cuts rows into
@@ -83,12 +84,17 @@ void calib__groups_free(calib__groups *g);
 
 /* Plain growable arrays of n rows, double precision.  Distribution rows
  * use scores (n*k) and labels; top-label rows conf and correct; weights
- * and groups are NULL unless the input has those columns. */
+ * and groups are NULL unless the input has those columns.  Ragged rows
+ * (k = 0, `ragged` set: lm-eval's choices) keep n_scores scores, row i at
+ * scores[offsets[i] .. offsets[i+1]); offsets has n + 1 entries. */
 typedef struct calib__rows {
     calib_kind kind;
     size_t k;
     size_t n, cap;
     int has_weights, has_groups;
+    int ragged;
+    size_t *offsets;
+    size_t n_scores, scores_cap;
     double *scores;
     int32_t *labels;
     double *conf;
@@ -99,6 +105,8 @@ typedef struct calib__rows {
 
 /* Makes room for `need` rows.  Returns CALIB_OK or CALIB_ENOMEM. */
 int calib__rows_reserve(calib__rows *r, size_t need);
+/* Ragged rows: makes room for `extra` more scores after n_scores. */
+int calib__rows_reserve_scores(calib__rows *r, size_t extra);
 void calib__rows_free(calib__rows *r);
 
 /* ------------------------------------------------------------------ */
@@ -162,5 +170,111 @@ int calib__npy_chunk(calib__npy *p, size_t begin, size_t end, int take,
                      calib_error *err);
 
 void calib__npy_close(calib__npy *p);
+
+/* ------------------------------------------------------------------ */
+/* JSON lines (read_jsonl.c), with jansson                             */
+/* ------------------------------------------------------------------ */
+
+/* Forward declaration of jansson's value, so that only the JSON files
+ * include <jansson.h>. */
+struct json_t;
+
+/* A JSONL input: one JSON value per line, read line by line so memory
+ * stays proportional to one line.  An input whose first non-blank byte is
+ * '[' is one JSON array instead (lm-eval v0.4.0-0.4.2 wrote its samples
+ * so): it is loaded whole and its elements handed out in order. */
+typedef struct calib__jsonl calib__jsonl;
+
+/* Where the value being parsed came from: what errors name. */
+typedef struct calib__jsonl_at {
+    const char *file;
+    size_t line;      /* 1-based; 0 for an element of a whole-file array */
+    size_t row;       /* 1-based index of the value in the input */
+    calib__jsonl *j;  /* for calib__jsonl_get */
+} calib__jsonl_at;
+
+/* Parses one value into rows (appending one row) and returns CALIB_OK,
+ * CALIB__IGNORED for a value that is not a row of its own (a repeated
+ * lm-eval doc_id), or an error; CALIB_EDATA is skipped under
+ * skip_bad_rows. */
+#define CALIB__IGNORED (-1)
+typedef int (*calib__jsonl_row_fn)(void *ctx, const struct json_t *v,
+                                   const calib__jsonl_at *at,
+                                   calib__rows *rows, calib_read_stats *st,
+                                   calib_error *err);
+
+/* Opens `path` (plain, gzip or "-") and reads its first value, which
+ * calib__jsonl_format then inspects.  `group` (NULL: none) is a dotted
+ * path whose string value names each row's group.  Errors: as
+ * calib__src_open, CALIB_EDATA (malformed JSON, with line and column). */
+int calib__jsonl_open(const char *path, const calib_read_options *opt,
+                      calib__jsonl **out, calib_error *err);
+
+/* The format the first value looks like: CALIB_FORMAT_LMEVAL (it has
+ * filtered_resps or resps), CALIB_FORMAT_OPENAI (choices, directly or in
+ * response / response.body), or CALIB_FORMAT_AUTO when neither.  An
+ * input without any value reads as lm-eval (it has no rows either way). */
+calib_format calib__jsonl_format(const calib__jsonl *j);
+
+/* Appends up to max_rows rows parsed by fn(ctx, ...) to `rows`, counting
+ * into *st and interning groups in g; sets *eof at the end.  Errors: as
+ * fn's, and CALIB_EDATA for malformed JSON (file, line, column). */
+int calib__jsonl_read(calib__jsonl *j, calib__jsonl_row_fn fn, void *ctx,
+                      size_t max_rows, calib__rows *rows, calib__groups *g,
+                      calib_read_stats *st, int *eof, calib_error *err);
+
+void calib__jsonl_close(calib__jsonl *j);
+
+/* Skimming: lines are not parsed whole but scanned for their top-level
+ * members, each parsed by jansson only when a row parser asks for it with
+ * calib__jsonl_get (an lm-eval line is mostly prompt text calib never
+ * reads).  A skipped member's strings and brackets are checked, not its
+ * full grammar.  Off by default. */
+void calib__jsonl_skim(calib__jsonl *j, int on);
+
+/* The top-level member `key` of the value v being parsed (parsed now when
+ * the line was skimmed), or NULL when v has none.  A member that is not
+ * valid JSON fails the row as malformed JSON. */
+const struct json_t *calib__jsonl_get(const calib__jsonl_at *at,
+                                      const struct json_t *v,
+                                      const char *key);
+
+/* Fails with CALIB_EDATA at `at`, the message prefixed by the JSON path
+ * at fault ("filtered_resps[2][0]: ..."). */
+int calib__jsonl_bad(const calib__jsonl_at *at, calib_error *err,
+                     const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A number given natively or as a string ("-75.82", lm-eval >= 0.4.3).
+ * Returns 0, or -1 when v is neither. */
+int calib__json_number(const struct json_t *v, double *x);
+/* A truth value: true/false, 0/1, or a string of those ("False").
+ * Returns 0, or -1. */
+int calib__json_flag(const struct json_t *v, int *b);
+/* The value at a dotted path ("grade.correct", "choices.0.text": a number
+ * indexes an array), or NULL when any step is missing. */
+const struct json_t *calib__json_dotted(const struct json_t *root,
+                                        const char *path);
+
+/* lm-eval's samples (read_lmeval.c): ragged LOGITS rows, one per doc. */
+typedef struct calib__lmeval calib__lmeval;
+int calib__lmeval_new(const calib_read_options *opt, calib__lmeval **out,
+                      calib_error *err);
+/* The row parser for calib__jsonl_read; ctx is the calib__lmeval. */
+int calib__lmeval_row(void *ctx, const struct json_t *v,
+                      const calib__jsonl_at *at, calib__rows *rows,
+                      calib_read_stats *st, calib_error *err);
+void calib__lmeval_free(calib__lmeval *p);
+
+/* OpenAI / vLLM responses (read_openai.c): top-label rows. */
+typedef struct calib__openai calib__openai;
+/* Errors: CALIB_EINVAL (no `correct` path, no `choices` for the answer
+ * mode), CALIB_ENOMEM. */
+int calib__openai_new(const calib_read_options *opt, calib__openai **out,
+                      calib_error *err);
+int calib__openai_row(void *ctx, const struct json_t *v,
+                      const calib__jsonl_at *at, calib__rows *rows,
+                      calib_read_stats *st, calib_error *err);
+void calib__openai_free(calib__openai *p);
 
 #endif /* CALIB_READ_H */

@@ -793,6 +793,10 @@ def main():
         print("cli tests: %s not found (build it with make)" % CALIB)
         return 1
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    # Further case files next to this one (tests/cli/test_*.py).
+    here = os.path.dirname(os.path.abspath(__file__))
+    suite.addTests(unittest.defaultTestLoader.discover(here, pattern="test_*.py",
+                                                       top_level_dir=here))
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)

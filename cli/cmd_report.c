@@ -1,0 +1,201 @@
+/* cmd_report.c — `calib report`: the fit-then-judge loop as one HTML page.
+ *
+ * It runs the loop `fit --val --test` runs (cli_loop_run: fit on VAL, apply
+ * to VAL and TEST, evaluate both), adds the validation NLL over a range of
+ * T around the fitted one (calib_temperature_curve), and hands it all to
+ * calib_render_report.  The page carries the command line that made it,
+ * quoted for a POSIX shell, so whoever reads it can make it again.  The
+ * page is written through cli_out: it appears whole or not at all.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: calib report --val VAL --test TEST [input options] [--group C]\n"
+    "                    [--bins M] [--binning width|mass] [--bin-rule R]\n"
+    "                    [--objective nll|ece|brier] [--threads N]\n"
+    "                    [--title TEXT] -o REPORT.html\n"
+    "\n"
+    "Fits temperature scaling on VAL, judges TEST before and after, and\n"
+    "writes one self-contained HTML page (inline SVG and CSS, no scripts, no\n"
+    "network): reliability diagrams before and after, the metric table, the\n"
+    "fit (T, objective, iterations, diagnostics, validation NLL over T),\n"
+    "per-group tables and diagrams with --group, and the command line that\n"
+    "reproduces it.  REPORT.html appears only when everything was written.\n"
+    "Input options are those of calib eval (see calib eval --help); .npy\n"
+    "sets take --val-labels and --test-labels.\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 65 bad data, 66 cannot open input,\n"
+    "70 internal error or no convergence, 71 out of memory,\n"
+    "73 cannot create output, 74 I/O error.\n";
+
+/* Points of the NLL curve: odd, so that the middle one is the fitted T. */
+#define CURVE_POINTS 61
+
+/* Takes --title out of argv (cli_parse does not know it) into *title;
+ * args gets the rest.  Returns 0 or CLI_EX_USAGE. */
+static int take_title(int argc, char **argv, char **args, int *n_args,
+                      const char **title)
+{
+    *n_args = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < argc)
+                args[(*n_args)++] = argv[i++];
+            break;
+        }
+        if (strncmp(argv[i], "--title=", 8) == 0) {
+            *title = argv[i] + 8;
+        } else if (strcmp(argv[i], "--title") == 0) {
+            if (i + 1 >= argc) {
+                cli_error("report: option '--title' needs a value");
+                return CLI_EX_USAGE;
+            }
+            *title = argv[++i];
+        } else {
+            args[(*n_args)++] = argv[i];
+        }
+    }
+    args[*n_args] = NULL;
+    return 0;
+}
+
+/* Characters a POSIX shell takes literally in a word. */
+static int shell_plain(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789_-+=/.,:@%", *s))
+            return 0;
+    return 1;
+}
+
+/* "calib report ARGS..." with each argument quoted where a shell needs it
+ * ('it'\''s'); malloc'd, NULL when out of memory. */
+static char *command_line(int argc, char **argv)
+{
+    size_t len = sizeof "calib";
+    for (int i = 0; i < argc; i++)
+        len += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    p += sprintf(p, "calib");
+    for (int i = 0; i < argc; i++) {
+        *p++ = ' ';
+        if (shell_plain(argv[i])) {
+            p += sprintf(p, "%s", argv[i]);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *a = argv[i]; *a; a++)
+            p += *a == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *a);
+        *p++ = '\'';
+    }
+    *p = '\0';
+    return s;
+}
+
+static int check_args(const cli_opts *o)
+{
+    if (o->n_pos) {
+        cli_error("report: unexpected argument '%s' (give the sets with "
+                  "--val and --test)", o->pos[0]);
+        return CLI_EX_USAGE;
+    }
+    if (!o->val || !o->test) {
+        cli_error("report: --val VAL and --test TEST are required");
+        return CLI_EX_USAGE;
+    }
+    if (!o->out) {
+        cli_error("report: -o REPORT.html is required");
+        return CLI_EX_USAGE;
+    }
+    return 0;
+}
+
+/* T/4 .. 4T, log-spaced, widened (up to T/16 .. 16T) to show T = 1, the
+ * scores as given, when it is near. */
+static void curve_range(double t, double *ts)
+{
+    const double lo = fmax(t / 16, fmin(t / 4, 0.8));
+    const double hi = fmin(t * 16, fmax(t * 4, 1.25));
+    const int mid = CURVE_POINTS / 2;
+    for (int i = 0; i < CURVE_POINTS; i++)
+        ts[i] = i < mid ? t * pow(lo / t, (double)(mid - i) / mid)
+                : i > mid ? t * pow(hi / t, (double)(i - mid) / mid)
+                          : t;
+}
+
+int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
+                     const char *command, const char *path)
+{
+    double ts[CURVE_POINTS], nll[CURVE_POINTS];
+    calib_error err = {0};
+    curve_range(calib_calibrator_temperature(l->cal), ts);
+    int rc = calib_temperature_curve(l->val, ts, CURVE_POINTS, nll,
+                                     o->eval.threads, &err);
+    if (rc)
+        return cli_fail(rc, &err, l->val_path);
+    const calib_report_spec spec = {
+        .title = title, .test_before = l->before, .test_after = l->after,
+        .val_before = l->val_before, .val_after = l->val_after,
+        .calibrator = l->cal, .curve_t = ts, .curve_nll = nll,
+        .n_curve = CURVE_POINTS, .val_path = l->val_path,
+        .test_path = l->test_path, .command = command};
+    char *html = NULL;
+    size_t len = 0;
+    if ((rc = calib_render_report(&spec, &html, &len, &err)))
+        return cli_fail(rc, &err, NULL);
+    cli_out out;
+    int ex = cli_out_open(&out, path);
+    if (!ex && fwrite(html, 1, len, out.f) != len) {
+        cli_out_abort(&out);
+        ex = cli_fail(CALIB_EIO, NULL, path);
+    } else if (!ex) {
+        ex = cli_out_commit(&out);
+    }
+    free(html);
+    return ex;
+}
+
+static int run(const cli_opts *o, const char *title, const char *command)
+{
+    cli_loop l = {.val_path = o->val, .test_path = o->test};
+    calib_read_options vro, tro;
+    cli_read_options_for(o, o->val, o->val_labels, o->val_correct, &vro);
+    cli_read_options_for(o, o->test, o->test_labels, o->test_correct, &tro);
+    int ex = cli_loop_run(&l, o, &vro, &tro);
+    if (!ex)
+        ex = cli_report_write(&l, o, title, command, o->out);
+    cli_loop_free(&l);
+    return ex;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    char **args = malloc(((size_t)argc + 1) * sizeof *args);
+    char *command = command_line(argc, argv);
+    const char *title = NULL;
+    int n = 0, ex = args && command ? 0 : cli_nomem();
+    if (!ex)
+        ex = take_title(argc, argv, args, &n, &title);
+    cli_opts o;
+    if (!ex)
+        ex = cli_parse(n, args, "report",
+                       CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
+                           CLI_OPT_OUT | CLI_OPT_SETS,
+                       &o);
+    if (!ex && o.help)
+        fputs(usage, stdout);
+    else if (!ex && !(ex = check_args(&o)))
+        ex = run(&o, title, command);
+    free(args);
+    free(command);
+    return ex;
+}
