@@ -189,8 +189,8 @@ void calib_dataset_stats(const calib_dataset *ds, calib_read_stats *out);
 /* Returns in *out one dataset holding the rows of parts[0..n) in order
  * (copied; the result owns them).  The parts must share a kind; their
  * groups are merged by name, and stats are summed.  Errors: CALIB_EINVAL
- * (n = 0, mixed kinds, or different K between non-ragged parts: those
- * become ragged only if every part is), CALIB_ENOMEM. */
+ * (n = 0, mixed kinds, groups on some parts only, or different K between
+ * non-ragged parts), CALIB_ENOMEM. */
 int calib_dataset_concat(const calib_dataset *const *parts, size_t n,
                          calib_dataset **out, calib_error *err);
 
@@ -240,7 +240,33 @@ const char *calib_seq_conf_name(calib_seq_conf mode);
  * `npy_probs` is set, with `labels_path` naming an (N,) integer .npy; or
  * (N,) confidences with `correct_path` naming an (N,) 0/1 or bool .npy.
  * A path of "-" reads standard input (give `format` then, or gzip is
- * detected from its magic bytes and CSV assumed). */
+ * detected from its magic bytes and CSV assumed).  .jsonl and .json files
+ * are told apart by their content (lm-eval or OpenAI).
+ *
+ * lm-eval --log_samples (CALIB_FORMAT_LMEVAL; jansson parses each line,
+ * members calib does not use are only checked for balanced quoting): a
+ * multiple-choice sample becomes one ragged LOGITS row whose scores are
+ * the choices' logliks (`filtered_resps`, else `resps`; strings as v0.4.3+
+ * writes them or native numbers as v0.4.0-0.4.2, whose files are one JSON
+ * array), divided by the choice text's length in code points or UTF-8
+ * bytes with `norm`.  `target`: an integer, a digit string in range, or
+ * text matched against the choices (arg_1 less one leading space); a list
+ * is correct when the argmax is in it (label = that choice, else the
+ * first), as lm-eval's acc.  A repeated doc_id (one line per filter)
+ * keeps the first line (rows_duplicate); acc_mutual_info's 2K entries use
+ * the first K (conditional) logliks, as `acc` does; generative samples
+ * (text responses) are bad data.  argmax == gold is checked against the
+ * logged acc (acc_norm, acc_bytes with `norm`): rows_disagree.
+ *
+ * OpenAI/vLLM responses (CALIB_FORMAT_OPENAI), one per line, at the top
+ * level, under "response" or "response.body" (Batch API); choices[0] only,
+ * chat (`logprobs.content[]`) or legacy (`logprobs.token_logprobs`): one
+ * TOPLABEL row whose confidence comes from the token logprobs by
+ * `seq_conf` and whose correct flag is at the dotted path `correct` (a
+ * bool, 0/1 or "true"/"false"; required).  null and the -9999.0 sentinel
+ * are unknown: counted in values_unknown and left out of sums, means and
+ * minima; a row with no known token is bad data.  `group` is a dotted
+ * path too. */
 typedef struct calib_read_options {
     calib_format format;
     const char *conf;       /* column names (CSV/TSV) */
@@ -514,11 +540,13 @@ typedef enum calib_plot_format {
 int calib_plot_format_from_path(const char *path, calib_plot_format *out);
 
 typedef struct calib_plot_options {
-    int width, height;      /* SVG user units / PNG pixels / PDF points;
-                               default 640 x 720; text: columns x rows,
-                               default 60 x 16                          */
+    int width, height;      /* SVG user units / PNG pixels / PDF points,
+                               120..8192, default (0) 640 x 720; text:
+                               columns x lines, 24..1000 x 8..1000,
+                               default (0) 60 x 16                       */
     const char *title;      /* NULL: no title                           */
-    int counts;             /* 1 (default): per-bin counts panel below   */
+    int counts;             /* 1 (default): per-bin counts panel below,
+                               bar height log10(1 + count)              */
     int headline;           /* 1 (default): ECE, MCE, accuracy, N corner */
     int ascii;              /* text: ASCII only, no Unicode blocks       */
 } calib_plot_options;
@@ -529,7 +557,9 @@ void calib_plot_options_init(calib_plot_options *opt);
  * from calib_evaluate; series i is named labels[i], labels may be NULL
  * for one series) into a malloc'd buffer *out of *len bytes (text and
  * SVG are NUL-terminated beyond *len).  The caller frees it with free().
- * Empty bins are drawn empty; equal-mass bins at their true widths.
+ * Empty bins are drawn empty; equal-mass bins at their true widths (a bin
+ * narrower than a hairline, such as torchmetrics' [1,1], as a 2-unit bar
+ * centred on it).  A NULL label names series i "series i".
  * Errors: CALIB_EINVAL (n = 0, n > 8), CALIB_ENOMEM, CALIB_EIO (cairo). */
 int calib_render_diagram(const calib_metrics *const *series,
                          const char *const *labels, size_t n,
