@@ -134,21 +134,6 @@ static double scale_conf(double p, double t)
     return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
-/* Index of the first largest entry (PROBS clamped into [0,1] as read). */
-static size_t first_argmax(const calib_dataset *ds, size_t b, size_t len)
-{
-    size_t arg = 0;
-    double top = -INFINITY;
-    for (size_t k = 0; k < len; k++) {
-        double s = calib__score(ds, b + k);
-        if (ds->kind == CALIB_PROBS)
-            s = s < 0.0 ? 0.0 : s > 1.0 ? 1.0 : s;
-        if (s > top)
-            top = s, arg = k;
-    }
-    return arg;
-}
-
 /* Replaces the logits v[0..len) by their softmax (log-sum-exp shifted;
  * -inf logits become probability 0). */
 static void softmax(double *v, size_t len)
@@ -182,7 +167,7 @@ static size_t scale_row(const calib_dataset *in, size_t i, double t,
     }
     if (in->kind == CALIB_PROBS)
         softmax(out, len);
-    const size_t want = first_argmax(in, b, len);
+    const size_t want = calib__row_argmax(in, i);
     size_t got = 0;
     for (size_t k = 1; k < len; k++)
         got = out[k] > out[got] ? k : got;

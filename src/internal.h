@@ -69,6 +69,24 @@ static inline double calib__score(const calib_dataset *ds, size_t j)
     return ds->dtype == CALIB_F32 ? (double)((const float *)ds->scores)[j]
                                   : ((const double *)ds->scores)[j];
 }
+/* The prediction of distribution row i: the first index of its largest
+ * score (probabilities clamped into [0,1] as every kernel reads them). */
+static inline size_t calib__row_argmax(const calib_dataset *ds, size_t i)
+{
+    const size_t b = calib__row_begin(ds, i), len = calib__row_len(ds, i);
+    size_t arg = 0;
+    double top = -INFINITY;
+    for (size_t k = 0; k < len; k++) {
+        double s = calib__score(ds, b + k);
+        if (ds->kind == CALIB_PROBS)
+            s = s < 0.0 ? 0.0 : s > 1.0 ? 1.0 : s;
+        if (s > top) {
+            top = s;
+            arg = k;
+        }
+    }
+    return arg;
+}
 static inline double calib__conf(const calib_dataset *ds, size_t i)
 {
     double p = ds->dtype == CALIB_F32 ? (double)((const float *)ds->conf)[i]

@@ -37,17 +37,7 @@ static void correct_range(void *vg, size_t begin, size_t end, int worker)
             g->correct[i] = ds->correct[i] != 0;
             continue;
         }
-        const size_t b = calib__row_begin(ds, i), len = calib__row_len(ds, i);
-        size_t arg = 0;
-        double top = -INFINITY;
-        for (size_t k = 0; k < len; k++) {
-            double s = calib__score(ds, b + k);
-            if (ds->kind == CALIB_PROBS)
-                s = s < 0.0 ? 0.0 : s > 1.0 ? 1.0 : s;
-            if (s > top)
-                top = s, arg = k;
-        }
-        g->correct[i] = arg == (size_t)ds->labels[i];
+        g->correct[i] = calib__row_argmax(ds, i) == (size_t)ds->labels[i];
     }
 }
 
