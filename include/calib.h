@@ -233,7 +233,10 @@ const char *calib_seq_conf_name(calib_seq_conf mode);
 /* How to read an input.  Initialise with calib_read_options_init().
  * Column options name CSV/TSV header fields; `logits` and `probs` take a
  * comma list of names or one glob ("logit_*"; *, ? and [...] as fnmatch),
- * matched columns in header order.  Without column options the obvious
+ * matched columns in header order.  A confidence column (`conf`) also
+ * accepts a percentage: a number followed by '%' ("85%", "85.5 %") reads
+ * as that number / 100, rounded once from the decimal; no other column
+ * accepts '%'.  Without column options the obvious
  * headers are found: confidence/conf + correct, pred/pred_label +
  * label/true_label/target, logit_* or prob_* + label.
  * For .npy: the main file holds (N,K) logits, or probabilities when

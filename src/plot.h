@@ -1,10 +1,10 @@
 /* plot.h — the reliability diagram as a display list, shared by renderers.
  *
- * plot_layout.c turns n series of bins into a scene: a flat list of
- * rectangles, lines, polylines, dots and text in output coordinates (y
- * down, origin top-left).  Every number a picture depends on (panel
- * rectangles, bar rectangles, ticks, legend positions, headline text) is
- * computed there once, so the SVG writer (plot_svg.c), the cairo painter
+ * plot_layout.c (with plot_legend.c for the legend box) turns n series of
+ * bins into a scene: a flat list of rectangles, lines, polylines, dots and
+ * text in output coordinates (y down, origin top-left).  Every number a
+ * picture depends on (panel rectangles, bar rectangles, ticks, legend
+ * positions, headline text) is computed there once, so the SVG writer (plot_svg.c), the cairo painter
  * (plot_cairo.c) and the tests agree to the last bit.  The terminal chart
  * (plot_text.c) draws on a character grid instead and shares only the
  * headline and number formatting.
@@ -98,6 +98,43 @@ int calib__plot_scene(const calib_metrics *const *series,
                       const char *const *labels, size_t n,
                       const calib_plot_options *opt, calib__scene *out);
 void calib__plot_scene_free(calib__scene *s);
+
+/* Building a scene (plot_layout.c), for plot_layout.c and plot_legend.c.
+ * Each appends one item and returns it, or NULL with s->failed set when
+ * out of memory (then every later call is a no-op).  The pointer is valid
+ * only until the next append, which may move the items. */
+calib__item *calib__scene_push(calib__scene *s, calib__item_kind kind,
+                               const char *cls);
+calib__item *calib__scene_rect(calib__scene *s, const char *cls,
+                               calib__rect r, calib__rgba fill,
+                               calib__rgba stroke, double sw);
+calib__item *calib__scene_line(calib__scene *s, const char *cls, double x0,
+                               double y0, double x1, double y1,
+                               calib__rgba stroke, double sw, int dash);
+/* Text is cleaned (valid UTF-8, no controls) here, so that no renderer
+ * ever sees bytes an XML parser or cairo would refuse. */
+calib__item *calib__scene_text(calib__scene *s, const char *cls, double x,
+                               double y, const char *str, double size,
+                               calib__anchor anchor);
+/* Hatches r with lines x + y = c, `step` apart, rising to the right, at a
+ * phase shared by all rectangles so that neighbouring empty bins hatch as
+ * one. */
+void calib__scene_hatch(calib__scene *s, calib__rect r, double step);
+
+/* The colour 0xRRGGBB at opacity alpha. */
+calib__rgba calib__rgb(unsigned hex, double alpha);
+#define CALIB__PLOT_OVER 0xD55E00  /* gap of an over-confident bin */
+#define CALIB__PLOT_UNDER 0x009E73 /* gap of an under-confident bin */
+/* Mean advance of DejaVu Sans, in em: how wide text is estimated to be. */
+#define CALIB__PLOT_EM 0.62
+
+/* Adds the legend and headline box (plot_legend.c) to a scene whose data
+ * are already drawn: one series gets its headline and a key to the bars,
+ * several a table of one row per series.  The box goes to the corner of
+ * the main panel that hides the least data. */
+void calib__plot_legend(calib__scene *s, const calib_metrics *const *m,
+                        const char *const *labels, size_t n,
+                        const calib_plot_options *opt);
 
 /* Where bin b of m is drawn in the main panel: its bar rectangle (x from
  * the bin's lower to upper edge, a bin of no width ([1, 1]) as a thin bar

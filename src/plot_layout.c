@@ -11,14 +11,13 @@
  * panel plots log10(1 + count): over-confident models put most rows in the
  * last bin, and a linear axis would hide every other bin.
  *
- * The output is a display list (plot.h); the legend and headline box goes
- * to whichever of the top-left and bottom-right corners covers less data.
+ * The output is a display list (plot.h), built here with the scene
+ * primitives (calib__scene_*) that plot_legend.c also draws the legend and
+ * headline box with.
  */
 #include "plot.h"
 
-#include <assert.h>
 #include <stdio.h>
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +26,7 @@ static double clampd(double v, double lo, double hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-static calib__rgba rgb(unsigned hex, double alpha)
+calib__rgba calib__rgb(unsigned hex, double alpha)
 {
     return (calib__rgba){(unsigned char)(hex >> 16), (unsigned char)(hex >> 8),
                          (unsigned char)hex, alpha};
@@ -38,14 +37,14 @@ calib__rgba calib__palette(size_t i, double alpha)
     static const unsigned okabe_ito[CALIB__PLOT_MAX_SERIES] = {
         0x0072B2, 0xD55E00, 0x009E73, 0xCC79A7,
         0xE69F00, 0x56B4E9, 0x000000, 0xF0E442};
-    return rgb(okabe_ito[i % CALIB__PLOT_MAX_SERIES], alpha);
+    return calib__rgb(okabe_ito[i % CALIB__PLOT_MAX_SERIES], alpha);
 }
 
-#define OVER_COLOUR 0xD55E00
-#define UNDER_COLOUR 0x009E73
 #define INK 0x222222
 #define GRID 0xE3E3E3
-#define CHAR_EM 0.62 /* mean advance of DejaVu Sans, in em: width estimate */
+
+/* No colour: a shape without a fill or without a stroke. */
+static const calib__rgba clear = {0, 0, 0, 0.0};
 
 /* ------------------------------------------------------------------ */
 /* Geometry                                                            */
@@ -88,8 +87,8 @@ calib__rect calib__plot_bar(const calib__rect *p, const calib_bin *b)
 /* The display list                                                    */
 /* ------------------------------------------------------------------ */
 
-static calib__item *push(calib__scene *s, calib__item_kind kind,
-                         const char *cls)
+calib__item *calib__scene_push(calib__scene *s, calib__item_kind kind,
+                               const char *cls)
 {
     if (s->failed)
         return NULL;
@@ -123,10 +122,11 @@ void calib__plot_scene_free(calib__scene *s)
     memset(s, 0, sizeof *s);
 }
 
-static calib__item *rect(calib__scene *s, const char *cls, calib__rect r,
-                         calib__rgba fill, calib__rgba stroke, double sw)
+calib__item *calib__scene_rect(calib__scene *s, const char *cls,
+                               calib__rect r, calib__rgba fill,
+                               calib__rgba stroke, double sw)
 {
-    calib__item *it = push(s, CALIB__RECT, cls);
+    calib__item *it = calib__scene_push(s, CALIB__RECT, cls);
     if (it) {
         it->x = r.x, it->y = r.y, it->w = r.w, it->h = r.h;
         it->fill = fill, it->stroke = stroke, it->stroke_width = sw;
@@ -134,11 +134,11 @@ static calib__item *rect(calib__scene *s, const char *cls, calib__rect r,
     return it;
 }
 
-static calib__item *line(calib__scene *s, const char *cls, double x0,
-                         double y0, double x1, double y1, calib__rgba stroke,
-                         double sw, int dash)
+calib__item *calib__scene_line(calib__scene *s, const char *cls, double x0,
+                               double y0, double x1, double y1,
+                               calib__rgba stroke, double sw, int dash)
 {
-    calib__item *it = push(s, CALIB__LINE, cls);
+    calib__item *it = calib__scene_push(s, CALIB__LINE, cls);
     if (it) {
         it->x = x0, it->y = y0, it->w = x1 - x0, it->h = y1 - y0;
         it->stroke = stroke, it->stroke_width = sw, it->dash = dash;
@@ -146,18 +146,17 @@ static calib__item *line(calib__scene *s, const char *cls, double x0,
     return it;
 }
 
-/* Text is cleaned (valid UTF-8, no controls) here, so that no renderer
- * ever sees bytes an XML parser or cairo would refuse. */
-static calib__item *text(calib__scene *s, const char *cls, double x, double y,
-                         const char *str, double size, calib__anchor anchor)
+calib__item *calib__scene_text(calib__scene *s, const char *cls, double x,
+                               double y, const char *str, double size,
+                               calib__anchor anchor)
 {
-    calib__item *it = push(s, CALIB__TEXT, cls);
+    calib__item *it = calib__scene_push(s, CALIB__TEXT, cls);
     if (!it)
         return NULL;
     it->x = x, it->y = y;
     it->font_size = size;
     it->anchor = anchor;
-    it->fill = rgb(INK, 1.0);
+    it->fill = calib__rgb(INK, 1.0);
     it->text = calib__plot_clean_text(str, 4096);
     if (!it->text) {
         s->failed = 1;
@@ -175,14 +174,12 @@ static void set_bin(calib__item *it, int series, size_t b, const calib_bin *bin)
                                   bin->mean_confidence};
 }
 
-/* Lines x + y = c, rising to the right, at a phase shared by all slots so
- * that neighbouring empty bins hatch as one. */
-static void hatch(calib__scene *s, calib__rect r, double step)
+void calib__scene_hatch(calib__scene *s, calib__rect r, double step)
 {
     const double c0 = r.x + r.y, c1 = r.x + r.w + r.y + r.h;
     const size_t n = (size_t)((c1 - c0) / step) + 2;
     double *pts = malloc(4 * n * sizeof *pts);
-    calib__item *it = pts ? push(s, CALIB__SEGS, "hatch") : NULL;
+    calib__item *it = pts ? calib__scene_push(s, CALIB__SEGS, "hatch") : NULL;
     if (!it) {
         free(pts);
         s->failed = 1;
@@ -198,7 +195,7 @@ static void hatch(calib__scene *s, calib__rect r, double step)
     }
     it->pts = pts;
     it->n_pts = k / 2;
-    it->stroke = rgb(0x888888, 0.55);
+    it->stroke = calib__rgb(0x888888, 0.55);
     it->stroke_width = 0.7;
 }
 
@@ -237,9 +234,9 @@ static void frame(calib__scene *s, const calib_plot_options *opt)
 
 static void axis_title(calib__scene *s, const calib__rect *p, const char *t)
 {
-    calib__item *it = text(s, "axis-label", 1.45 * s->font_size,
-                           p->y + p->h / 2.0, t, 1.05 * s->font_size,
-                           CALIB__MIDDLE);
+    calib__item *it = calib__scene_text(s, "axis-label", 1.45 * s->font_size,
+                                        p->y + p->h / 2.0, t,
+                                        1.05 * s->font_size, CALIB__MIDDLE);
     if (it)
         it->rotate = 1;
 }
@@ -248,18 +245,22 @@ static void axes_main(calib__scene *s)
 {
     const calib__rect *p = &s->main;
     const double fs = s->font_size;
-    rect(s, "panel", *p, rgb(0xFFFFFF, 1.0), rgb(0, 0), 0);
+    calib__scene_rect(s, "panel", *p, calib__rgb(0xFFFFFF, 1.0), clear, 0);
     for (int t = 0; t <= 5; t++) {
         const double v = t / 5.0, x = calib__plot_x(p, v);
         const double y = calib__plot_y(p, v);
         char lab[16];
         if (t > 0 && t < 5) {
-            line(s, "grid", x, p->y, x, p->y + p->h, rgb(GRID, 1), 0.8, 0);
-            line(s, "grid", p->x, y, p->x + p->w, y, rgb(GRID, 1), 0.8, 0);
+            calib__scene_line(s, "grid", x, p->y, x, p->y + p->h,
+                              calib__rgb(GRID, 1), 0.8, 0);
+            calib__scene_line(s, "grid", p->x, y, p->x + p->w, y,
+                              calib__rgb(GRID, 1), 0.8, 0);
         }
-        line(s, "tick", p->x - 0.3 * fs, y, p->x, y, rgb(INK, 1), 0.8, 0);
-        text(s, "tick-label", p->x - 0.5 * fs, y + 0.36 * fs,
-             calib__plot_fixed(lab, sizeof lab, v, 1, 0), fs, CALIB__END);
+        calib__scene_line(s, "tick", p->x - 0.3 * fs, y, p->x, y,
+                          calib__rgb(INK, 1), 0.8, 0);
+        calib__scene_text(s, "tick-label", p->x - 0.5 * fs, y + 0.36 * fs,
+                          calib__plot_fixed(lab, sizeof lab, v, 1, 0), fs,
+                          CALIB__END);
     }
     axis_title(s, p, "Accuracy");
 }
@@ -273,20 +274,24 @@ static void axes_x(calib__scene *s)
         const double v = t / 5.0, x = calib__plot_x(p, v);
         char lab[16];
         if (t > 0 && t < 5 && p == &s->counts)
-            line(s, "grid", x, p->y, x, bottom, rgb(GRID, 1), 0.8, 0);
-        line(s, "tick", x, bottom, x, bottom + 0.3 * fs, rgb(INK, 1), 0.8, 0);
-        text(s, "tick-label", x, bottom + 1.35 * fs,
-             calib__plot_fixed(lab, sizeof lab, v, 1, 0), fs, CALIB__MIDDLE);
+            calib__scene_line(s, "grid", x, p->y, x, bottom,
+                              calib__rgb(GRID, 1), 0.8, 0);
+        calib__scene_line(s, "tick", x, bottom, x, bottom + 0.3 * fs,
+                          calib__rgb(INK, 1), 0.8, 0);
+        calib__scene_text(s, "tick-label", x, bottom + 1.35 * fs,
+                          calib__plot_fixed(lab, sizeof lab, v, 1, 0), fs,
+                          CALIB__MIDDLE);
     }
-    text(s, "axis-label", p->x + p->w / 2.0, bottom + 2.85 * fs, "Confidence",
-         1.05 * s->font_size, CALIB__MIDDLE);
+    calib__scene_text(s, "axis-label", p->x + p->w / 2.0, bottom + 2.85 * fs,
+                      "Confidence", 1.05 * s->font_size, CALIB__MIDDLE);
 }
 
 static void panel_frames(calib__scene *s)
 {
-    rect(s, "frame", s->main, rgb(0, 0), rgb(INK, 0.85), 0.9);
+    calib__scene_rect(s, "frame", s->main, clear, calib__rgb(INK, 0.85), 0.9);
     if (s->counts.h > 0)
-        rect(s, "frame", s->counts, rgb(0, 0), rgb(INK, 0.85), 0.9);
+        calib__scene_rect(s, "frame", s->counts, clear, calib__rgb(INK, 0.85),
+                          0.9);
 }
 
 /* ------------------------------------------------------------------ */
@@ -319,11 +324,13 @@ static void count_ticks(calib__scene *s, double cmax)
             continue; /* labels would collide: keep every other decade */
         last = y;
         if (c > 0)
-            line(s, "grid", p->x, y, p->x + p->w, y, rgb(GRID, 1), 0.8, 0);
-        line(s, "tick", p->x - 0.3 * fs, y, p->x, y, rgb(INK, 1), 0.8, 0);
+            calib__scene_line(s, "grid", p->x, y, p->x + p->w, y,
+                              calib__rgb(GRID, 1), 0.8, 0);
+        calib__scene_line(s, "tick", p->x - 0.3 * fs, y, p->x, y,
+                          calib__rgb(INK, 1), 0.8, 0);
         compact_count(lab, sizeof lab, c);
-        text(s, "tick-label", p->x - 0.5 * fs, y + 0.36 * fs, lab, fs,
-             CALIB__END);
+        calib__scene_text(s, "tick-label", p->x - 0.5 * fs, y + 0.36 * fs, lab,
+                          fs, CALIB__END);
     }
     axis_title(s, p, "Count (log)");
 }
@@ -338,7 +345,8 @@ static void counts_panel(calib__scene *s, const calib_metrics *const *m,
     for (size_t i = 0; i < n; i++)
         for (size_t b = 0; b < m[i]->n_bins; b++)
             cmax = fmax(cmax, (double)m[i]->bins[b].count);
-    rect(s, "counts-panel", *p, rgb(0xFFFFFF, 1.0), rgb(0, 0), 0);
+    calib__scene_rect(s, "counts-panel", *p, calib__rgb(0xFFFFFF, 1.0), clear,
+                      0);
     count_ticks(s, cmax);
     for (size_t i = 0; i < n; i++)
         for (size_t b = 0; b < m[i]->n_bins; b++) {
@@ -349,10 +357,12 @@ static void counts_panel(calib__scene *s, const calib_metrics *const *m,
             r.y = count_y(p, (double)bin->count, cmax);
             r.h = p->y + p->h - r.y;
             calib__item *it =
-                n == 1 ? rect(s, "count", r, calib__palette(0, 0.6),
-                              rgb(0xFFFFFF, 1), 0.6)
-                              : rect(s, "count", r, calib__palette(i, 0.07),
-                              calib__palette(i, 0.9), 1.1);
+                n == 1 ? calib__scene_rect(s, "count", r,
+                                           calib__palette(0, 0.6),
+                                           calib__rgb(0xFFFFFF, 1), 0.6)
+                       : calib__scene_rect(s, "count", r,
+                                           calib__palette(i, 0.07),
+                                           calib__palette(i, 0.9), 1.1);
             set_bin(it, (int)i, b, bin);
         }
 }
@@ -369,21 +379,23 @@ static void bars(calib__scene *s, const calib_metrics *m)
         const calib__rect r = calib__plot_bar(p, bin);
         if (calib__plot_bin_empty(bin)) {
             const calib__rect slot = {r.x, p->y, r.w, p->h};
-            set_bin(rect(s, "empty", slot, rgb(0x888888, 0.06), rgb(0, 0), 0),
+            set_bin(calib__scene_rect(s, "empty", slot,
+                                      calib__rgb(0x888888, 0.06), clear, 0),
                     0, b, bin);
-            hatch(s, slot, 0.55 * s->font_size);
+            calib__scene_hatch(s, slot, 0.55 * s->font_size);
             continue;
         }
-        set_bin(rect(s, "bar", r, calib__palette(0, 0.82),
-                     rgb(0xFFFFFF, 1.0), 0.6),
+        set_bin(calib__scene_rect(s, "bar", r, calib__palette(0, 0.82),
+                                  calib__rgb(0xFFFFFF, 1.0), 0.6),
                 0, b, bin);
         const double ya = calib__plot_y(p, bin->accuracy);
         const double yc = calib__plot_y(p, bin->mean_confidence);
         const int over = bin->accuracy < bin->mean_confidence;
-        const unsigned colour = over ? OVER_COLOUR : UNDER_COLOUR;
+        const unsigned colour = over ? CALIB__PLOT_OVER : CALIB__PLOT_UNDER;
         const calib__rect g = {r.x, fmin(ya, yc), r.w, fabs(ya - yc)};
-        set_bin(rect(s, over ? "gap over" : "gap under", g, rgb(colour, 0.38),
-                     rgb(colour, 0.9), 0.9),
+        set_bin(calib__scene_rect(s, over ? "gap over" : "gap under", g,
+                                  calib__rgb(colour, 0.38),
+                                  calib__rgb(colour, 0.9), 0.9),
                 0, b, bin);
     }
 }
@@ -391,12 +403,12 @@ static void bars(calib__scene *s, const calib_metrics *m)
 static void diagonal(calib__scene *s)
 {
     const calib__rect *p = &s->main;
-    line(s, "diagonal", p->x, p->y + p->h, p->x + p->w, p->y,
-         rgb(0x555555, 0.9), 0.11 * s->font_size, 1);
+    calib__scene_line(s, "diagonal", p->x, p->y + p->h, p->x + p->w, p->y,
+                      calib__rgb(0x555555, 0.9), 0.11 * s->font_size, 1);
 }
 
-/* The curve is pushed whole before the dots: push() may move the items,
- * so no item pointer is held across it. */
+/* The curve is pushed whole before the dots: calib__scene_push() may move
+ * the items, so no item pointer is held across it. */
 static void points(calib__scene *s, const calib_metrics *m, int si)
 {
     const calib__rect *p = &s->main;
@@ -407,7 +419,8 @@ static void points(calib__scene *s, const calib_metrics *m, int si)
             pts[k++] = calib__plot_x(p, m->bins[b].mean_confidence);
             pts[k++] = calib__plot_y(p, m->bins[b].accuracy);
         }
-    calib__item *curve = pts ? push(s, CALIB__POLY, "curve") : NULL;
+    calib__item *curve =
+        pts ? calib__scene_push(s, CALIB__POLY, "curve") : NULL;
     if (!curve) {
         free(pts);
         s->failed = 1;
@@ -420,291 +433,27 @@ static void points(calib__scene *s, const calib_metrics *m, int si)
     for (size_t b = 0; b < m->n_bins; b++) {
         const calib_bin *bin = &m->bins[b];
         calib__item *dot = calib__plot_bin_empty(bin)
-                               ? NULL : push(s, CALIB__DOT, "point");
+                               ? NULL
+                               : calib__scene_push(s, CALIB__DOT, "point");
         if (!dot)
             continue;
         dot->x = calib__plot_x(p, bin->mean_confidence);
         dot->y = calib__plot_y(p, bin->accuracy);
         dot->w = 0.32 * s->font_size;
         dot->fill = calib__palette((size_t)si, 1.0);
-        dot->stroke = rgb(0xFFFFFF, 1.0), dot->stroke_width = 0.8;
+        dot->stroke = calib__rgb(0xFFFFFF, 1.0), dot->stroke_width = 0.8;
         set_bin(dot, si, b, bin);
     }
-}
-
-/* ------------------------------------------------------------------ */
-/* Legend and headline: one box of rows                                */
-/* ------------------------------------------------------------------ */
-
-#define MAX_ROWS 12
-#define MAX_COLS 5
-
-/* SW_UNDER is the under-confidence gap as the plot shows it: over a bar. */
-typedef enum swatch {
-    SW_NONE, SW_FILL, SW_UNDER, SW_HATCH, SW_DASH, SW_MARK
-} swatch;
-
-/* Cell 0 is left-aligned text (a label), cells 1.. right-aligned numbers. */
-typedef struct key_row {
-    swatch sw;
-    calib__rgba colour;
-    const char *cls;
-    int series;
-    char cell[MAX_COLS][256];
-} key_row;
-
-typedef struct key_box {
-    key_row row[MAX_ROWS];
-    size_t n;
-    double fs, col_w[MAX_COLS];
-    calib__rect r;
-} key_box;
-
-static key_row *add_row(key_box *k, swatch sw, calib__rgba colour,
-                        const char *cls, int series, const char *cell0)
-{
-    assert(k->n < MAX_ROWS);
-    key_row *r = &k->row[k->n++];
-    memset(r, 0, sizeof *r);
-    r->sw = sw, r->colour = colour, r->cls = cls, r->series = series;
-    snprintf(r->cell[0], sizeof r->cell[0], "%s", cell0);
-    return r;
-}
-
-static size_t code_points(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static void single_rows(key_box *k, const calib_metrics *m, const char *label,
-                        const calib_plot_options *opt)
-{
-    if (label)
-        add_row(k, SW_NONE, rgb(0, 0), "legend-label", 0, label);
-    if (opt->headline) {
-        char a[32], b[32], line1[96];
-        snprintf(line1, sizeof line1, "ECE %s   MCE %s",
-                 calib__plot_fixed(a, sizeof a, m->ece, 4, 0),
-                 calib__plot_fixed(b, sizeof b, m->mce, 4, 0));
-        add_row(k, SW_NONE, rgb(0, 0), "headline", 0, line1);
-        snprintf(line1, sizeof line1, "accuracy %s   N %zu",
-                 calib__plot_fixed(a, sizeof a, m->accuracy, 4, 0), m->n);
-        add_row(k, SW_NONE, rgb(0, 0), "headline", 0, line1);
-    }
-    int over = 0, under = 0, empty = 0;
-    for (size_t b = 0; b < m->n_bins; b++) {
-        const calib_bin *bin = &m->bins[b];
-        empty |= calib__plot_bin_empty(bin);
-        if (!calib__plot_bin_empty(bin)) {
-            over |= bin->accuracy < bin->mean_confidence;
-            under |= bin->accuracy > bin->mean_confidence;
-        }
-    }
-    add_row(k, SW_FILL, calib__palette(0, 0.82), "legend-key", -1,
-            "accuracy per bin");
-    if (over)
-        add_row(k, SW_FILL, rgb(OVER_COLOUR, 0.38), "legend-key", -1,
-                "gap: over-confident");
-    if (under)
-        add_row(k, SW_UNDER, rgb(UNDER_COLOUR, 0.38), "legend-key", -1,
-                "gap: under-confident");
-    if (empty)
-        add_row(k, SW_HATCH, rgb(0x888888, 0.06), "legend-key", -1,
-                "empty bin");
-}
-
-/* Labels are cut to what leaves the box inside the panel. */
-static void multi_rows(key_box *k, const calib_metrics *const *m,
-                       const char *const *labels, size_t n,
-                       const calib_plot_options *opt, double max_w)
-{
-    if (opt->headline) {
-        key_row *h = add_row(k, SW_NONE, rgb(0, 0), "legend-head", -1, "");
-        static const char *const heads[] = {"ECE", "MCE", "acc", "N"};
-        for (int j = 1; j < MAX_COLS; j++)
-            snprintf(h->cell[j], sizeof h->cell[j], "%s", heads[j - 1]);
-    }
-    const double cw = CHAR_EM * k->fs;
-    const double numbers = opt->headline ? 4 * (7 + 1.6) * cw : 0;
-    const double room = max_w - numbers - 4.5 * k->fs;
-    const size_t max_chars = room / cw > 6 ? (size_t)(room / cw) : 6;
-    for (size_t i = 0; i < n; i++) {
-        char fallback[32];
-        snprintf(fallback, sizeof fallback, "series %zu", i + 1);
-        const char *l = labels && labels[i] ? labels[i] : fallback;
-        char *clean = calib__plot_clean_text(l, max_chars);
-        key_row *r = add_row(k, SW_MARK, calib__palette(i, 1.0),
-                             "legend-label", (int)i, clean ? clean : "?");
-        free(clean);
-        if (!opt->headline)
-            continue;
-        calib__plot_fixed(r->cell[1], sizeof r->cell[1], m[i]->ece, 4, 0);
-        calib__plot_fixed(r->cell[2], sizeof r->cell[2], m[i]->mce, 4, 0);
-        calib__plot_fixed(r->cell[3], sizeof r->cell[3], m[i]->accuracy, 4, 0);
-        snprintf(r->cell[4], sizeof r->cell[4], "%zu", m[i]->n);
-    }
-}
-
-static void box_size(key_box *k)
-{
-    const double fs = k->fs, cw = CHAR_EM * fs;
-    int sw = 0;
-    for (size_t r = 0; r < k->n; r++) {
-        sw |= k->row[r].sw != SW_NONE;
-        for (int j = 0; j < MAX_COLS; j++)
-            k->col_w[j] = fmax(k->col_w[j], code_points(k->row[r].cell[j]) * cw);
-    }
-    double w = sw ? 2.3 * fs : 0;
-    for (int j = 0; j < MAX_COLS; j++)
-        w += k->col_w[j] + (j > 0 && k->col_w[j] > 0 ? 1.2 * fs : 0);
-    k->r.w = w + 1.4 * fs;
-    k->r.h = k->n * 1.5 * fs + 0.9 * fs;
-}
-
-static double overlap_area(calib__rect a, calib__rect b)
-{
-    const double w = fmin(a.x + a.w, b.x + b.w) - fmax(a.x, b.x);
-    const double h = fmin(a.y + a.h, b.y + b.h) - fmax(a.y, b.y);
-    return w > 0 && h > 0 ? w * h : 0;
-}
-
-/* How much of the data a box at `r` would hide: bar area, and for curves
- * samples along each segment. */
-static double covered(const calib__scene *s, calib__rect r)
-{
-    double score = 0;
-    const double fs = s->font_size;
-    for (size_t i = 0; i < s->n; i++) {
-        const calib__item *it = &s->items[i];
-        const int data = strcmp(it->cls, "bar") == 0 ||
-                         strncmp(it->cls, "gap", 3) == 0;
-        if (it->kind == CALIB__RECT && data)
-            score += overlap_area(r, (calib__rect){it->x, it->y, it->w, it->h});
-        if (it->kind == CALIB__DOT && it->x >= r.x && it->x <= r.x + r.w &&
-            it->y >= r.y && it->y <= r.y + r.h)
-            score += 16 * fs * fs;
-        for (size_t p = 0; it->kind == CALIB__POLY && p + 1 < it->n_pts; p++)
-            for (int t = 0; t < 16; t++) {
-                const double u = t / 16.0, *q = it->pts + 2 * p;
-                const double x = q[0] + u * (q[2] - q[0]), y = q[1] + u * (q[3] - q[1]);
-                if (x >= r.x && x <= r.x + r.w && y >= r.y && y <= r.y + r.h)
-                    score += fs * fs;
-            }
-    }
-    return score;
-}
-
-/* Corners in order of preference: top-left is empty for over-confident
- * models, bottom-right for under-confident ones. */
-static void place_box(const calib__scene *s, key_box *k)
-{
-    const calib__rect *p = &s->main;
-    const double inset = 0.6 * s->font_size, w = k->r.w, h = k->r.h;
-    const double left = p->x + inset, right = p->x + p->w - inset - w;
-    const double top = p->y + inset, bottom = p->y + p->h - inset - h;
-    const calib__rect corner[4] = {{left, top, w, h}, {right, bottom, w, h},
-                                   {right, top, w, h}, {left, bottom, w, h}};
-    double best = INFINITY;
-    for (int i = 0; i < 4; i++) {
-        const double c = covered(s, corner[i]);
-        if (c < best)
-            best = c, k->r = corner[i];
-    }
-}
-
-static void draw_swatch(calib__scene *s, const key_row *row, double x,
-                        double cy, double fs)
-{
-    const calib__rect r = {x, cy - 0.42 * fs, 1.8 * fs, 0.84 * fs};
-    calib__item *it;
-    switch (row->sw) {
-    case SW_UNDER:
-    case SW_FILL:
-        if (row->sw == SW_UNDER) /* the gap is drawn over a bar */
-            rect(s, "legend-swatch", r, calib__palette(0, 0.82), rgb(0, 0), 0);
-        rect(s, "legend-swatch", r, row->colour, rgb(0, 0), 0);
-        break;
-    case SW_HATCH:
-        rect(s, "legend-swatch", r, row->colour, rgb(0x888888, 0.5), 0.6);
-        hatch(s, r, 0.55 * s->font_size);
-        break;
-    case SW_DASH:
-        line(s, "legend-swatch", r.x, cy, r.x + r.w, cy, rgb(0x555555, 0.9),
-             0.11 * s->font_size, 1);
-        break;
-    case SW_MARK:
-        line(s, "legend-swatch", r.x, cy, r.x + r.w, cy, row->colour,
-             0.15 * s->font_size, 0);
-        if ((it = push(s, CALIB__DOT, "legend-swatch")) != NULL) {
-            it->x = r.x + r.w / 2, it->y = cy, it->w = 0.32 * s->font_size;
-            it->fill = row->colour, it->stroke = rgb(0xFFFFFF, 1);
-            it->stroke_width = 0.8;
-        }
-        break;
-    case SW_NONE:
-        break;
-    }
-}
-
-static void draw_box(calib__scene *s, const key_box *k)
-{
-    const double fs = k->fs, x = k->r.x + 0.7 * fs;
-    int sw = 0;
-    for (size_t r = 0; r < k->n; r++)
-        sw |= k->row[r].sw != SW_NONE;
-    rect(s, "legend", k->r, rgb(0xFFFFFF, 0.9), rgb(0xAAAAAA, 1), 0.8);
-    for (size_t r = 0; r < k->n; r++) {
-        const key_row *row = &k->row[r];
-        const double cy = k->r.y + 0.45 * fs + (r + 0.5) * 1.5 * fs;
-        const double base = cy + 0.36 * fs;
-        /* a row without a swatch (a title) starts at the edge; the number
-         * columns stay put */
-        double cx = x + (sw ? 2.3 * fs : 0);
-        draw_swatch(s, row, x, cy, fs);
-        calib__item *t = text(s, row->cls, row->sw ? cx : x, base,
-                              row->cell[0], fs, CALIB__START);
-        if (t)
-            t->data.series = row->series, t->bold = row->cls[0] == 'h';
-        cx += k->col_w[0];
-        for (int j = 1; j < MAX_COLS && k->col_w[j] > 0; j++) {
-            cx += 1.2 * fs + k->col_w[j];
-            t = text(s, row->series >= 0 ? "headline" : row->cls, cx, base,
-                     row->cell[j], fs, CALIB__END);
-            if (t)
-                t->data.series = row->series, t->bold = row->series < 0;
-        }
-    }
-}
-
-static void legend(calib__scene *s, const calib_metrics *const *m,
-                   const char *const *labels, size_t n,
-                   const calib_plot_options *opt)
-{
-    key_box k;
-    memset(&k, 0, sizeof k);
-    k.fs = (n == 1 ? 0.92 : 0.85) * s->font_size;
-    if (n == 1) {
-        single_rows(&k, m[0], labels ? labels[0] : NULL, opt);
-    } else {
-        multi_rows(&k, m, labels, n, opt, 0.92 * s->main.w);
-    }
-    add_row(&k, SW_DASH, rgb(0, 0), "legend-key", -1, "perfect calibration");
-    box_size(&k);
-    place_box(s, &k);
-    draw_box(s, &k);
 }
 
 static void title(calib__scene *s, const char *t)
 {
     const double size = 1.3 * s->font_size;
-    const size_t fit = (size_t)(s->width / (CHAR_EM * size));
+    const size_t fit = (size_t)(s->width / (CALIB__PLOT_EM * size));
     char *clean = calib__plot_clean_text(t, fit > 8 ? fit - 2 : 6);
-    calib__item *it = clean ? text(s, "title", s->width / 2.0,
-                                   2.1 * s->font_size, clean, size,
-                                   CALIB__MIDDLE)
+    calib__item *it = clean ? calib__scene_text(s, "title", s->width / 2.0,
+                                                2.1 * s->font_size, clean,
+                                                size, CALIB__MIDDLE)
                             : NULL;
     if (it)
         it->bold = 1;
@@ -721,8 +470,9 @@ int calib__plot_scene(const calib_metrics *const *series,
     out->width = opt->width;
     out->height = opt->height;
     frame(out, opt);
-    rect(out, "background", (calib__rect){0, 0, out->width, out->height},
-         rgb(0xFFFFFF, 1), rgb(0, 0), 0);
+    calib__scene_rect(out, "background",
+                      (calib__rect){0, 0, out->width, out->height},
+                      calib__rgb(0xFFFFFF, 1), clear, 0);
     axes_main(out);
     counts_panel(out, series, n);
     axes_x(out);
@@ -732,7 +482,7 @@ int calib__plot_scene(const calib_metrics *const *series,
     for (size_t i = 0; n > 1 && i < n; i++)
         points(out, series[i], (int)i);
     panel_frames(out);
-    legend(out, series, labels, n, opt);
+    calib__plot_legend(out, series, labels, n, opt);
     if (opt->title && opt->title[0])
         title(out, opt->title);
     if (out->failed) {

@@ -141,6 +141,11 @@ void calib__csv_close(calib__csv *c);
  * "C" locale for the slow path: initialise it to (locale_t)0 and release
  * it with calib__number_done.  Returns 0, or -1 when s is not a number. */
 int calib__parse_number(const char *s, size_t len, double *x, locale_t *loc);
+/* As calib__parse_number, and a number followed by '%' (blanks allowed
+ * before and after it: "85%", "85.5 %") gives that number / 100, rounded
+ * once from the decimal (its exponent lowered by 2), not divided after
+ * rounding.  For confidence columns only. */
+int calib__parse_percent(const char *s, size_t len, double *x, locale_t *loc);
 void calib__number_done(locale_t *loc);
 
 /* ------------------------------------------------------------------ */

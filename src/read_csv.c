@@ -6,7 +6,10 @@
  * unescapes into a scratch buffer.  A bad row is reported as
  * file:line:field with the column's name, or skipped and counted.
  *
- * Numbers go through read_number.c (correctly rounded, locale-free).
+ * Numbers go through read_number.c (correctly rounded, locale-free).  A
+ * confidence may also be written as a percentage ("85%", "85.5 %"), as
+ * models asked for a verbalized confidence often answer; scores, labels
+ * and weights may not, since there a '%' is more likely a mistake.
  */
 #define _GNU_SOURCE /* FNM_CASEFOLD */
 #include "read.h"
@@ -568,8 +571,8 @@ static int parse_field(calib__csv *c, size_t f, double *scores,
     case R_SCORE:
         return calib__parse_number(x->p, x->len, &scores[c->slot[f]], &c->loc)
                    ? bad_value(c, at, f, "is not a number", err) : CALIB_OK;
-    case R_CONF:
-        return calib__parse_number(x->p, x->len, &v->conf, &c->loc)
+    case R_CONF: /* verbalized confidences are often percentages */
+        return calib__parse_percent(x->p, x->len, &v->conf, &c->loc)
                    ? bad_value(c, at, f, "is not a number", err) : CALIB_OK;
     case R_LABEL:
     case R_PRED:

@@ -10,10 +10,17 @@
  * w / 10^-e (e >= -22) by 128-bit integer division with round and sticky
  * bits.  Everything else (more digits, larger exponents) falls back to
  * strtod_l in a "C" locale.  nan and inf are read only to be rejected.
+ *
+ * A percentage ("85.5%") is read as the same digits with the exponent
+ * lowered by 2, so it too is rounded once: the result is the double
+ * nearest to the decimal / 100.  Dividing the parsed double by 100 would
+ * round twice, giving the double nearest to (the double nearest the
+ * decimal) / 100, which can differ from it in the last bit.
  */
 #define _GNU_SOURCE /* strtod_l */
 #include "read.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -126,10 +133,13 @@ static int fast_path(uint64_t w, long e, int neg, double *x)
 }
 #endif
 
-static int slow_path(const char *s, size_t n, double *x, locale_t *loc)
+/* strtod_l of s[0 .. n) followed by `suffix` (an exponent, or ""). */
+static int slow_path(const char *s, size_t n, const char *suffix, double *x,
+                     locale_t *loc)
 {
     char local[128];
-    char *buf = n < sizeof local ? local : malloc(n + 1);
+    const size_t total = n + strlen(suffix);
+    char *buf = total < sizeof local ? local : malloc(total + 1);
     if (!buf)
         return -1;
     if (!*loc)
@@ -137,10 +147,10 @@ static int slow_path(const char *s, size_t n, double *x, locale_t *loc)
     int rc = -1;
     if (*loc) {
         memcpy(buf, s, n);
-        buf[n] = 0;
+        memcpy(buf + n, suffix, total - n + 1);
         char *stop;
         *x = strtod_l(buf, &stop, *loc);
-        rc = stop == buf + n ? 0 : -1;
+        rc = stop == buf + total ? 0 : -1;
     }
     if (buf != local)
         free(buf);
@@ -207,9 +217,11 @@ static size_t significant(const char *p, const char *end, size_t n)
 }
 
 /* [sign] digits [. digits] [e [sign] digits], or digits only after the
- * point.  At most 19 significant digits make w exact (10^19 - 1 < 2^64);
- * more take the slow path. */
-int calib__parse_number(const char *s, size_t len, double *x, locale_t *loc)
+ * point, times 10^shift.  At most 19 significant digits make w exact
+ * (10^19 - 1 < 2^64); more take the slow path, which is given the digits
+ * with the shifted exponent written out when shift is not 0. */
+static int parse_scaled(const char *s, size_t len, long shift, double *x,
+                        locale_t *loc)
 {
     const char *p = s, *end = s + len;
     while (p < end && (*p == ' ' || *p == '\t'))
@@ -230,6 +242,7 @@ int calib__parse_number(const char *s, size_t len, double *x, locale_t *loc)
     }
     if (n_int + n_frac == 0)
         return special(d0, end, neg, x);
+    const char *const mantissa_end = p;
     long e = 0;
     if (p < end && (*p == 'e' || *p == 'E') &&
         !(p = scan_exponent(p + 1, end, &e)))
@@ -237,9 +250,29 @@ int calib__parse_number(const char *s, size_t len, double *x, locale_t *loc)
     if (p != end)
         return -1;
     if (significant(d0, end, n_int + n_frac) <= 19 &&
-        fast_path(w, e - (long)n_frac, neg, x) == 0)
+        fast_path(w, e - (long)n_frac + shift, neg, x) == 0)
         return 0;
-    return slow_path(start, (size_t)(end - start), x, loc);
+    if (shift == 0)
+        return slow_path(start, (size_t)(end - start), "", x, loc);
+    char exp10[32];
+    snprintf(exp10, sizeof exp10, "e%ld", e + shift);
+    return slow_path(start, (size_t)(mantissa_end - start), exp10, x, loc);
+}
+
+int calib__parse_number(const char *s, size_t len, double *x, locale_t *loc)
+{
+    return parse_scaled(s, len, 0, x, loc);
+}
+
+/* The '%' is taken off first, so "50 %" and " 50% " read as 0.5; a '%'
+ * anywhere else, or a second one, is not part of a number. */
+int calib__parse_percent(const char *s, size_t len, double *x, locale_t *loc)
+{
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len > 0 && s[len - 1] == '%')
+        return parse_scaled(s, len - 1, -2, x, loc);
+    return parse_scaled(s, len, 0, x, loc);
 }
 
 void calib__number_done(locale_t *loc)

@@ -3,16 +3,17 @@
  * how to get the same page again.
  *
  * The page is a single string: inline CSS, inline SVG (the reliability
- * diagrams from calib_render_diagram, and the NLL-over-T chart drawn here),
- * no script, no external reference, so it opens from a file, an e-mail or a
- * CI artifact with no network.  It is also well-formed XML (every element
- * closed, attributes quoted, only numeric character references), which lets
- * a plain XML parser check it.  Every string that came from the user (title,
- * file names, group names, the command line) is escaped, and bytes that are
- * not valid UTF-8 become U+FFFD, so no input can break the markup.
- * Numbers are formatted in the C locale whatever the process locale is.
+ * diagrams from calib_render_diagram, the NLL-over-T chart from
+ * report_chart.c), no script, no external reference, so it opens from a
+ * file, an e-mail or a CI artifact with no network.  It is also well-formed
+ * XML (every element closed, attributes quoted, only numeric character
+ * references), which lets a plain XML parser check it.  Every string that
+ * came from the user (title, file names, group names, the command line) is
+ * escaped, and bytes that are not valid UTF-8 become U+FFFD, so no input
+ * can break the markup.  Numbers are formatted in the C locale whatever the
+ * process locale is.
  */
-#include "internal.h"
+#include "report.h"
 
 #include <locale.h>
 #include <stdlib.h>
@@ -115,9 +116,7 @@ static void esc(calib__buf *b, const char *s)
     }
 }
 
-/* Appends x with printf format fmt; DASH when not finite (a metric that
- * does not apply).  The thread runs in the C locale (render_report). */
-static void num(calib__buf *b, const char *fmt, double x)
+void calib__report_num(calib__buf *b, const char *fmt, double x)
 {
     if (!isfinite(x)) {
         calib__buf_puts(b, DASH);
@@ -172,11 +171,11 @@ static void change_cells(calib__buf *b, const calib_metrics *before,
     const char *cls = !(fabs(gain) > 1e-12) ? "n" : gain > 0 ? "n good"
                                                              : "n bad";
     calib__buf_puts(b, "<td class=\"n\">");
-    num(b, "%.4f", x);
+    calib__report_num(b, "%.4f", x);
     calib__buf_puts(b, "</td><td class=\"n\">");
-    num(b, "%.4f", y);
+    calib__report_num(b, "%.4f", y);
     calib__buf_printf(b, "</td><td class=\"%s\">", cls);
-    num(b, "%+.4f", y - x);
+    calib__report_num(b, "%+.4f", y - x);
     calib__buf_puts(b, "</td>");
 }
 
@@ -195,7 +194,7 @@ static void metric_table(calib__buf *b, const calib_metrics *before,
             change_cells(b, before, after, (metric)k);
         } else {
             calib__buf_puts(b, "<td class=\"n\">");
-            num(b, "%.4f", value(before, (metric)k));
+            calib__report_num(b, "%.4f", value(before, (metric)k));
             calib__buf_puts(b, "</td>");
         }
         calib__buf_puts(b, "</tr>");
@@ -258,7 +257,7 @@ static void group_table(calib__buf *b, const calib_metrics *before,
                 continue;
             }
             calib__buf_puts(b, "<td class=\"n\">");
-            num(b, "%.4f", value(x, group_cols[c]));
+            calib__report_num(b, "%.4f", value(x, group_cols[c]));
             calib__buf_puts(b, "</td>");
         }
         calib__buf_puts(b, "</tr>");
@@ -270,16 +269,9 @@ static void group_table(calib__buf *b, const calib_metrics *before,
 /* Inline SVG                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Appends an SVG document without what only a standalone file has (the
- * XML declaration, a DOCTYPE, comments before the root), so that it can
- * sit inside the page. */
-static void inline_svg(calib__buf *b, const char *svg)
-{
-    const char *root = strstr(svg, "<svg");
-    calib__buf_puts(b, root ? root : "");
-}
-
-/* A reliability diagram of `n` series as inline SVG in a <figure>. */
+/* A reliability diagram of `n` series as inline SVG in a <figure>: the
+ * SVG document without what only a standalone file has (the XML
+ * declaration, a DOCTYPE, comments before the root). */
 static int diagram(calib__buf *b, const calib_metrics *const *series,
                    const char *const *labels, size_t n, int w, int h,
                    int small, calib_error *err)
@@ -295,163 +287,11 @@ static int diagram(calib__buf *b, const calib_metrics *const *series,
                                         &opt, &svg, &len, err);
     if (rc)
         return rc;
+    const char *root = strstr((const char *)svg, "<svg");
     calib__buf_puts(b, "<figure>");
-    inline_svg(b, (const char *)svg);
+    calib__buf_puts(b, root ? root : "");
     free(svg);
     return CALIB_OK;
-}
-
-/* ------------------------------------------------------------------ */
-/* The NLL-over-T chart                                                */
-/* ------------------------------------------------------------------ */
-
-enum { CW = 640, CH = 300, CL = 64, CR = 24, CT = 16, CB = 50 };
-
-typedef struct chart {
-    double lx0, lx1;          /* log10 T range  */
-    double y0, y1;            /* NLL range      */
-} chart;
-
-static double cx(const chart *c, double t)
-{
-    return CL + (log10(t) - c->lx0) / (c->lx1 - c->lx0) * (CW - CL - CR);
-}
-
-static double cy(const chart *c, double v)
-{
-    return CT + (c->y1 - v) / (c->y1 - c->y0) * (CH - CT - CB);
-}
-
-/* 1, 2 or 5 times a power of ten, at least x. */
-static double nice_step(double x)
-{
-    const double p = pow(10.0, floor(log10(x)));
-    return x <= p ? p : x <= 2 * p ? 2 * p : x <= 5 * p ? 5 * p : 10 * p;
-}
-
-/* The NLL at t, linear in log T between the curve's points; NaN outside. */
-static double curve_at(const calib_report_spec *s, double t)
-{
-    for (size_t i = 0; i + 1 < s->n_curve; i++) {
-        const double a = s->curve_t[i], z = s->curve_t[i + 1];
-        if (t >= a && t <= z) {
-            const double f = a == z ? 0 : log(t / a) / log(z / a);
-            return s->curve_nll[i] + f * (s->curve_nll[i + 1] -
-                                          s->curve_nll[i]);
-        }
-    }
-    return NAN;
-}
-
-static void chart_axes(calib__buf *b, const chart *c)
-{
-    const double step = nice_step((c->y1 - c->y0) / 5);
-    const int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
-    char fmt[16];
-    snprintf(fmt, sizeof fmt, "%%.%df", dec);
-    calib__buf_puts(b, "<g font-size=\"12\" fill=\"#59636e\">");
-    for (long i = (long)ceil(c->y0 / step); i * step <= c->y1; i++) {
-        const double v = (double)i * step;
-        calib__buf_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f"
-                             "\" stroke=\"#e5e9ee\"/><text x=\"%d\" y=\"%.1f\""
-                             " text-anchor=\"end\">", CL, CW - CR, cy(c, v),
-                          cy(c, v), CL - 6, cy(c, v) + 4);
-        num(b, fmt, v);
-        calib__buf_puts(b, "</text>");
-    }
-    for (int d = (int)floor(c->lx0); d <= (int)ceil(c->lx1); d++)
-        for (int m = 1; m <= 5; m += m == 1 ? 1 : 3) {
-            const double t = m * pow(10.0, d), lt = log10(t);
-            if (lt < c->lx0 - 1e-9 || lt > c->lx1 + 1e-9)
-                continue;
-            calib__buf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" "
-                                 "y2=\"%d\" stroke=\"#e5e9ee\"/><text x=\"%.1f"
-                                 "\" y=\"%d\" text-anchor=\"middle\">",
-                              cx(c, t), cx(c, t), CT, CH - CB, cx(c, t),
-                              CH - CB + 16);
-            num(b, "%g", t);
-            calib__buf_puts(b, "</text>");
-        }
-    calib__buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">"
-                         "temperature T (log scale)</text><text x=\"14\" "
-                         "y=\"%d\" text-anchor=\"middle\" transform=\"rotate"
-                         "(-90 14 %d)\">validation NLL</text></g>",
-                      (CL + CW - CR) / 2, CH - 10, (CT + CH - CB) / 2,
-                      (CT + CH - CB) / 2);
-}
-
-/* The curve as one path, broken where a value is not finite. */
-static void chart_line(calib__buf *b, const chart *c,
-                       const calib_report_spec *s)
-{
-    calib__buf_puts(b, "<path fill=\"none\" stroke=\"#0969da\" "
-                       "stroke-width=\"2.2\" d=\"");
-    int pen = 0;
-    for (size_t i = 0; i < s->n_curve; i++) {
-        const double v = s->curve_nll[i];
-        if (!isfinite(v)) {
-            pen = 0;
-            continue;
-        }
-        calib__buf_printf(b, "%c%.2f %.2f ", pen ? 'L' : 'M',
-                          cx(c, s->curve_t[i]), cy(c, v));
-        pen = 1;
-    }
-    calib__buf_puts(b, "\"/>");
-}
-
-/* A marked temperature: a vertical rule, a dot on the curve, and a label
- * on line `row` at the top, haloed so grid lines do not cross it. */
-static void chart_mark(calib__buf *b, const chart *c,
-                       const calib_report_spec *s, double t,
-                       const char *colour, const char *label, int row)
-{
-    const double v = curve_at(s, t);
-    if (!isfinite(v))
-        return;
-    const double x = cx(c, t), y = cy(c, v);
-    const int right = x > (CL + CW - CR) / 2.0;
-    calib__buf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" "
-                         "stroke=\"%s\" stroke-dasharray=\"5 4\"/><circle "
-                         "cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/>"
-                         "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" "
-                         "fill=\"%s\" text-anchor=\"%s\" stroke=\"#fff\" "
-                         "stroke-width=\"4\" paint-order=\"stroke\">%s = ",
-                      x, x, CT, CH - CB, colour, x, y, colour,
-                      x + (right ? -7 : 7), CT + 14 + 17 * row, colour,
-                      right ? "end" : "start", label);
-    num(b, "%.4g", t);
-    calib__buf_puts(b, ", NLL ");
-    num(b, "%.4f", v);
-    calib__buf_puts(b, "</text>");
-}
-
-static void nll_chart(calib__buf *b, const calib_report_spec *s, double t)
-{
-    chart c = {log10(s->curve_t[0]), log10(s->curve_t[s->n_curve - 1]),
-               INFINITY, -INFINITY};
-    for (size_t i = 0; i < s->n_curve; i++)
-        if (isfinite(s->curve_nll[i])) {
-            c.y0 = fmin(c.y0, s->curve_nll[i]);
-            c.y1 = fmax(c.y1, s->curve_nll[i]);
-        }
-    if (!(c.y0 <= c.y1) || !(c.lx0 < c.lx1))
-        return;
-    const double pad = c.y1 > c.y0 ? 0.06 * (c.y1 - c.y0) : 0.5;
-    c.y0 -= pad, c.y1 += pad;
-    calib__buf_printf(b, "<figure class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" "
-                         "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
-                         "role=\"img\" font-family=\"system-ui,sans-serif\">"
-                         "<title>Validation NLL over T</title>",
-                      CW, CH, CW, CH);
-    chart_axes(b, &c);
-    chart_line(b, &c, s);
-    chart_mark(b, &c, s, 1.0, "#59636e", "T", 1);
-    chart_mark(b, &c, s, t, "#bc4c00", "fitted T", 0);
-    calib__buf_puts(b, "</svg><figcaption>Mean NLL of the validation set "
-                       "scaled by each T; the fitted T is marked, and T = 1 "
-                       "(the scores as given) when it is in range."
-                       "</figcaption></figure>");
 }
 
 /* ------------------------------------------------------------------ */
@@ -463,10 +303,10 @@ static void card(calib__buf *b, const char *key, const char *fmt, double x,
 {
     calib__buf_printf(b, "<div class=\"card\"><div class=\"k\">%s</div>"
                          "<div class=\"v\">", key);
-    num(b, fmt, x);
+    calib__report_num(b, fmt, x);
     if (after) {
         calib__buf_puts(b, " &#8594; ");
-        num(b, fmt, *after);
+        calib__report_num(b, fmt, *after);
     }
     calib__buf_puts(b, "</div></div>");
 }
@@ -522,7 +362,8 @@ static int test_diagrams(calib__buf *b, const calib_report_spec *s,
         calib__buf_puts(b, "<figcaption>After temperature scaling");
         if (s->calibrator) {
             calib__buf_puts(b, " (T = ");
-            num(b, "%.4g", calib_calibrator_temperature(s->calibrator));
+            calib__report_num(b, "%.4g",
+                              calib_calibrator_temperature(s->calibrator));
             calib__buf_puts(b, ")");
         }
         calib__buf_puts(b, "</figcaption></figure>");
@@ -554,7 +395,7 @@ static void fit_facts(calib__buf *b, const calib_calibrator *c)
 {
     const calib_objective obj = calib_calibrator_objective(c);
     calib__buf_puts(b, "<dl><dt>Temperature T</dt><dd>");
-    num(b, "%.6g", calib_calibrator_temperature(c));
+    calib__report_num(b, "%.6g", calib_calibrator_temperature(c));
     calib__buf_printf(b, "</dd><dt>Form</dt><dd>%s</dd><dt>Objective</dt>"
                          "<dd>%s</dd><dt>Solver</dt><dd>%s</dd><dt>"
                          "Iterations</dt><dd>%d</dd><dt>Objective value</dt>"
@@ -567,7 +408,7 @@ static void fit_facts(calib__buf *b, const calib_calibrator *c)
                           ? "Newton on log(1/T), exact derivatives"
                           : "grid on log T, then golden section",
                       calib_calibrator_iterations(c));
-    num(b, "%.6f", calib_calibrator_objective_value(c));
+    calib__report_num(b, "%.6f", calib_calibrator_objective_value(c));
     calib__buf_puts(b, "</dd><dt>Diagnostics</dt><dd>");
     const size_t nd = calib_calibrator_diagnostic_count(c);
     if (!nd)
@@ -589,7 +430,8 @@ static void fit_section(calib__buf *b, const calib_report_spec *s)
                        "on validation</h2>");
     fit_facts(b, s->calibrator);
     if (s->n_curve >= 2)
-        nll_chart(b, s, calib_calibrator_temperature(s->calibrator));
+        calib__report_nll_chart(b, s,
+                                calib_calibrator_temperature(s->calibrator));
     if (s->val_before) {
         calib__buf_puts(b, "<h3>The validation set, before and after</h3>");
         metric_table(b, s->val_before, s->val_after);
@@ -621,10 +463,10 @@ static int group_section(calib__buf *b, const calib_report_spec *s,
         calib__buf_puts(b, "<figcaption>");
         esc(b, m->group_names[g]);
         calib__buf_puts(b, ": ECE ");
-        num(b, "%.3f", m->groups[g]->ece);
+        calib__report_num(b, "%.3f", m->groups[g]->ece);
         if (after) {
             calib__buf_puts(b, " &#8594; ");
-            num(b, "%.3f", after->ece);
+            calib__report_num(b, "%.3f", after->ece);
         }
         calib__buf_printf(b, ", N = %zu</figcaption></figure>",
                           m->groups[g]->n);

@@ -355,6 +355,86 @@ static void test_number_syntax(void **state)
     calib__number_done(&loc);
 }
 
+/* A confidence written as a percentage is the decimal with its exponent
+ * lowered by 2, rounded once: Python's float() of that decimal, bit for
+ * bit, also where dividing float("33.3") by 100 would round differently. */
+static void test_percent_confidence(void **state)
+{
+    const json_t *w = json_object_get(gold, "percent");
+    size_t n, n_diff;
+    int64_t *bits = golden_ints(w, "bits", &n);
+    int64_t *diff = golden_ints(w, "double_rounding_rows", &n_diff);
+    calib_read_options o = opts();
+    calib_dataset *ds = read_ok(fx("percent.csv"), &o);
+    assert_int_equal(ds->n, n);
+    assert_true(n_diff > 0);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t b;
+        const double x = calib__conf(ds, i);
+        memcpy(&b, &x, 8);
+        if (b != bits[i] && wrong++ < 5)
+            print_error("row %zu: %.17g\n", i + 1, x);
+    }
+    assert_int_equal(wrong, 0);
+    calib_read_stats st;
+    calib_dataset_stats(ds, &st);
+    assert_int_equal(st.values_clamped, (size_t)golden_number(w, "clamped"));
+    free(bits);
+    free(diff);
+    calib_dataset_free(ds);
+    calib_error e = read_fails(fx("pct_over.csv"), &o, CALIB_EDATA);
+    assert_int_equal(e.line, 3);
+    assert_int_equal(e.column, 1);
+}
+
+/* Only the confidence column takes a '%'. */
+static void test_percent_elsewhere(void **state)
+{
+    calib_read_options o = opts();
+    calib_error e = read_fails(fx("pct_probs.csv"), &o, CALIB_EDATA);
+    assert_where(&e, 3, 1, "field 'prob_0': '50%' is not a number");
+    e = read_fails(fx("pct_logits.csv"), &o, CALIB_EDATA);
+    assert_where(&e, 3, 1, "field 'logit_0': '1%' is not a number");
+    e = read_fails(fx("pct_label.csv"), &o, CALIB_EDATA);
+    assert_where(&e, 3, 2, "field 'pred': '1%' is not an integer label");
+    e = read_fails(fx("pct_correct.csv"), &o, CALIB_EDATA);
+    assert_where(&e, 3, 2, "field 'correct': '100%' is not 0/1");
+    o.weight = "w";
+    e = read_fails(fx("pct_weight.csv"), &o, CALIB_EDATA);
+    assert_where(&e, 3, 3, "field 'w': '50%' is not a finite weight");
+}
+
+static void test_percent_syntax(void **state)
+{
+    locale_t loc = (locale_t)0;
+    double x;
+    const struct {
+        const char *s;
+        double x;
+    } good[] = {{"85%", 0.85}, {" 85.5 % ", 0.855}, {"100%", 1.0},
+                {"0%", 0.0}, {"33.3%", 0.333}, {"0.5", 0.5},
+                {"1e1%", 0.1}, {"5.%", 0.05}, {".5\t%", 0.005},
+                {"12.345678901234567890123%", 0.12345678901234567890123}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        if (calib__parse_percent(good[i].s, strlen(good[i].s), &x, &loc))
+            fail_msg("'%s' is not read", good[i].s);
+        if (x != good[i].x)
+            fail_msg("'%s' read as %.17g, not %.17g", good[i].s, x,
+                     good[i].x);
+    }
+    /* the reason for the shifted exponent: one rounding, not two */
+    volatile double hundred = 100.0;
+    assert_true(33.3 / hundred != 0.333);
+    const char *bad[] = {"%", " % ", "85%%", "%85", "8%5", "85 % %", "e2%",
+                         "0x10%", "85\xe2\x80\xb0"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (calib__parse_percent(bad[i], strlen(bad[i]), &x, &loc) == 0)
+            fail_msg("'%s' parsed as %g", bad[i], x);
+    assert_int_equal(calib__parse_number("85%", 3, &x, &loc), -1);
+    calib__number_done(&loc);
+}
+
 /* A comma decimal point in the process locale changes nothing. */
 static void test_locale_independent(void **state)
 {
@@ -365,6 +445,7 @@ static void test_locale_independent(void **state)
         !setlocale(LC_NUMERIC, "fr_FR.UTF-8"))
         skip();
     test_decimals_exact(state);
+    test_percent_confidence(state);
     const calib_read_options o = opts();
     calib_dataset *ds = read_ok(fx("basic.csv"), &o);
     FILE *f = tmpfile();
@@ -507,6 +588,9 @@ int main(void)
         cmocka_unit_test(test_long_lines_and_empty),
         cmocka_unit_test(test_decimals_exact),
         cmocka_unit_test(test_number_syntax),
+        cmocka_unit_test(test_percent_confidence),
+        cmocka_unit_test(test_percent_elsewhere),
+        cmocka_unit_test(test_percent_syntax),
         cmocka_unit_test(test_locale_independent),
         cmocka_unit_test(test_streaming_chunks),
         cmocka_unit_test(test_real_densenet_csv),

@@ -8,6 +8,7 @@ and TSV files (BOM, CRLF, quoting, gzip, ...), and OUTDIR/read.json with
 what numpy and Python's float() say the files hold.  Nothing here comes
 from calib.
 """
+import decimal
 import gzip
 import json
 import math
@@ -351,6 +352,60 @@ def gen_decimals():
     GOLD["decimals"] = {"n": len(texts), "bits": bits}
 
 
+def percent_value(text):
+    """Python's float() of the decimal before the '%' with its exponent
+    lowered by 2 (digits kept exactly: no decimal context rounds them):
+    the double nearest to the decimal / 100."""
+    sign, digits, exp = decimal.Decimal(text.strip()[:-1].strip()).as_tuple()
+    return float(str(decimal.Decimal((sign, digits, exp - 2))))
+
+
+def random_percent(rnd):
+    nd = rnd.randint(1, 25)
+    digits = "".join(rnd.choice("0123456789") for _ in range(nd))
+    point = rnd.randint(0, min(nd, 2))  # at most 2 integer digits: <= 100
+    s = digits[:point] + "." + digits[point:] if point < nd else digits
+    if s.startswith("."):
+        s = "0" + s
+    if rnd.random() < 0.15:
+        s += "e0" if rnd.random() < 0.5 else "E-0"
+    return rnd.choice(["", " "]) + s + rnd.choice(["", " ", "\t"]) + "%" + \
+        rnd.choice(["", " "])
+
+
+def gen_percent():
+    """Confidences written as percentages: the confidence column only."""
+    rnd = random.Random(85)
+    texts = ["85%", "85.5 %", "100%", "0%", " 7.25% ", "33.3%", "0.1%",
+             "1e1%", "12.345678901234567890123%", "99.99999999999999999999%",
+             "50 % ", "5.%", ".5%", "+42%", "100.05%"]
+    while len(texts) < 3000:
+        t = random_percent(rnd)
+        if percent_value(t) <= 1.0:
+            texts.append(t)
+    values = [percent_value(t) for t in texts]
+    # cases where dividing the rounded double by 100 rounds differently:
+    # the reason calib shifts the exponent instead
+    naive = [float(t.strip()[:-1].strip()) / 100 for t in texts]
+    differ = [i for i, (v, w) in enumerate(zip(values, naive)) if v != w]
+    assert differ, "no double-rounding case among the percentages"
+    rows = "".join("%s,%d\n" % (t, i % 2) for i, t in enumerate(texts))
+    write("percent.csv", "confidence,correct\n" + rows + "0.25,1\n")
+    GOLD["percent"] = {
+        "n": len(texts) + 1,
+        "bits": [struct.unpack("<q", struct.pack("<d", min(v, 1.0)))[0]
+                 for v in values + [0.25]],
+        "double_rounding_rows": differ,
+        "clamped": sum(v > 1.0 for v in values)}
+    # the same '%' in any other column is not a number
+    write("pct_probs.csv", "prob_0,prob_1,label\n0.5,0.5,0\n50%,50%,1\n")
+    write("pct_logits.csv", "logit_0,logit_1,label\n1,2,0\n1%,2,1\n")
+    write("pct_label.csv", "confidence,pred,label\n90%,1,1\n90%,1%,1\n")
+    write("pct_correct.csv", "confidence,correct\n90%,1\n90%,100%\n")
+    write("pct_weight.csv", "conf,correct,w\n90%,1,1\n90%,1,50%\n")
+    write("pct_over.csv", "confidence,correct\n90%,1\n150%,1\n")
+
+
 gen_dtypes()
 gen_layouts()
 gen_toplabel()
@@ -359,6 +414,7 @@ gen_real()
 gen_csv_basic()
 gen_csv_quoting()
 gen_decimals()
+gen_percent()
 gen_written()
 with open(os.path.join(sys.argv[1], "read.json"), "w") as f:
     json.dump(GOLD, f)
