@@ -8,66 +8,77 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: calib <command> [options]\n"
-    "\n"
-    "Measures and repairs the calibration of a model's confidences.\n"
-    "\n"
-    "commands:\n"
-    "  eval FILE [input options] [--bins M] [--binning width|mass]\n"
-    "            [--bin-rule R] [--threads N] [--json] [-o OUT]\n"
-    "                       accuracy, ECE, MCE, RMSCE, NLL, Brier, bins\n"
-    "  eval TEST --calibrator CAL.json    TEST before and after\n"
-    "  eval --val VAL --test TEST         fit on VAL, judge TEST\n"
-    "  fit VAL [input options] [--objective nll|ece|brier] [-o CAL.json]\n"
-    "                       fit temperature scaling\n"
-    "  apply CAL.json FILE [input options] -o OUT.npy|OUT.csv\n"
-    "                       write recalibrated probabilities\n"
-    "  report --val VAL --test TEST [options] -o REPORT.html\n"
-    "                       fit, judge and draw it all in one HTML page\n"
-    "  demo [-o DIR]        generate an over-confident example and fix it\n"
-    "  help [COMMAND]       this text, or a command's\n"
-    "\n"
-    "  --version            print the version\n"
-    "\n"
-    "Input formats: .npy (with --labels), CSV, TSV, any of them gzipped;\n"
-    "'-' reads standard input.  See calib eval --help for input options.\n"
-    "\n"
-    "Exit status: 0 ok, 64 usage error, 65 bad input data, 66 cannot open\n"
-    "input, 70 internal error or no convergence, 71 out of memory,\n"
-    "73 cannot create output, 74 I/O error.\n";
-
+/* Every command, with the line `calib --help` shows for it: the list
+ * is made from the table that dispatches, so no command goes unlisted. */
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
+    const char *summary;
 } command;
 
+static int help(int argc, char **argv);
+
 static const command commands[] = {
-    {"eval", cmd_eval},   {"fit", cmd_fit},   {"apply", cmd_apply},
-    {"demo", cmd_demo},
-    {"diagram", cmd_diagram},
-    {"report", cmd_report},
-    {"compare", cmd_compare},
+    {"eval", cmd_eval,
+     "accuracy, ECE, MCE, RMSCE, NLL, Brier and a reliability diagram"},
+    {"fit", cmd_fit, "fit temperature scaling on a validation set"},
+    {"apply", cmd_apply, "write recalibrated probabilities with a calibrator"},
+    {"diagram", cmd_diagram,
+     "draw reliability diagrams (SVG, PNG, PDF or text)"},
+    {"report", cmd_report, "fit, judge and draw it all in one HTML page"},
+    {"compare", cmd_compare,
+     "several sets side by side, per group by calibration gap"},
+    {"demo", cmd_demo, "generate an over-confident example and repair it"},
+    {"help", help, "this list, or a command's help (calib help eval)"},
 };
+
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *f)
+{
+    fputs("usage: calib <command> [options]\n"
+          "       calib help <command>\n"
+          "\n"
+          "Measures and repairs the calibration of a model's confidences.\n"
+          "\n"
+          "commands:\n", f);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "   %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n"
+          "   --version  print the version\n"
+          "\n"
+          "Input formats: .npy (with --labels), CSV, TSV, lm-eval and\n"
+          "OpenAI/vLLM JSONL, any of them gzipped; '-' reads standard input.\n"
+          "See calib eval --help for input options.\n"
+          "\n"
+          "Exit status: 0 ok, 64 usage error, 65 bad input data, 66 cannot\n"
+          "open input, 70 internal error or no convergence, 71 out of memory,\n"
+          "73 cannot create output, 74 I/O error.\n", f);
+}
 
 static const command *find(const char *name)
 {
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
 }
 
-/* `calib help eval` is `calib eval --help`. */
+static int is_help_flag(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* `calib help eval` is `calib eval --help`; `calib help help` this list. */
 static int help(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(usage, stdout);
+    if (argc < 2 || is_help_flag(argv[1]) || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
         return cli_stdout_commit();
     }
     const command *c = find(argv[1]);
     if (!c) {
-        cli_error("help: unknown command '%s'", argv[1]);
+        cli_error("help: unknown command '%s' (see calib --help)", argv[1]);
         return CLI_EX_USAGE;
     }
     static char flag[] = "--help";
@@ -78,12 +89,11 @@ static int help(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage, stderr);
+        usage(stderr);
         return CLI_EX_USAGE;
     }
     const char *name = argv[1];
-    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
-        strcmp(name, "help") == 0)
+    if (is_help_flag(name))
         return help(argc - 1, argv + 1);
     if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
         printf("calib %s (libcalib %s)\n", CALIB_VERSION_STRING,

@@ -3,7 +3,8 @@
  * The CLI is a thin layer over <calib.h>: it parses argv into the library's
  * option structs (opts.c), runs one subcommand per file (cmd_*.c), and owns
  * presentation: tables, JSON composition, exit codes, and output files that
- * appear atomically (out.c).  Nothing here is part of the library.
+ * appear atomically (out.c).  What eval and compare read (one file, several,
+ * a directory) is inputs.c's.  Nothing here is part of the library.
  */
 #ifndef CALIB_CLI_H
 #define CALIB_CLI_H
@@ -35,7 +36,8 @@ enum {
     CLI_OPT_SETS = 1 << 6,    /* --val --test --val-labels ...            */
     CLI_OPT_NAMES = 1 << 7,   /* --label NAME (repeatable): series names;
                                  then --label-col names the CSV label     */
-    CLI_OPT_DIAGRAM = 1 << 8  /* --diagram OUT.svg|png|pdf                */
+    CLI_OPT_DIAGRAM = 1 << 8, /* --diagram OUT.svg|png|pdf                */
+    CLI_OPT_TEXTPLOT = 1 << 9 /* --ascii --no-diagram: the terminal chart */
 };
 
 /* Positional arguments: several files at once (`calib eval
@@ -57,6 +59,8 @@ typedef struct cli_opts {
     const char *names[CLI_MAX_POS];  /* --label NAME, in order           */
     int n_names;
     const char *diagram;      /* --diagram OUT                            */
+    int ascii;                /* --ascii: the terminal chart in ASCII     */
+    int no_diagram;           /* --no-diagram: no terminal chart          */
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -108,9 +112,7 @@ void cli_warn(const char *fmt, ...);
 /* Prints "calib: out of memory" and returns CLI_EX_OSERR. */
 int cli_nomem(void);
 
-/* cmd_eval.c */
-int cmd_eval(int argc, char **argv);
-
+/* inputs.c */
 /* The files several arguments stand for: a directory holds its
  * samples_*.jsonl[.gz] files if it has any, else its .jsonl, .csv and
  * .tsv files (optionally .gz), sorted by name.  When more than one file
@@ -135,12 +137,6 @@ int cli_read_inputs(const cli_inputs *in, const cli_opts *o,
  * binning allows it, else read whole and joined.  *st sums the reads. */
 int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
                     calib_metrics **m, calib_read_stats *st);
-/* Adds the read counts calib_metrics_to_json does not write
- * (rows_disagree, rows_duplicate, values_unknown), and "key": "value"
- * when key is not NULL, to the JSON object *json (realloc'd).  Returns 0
- * or an exit code. */
-int cli_json_add_read_stats(char **json, const calib_read_stats *st,
-                            const char *key, const char *value);
 /* For JSONL inputs, how their confidences were made: key "seq_conf"
  * (OpenAI rows) or "norm" (lm-eval rows) and its value; NULL, NULL for
  * other inputs. */
@@ -156,6 +152,16 @@ int cli_evaluate(const calib_dataset *ds, const calib_eval_options *eo,
                  calib_metrics **out);
 /* Prints "calib: FILE: no data rows" and returns CLI_EX_DATAERR. */
 int cli_no_rows(const char *path);
+
+/* cmd_eval.c */
+int cmd_eval(int argc, char **argv);
+/* Renders the terminal reliability diagram of n series (labels NULL for
+ * one) at the default size into *text (malloc'd, NUL-terminated), ASCII
+ * only with `ascii`.  Returns 0 or an exit code after printing the error. */
+int cli_text_diagram(const calib_metrics *const *m, const char *const *labels,
+                     size_t n, int ascii, char **text);
+/* Prints a text chart indented by two spaces, as the tables are. */
+void cli_print_chart(FILE *f, const char *text);
 /* Calls `warn(text, ctx)` for each warning the read and the metrics carry
  * (clamped values, probability rows with a sum off 1, clipped NLL). */
 void cli_each_warning(const calib_read_stats *st, const calib_metrics *m,
@@ -196,8 +202,16 @@ int cli_loop_run(cli_loop *l, const cli_opts *o,
                  const calib_read_options *val_ro,
                  const calib_read_options *test_ro);
 void cli_loop_free(cli_loop *l);
-/* Prints the loop report (fit summary when fitted, then before/after). */
-void cli_loop_print(FILE *f, const cli_loop *l);
+/* Prints the loop report (fit summary when fitted, then before/after);
+ * `diagram` (NULL: none) is a text chart printed after the metric table. */
+void cli_loop_print(FILE *f, const cli_loop *l, const char *diagram);
+/* Sets *json to the metrics as compact JSON text (malloc'd):
+ * calib_metrics_to_json's object, then the read counts it does not write
+ * (rows_disagree, rows_duplicate, values_unknown), then "key": "value"
+ * when key is not NULL.  Composed with jansson.  Returns 0 or an exit code
+ * after printing the error. */
+int cli_metrics_json(const calib_metrics *m, const calib_read_stats *st,
+                     const char *key, const char *value, char **json);
 /* Returns the loop report as JSON text (malloc'd), or NULL on ENOMEM. */
 char *cli_loop_json(const cli_loop *l);
 /* Prints the fit summary (T, objective, iterations, diagnostics). */
@@ -216,9 +230,9 @@ int cmd_compare(int argc, char **argv);
 
 /* cmd_report.c */
 int cmd_report(int argc, char **argv);
-/* Writes the HTML report of a finished loop (fitted on l->val) to `path`
- * (atomically): the curve of validation NLL over T, then
- * calib_render_report.  title may be NULL; command is the command line
+/* Writes the HTML report of a finished loop to `path` (atomically): when
+ * it was fitted on l->val, with the fit and the curve of validation NLL
+ * over T; with a calibrator from a file, TEST before and after only.  title may be NULL; command is the command line
  * that reproduces it.  Returns 0 or an exit code after the error. */
 int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
                      const char *command, const char *path);

@@ -216,11 +216,7 @@ static int json_sets(FILE *f, const cli_opts *o, const set *s, int n)
     fputs("{\"sets\": [", f);
     for (int i = 0; i < n; i++) {
         char *js = NULL;
-        calib_error err = {0};
-        const int rc = calib_metrics_to_json(s[i].m, &s[i].st, &js, &err);
-        if (rc)
-            return cli_fail(rc, &err, NULL);
-        const int ex = cli_json_add_read_stats(&js, &s[i].st, NULL, NULL);
+        const int ex = cli_metrics_json(s[i].m, &s[i].st, NULL, NULL, &js);
         if (ex)
             return ex;
         fprintf(f, "%s{\"label\": ", i ? ", " : "");

@@ -1,32 +1,29 @@
 /* cmd_eval.c — `calib eval`: the metrics of one prediction set, as a table
  * or JSON; with --calibrator or --val/--test, before and after.
  *
- * Equal-width binning without a calibrator streams (calib_reader + a
- * calib_accum), so a file of any length is evaluated in constant memory;
- * equal-mass binning needs every confidence and reads the whole set.
- * Several files, or a directory, are one set whose groups are the files'
- * task names (an lm-eval run over MMLU: per subject and overall); they
- * stream through one accumulator, or are read and joined for equal-mass
- * bins.  The table printers here are shared with `fit`, `demo` and
- * `compare`.
+ * What it reads (one file, several, a directory; streamed where the
+ * binning allows) is inputs.c's.  The text output ends the metric table
+ * with a small reliability diagram (calib_render_diagram, CALIB_PLOT_TEXT):
+ * Unicode blocks, or ASCII with --ascii, none with --no-diagram.  The
+ * table printers here are shared with `fit`, `demo` and `compare`.
  */
 #include "cli.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char usage[] =
     "usage: calib eval FILE [input options] [--bins M] [--binning width|mass]\n"
     "                 [--bin-rule R] [--threads N] [--json] [-o OUT]\n"
+    "                 [--ascii] [--no-diagram]\n"
     "       calib eval TEST --calibrator CAL.json [options]\n"
     "       calib eval --val VAL --test TEST [options]\n"
     "\n"
-    "Prints accuracy, mean confidence, ECE, MCE, RMSCE, NLL, Brier and the\n"
-    "reliability table of FILE ('-' reads standard input).  With --calibrator\n"
-    "or --val/--test, TEST before and after temperature scaling.\n"
+    "Prints accuracy, mean confidence, ECE, MCE, RMSCE, NLL, Brier, a small\n"
+    "reliability diagram and the reliability table of FILE ('-' reads\n"
+    "standard input).  With --calibrator or --val/--test, TEST before and\n"
+    "after temperature scaling, both drawn in one diagram.\n"
     "\n"
     "FILE may be several files or a directory: each file's task name is its\n"
     "group (lm-eval's samples_<task>_<date>.jsonl gives <task>).\n"
@@ -64,306 +61,12 @@ static const char usage[] =
     "  --method temperature   with --val/--test: the method to fit\n"
     "  --objective nll|ece|brier  with --val/--test: what the fit minimises\n"
     "  --json                 write JSON instead of the table\n"
+    "  --ascii                draw the reliability diagram in ASCII only\n"
+    "  --no-diagram           no reliability diagram after the metric table\n"
     "  -o OUT                 write to OUT (atomically) instead of stdout\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 65 bad data, 66 cannot open input,\n"
     "70 internal error, 71 out of memory, 73 cannot create output, 74 I/O error.\n";
-
-int cli_no_rows(const char *path)
-{
-    cli_error("%s: no data rows", path);
-    return CLI_EX_DATAERR;
-}
-
-int cli_read(const char *path, const calib_read_options *ro,
-             calib_dataset **out)
-{
-    calib_error err = {0};
-    const int rc = calib_read(path, ro, out, &err);
-    if (rc)
-        return cli_fail(rc, &err, path);
-    if (calib_dataset_rows(*out) == 0) {
-        calib_dataset_free(*out);
-        *out = NULL;
-        return cli_no_rows(path);
-    }
-    return 0;
-}
-
-int cli_evaluate(const calib_dataset *ds, const calib_eval_options *eo,
-                 calib_metrics **out)
-{
-    calib_error err = {0};
-    const int rc = calib_evaluate(ds, eo, out, &err);
-    return rc ? cli_fail(rc, &err, NULL) : 0;
-}
-
-/* ---- several inputs ------------------------------------------------ */
-
-static int has_suffix(const char *s, const char *suffix)
-{
-    const size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* The name without directories, ".gz" and one more extension. */
-static char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *b = strdup(slash ? slash + 1 : path);
-    if (!b)
-        return NULL;
-    if (has_suffix(b, ".gz"))
-        b[strlen(b) - 3] = 0;
-    char *dot = strrchr(b, '.');
-    if (dot && dot != b)
-        *dot = 0;
-    return b;
-}
-
-/* lm-eval names its logs samples_<task>_<YYYY-MM-DDTHH-MM-SS...>. */
-static int is_date(const char *s)
-{
-    for (int i = 0; i < 4; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-    return s[4] == '-';
-}
-
-char *cli_task_name(const char *path)
-{
-    char *b = base_name(path);
-    if (!b || strncmp(b, "samples_", 8) != 0)
-        return b;
-    char *u = strrchr(b, '_');
-    if (u && u > b + 7 && is_date(u + 1))
-        *u = 0;
-    memmove(b, b + 8, strlen(b + 8) + 1);
-    return b;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int wanted(const char *name, int samples_only)
-{
-    if (samples_only)
-        return strncmp(name, "samples_", 8) == 0 &&
-               (has_suffix(name, ".jsonl") || has_suffix(name, ".jsonl.gz"));
-    static const char *const ext[] = {".jsonl", ".csv", ".tsv"};
-    for (int i = 0; i < 3; i++) {
-        char gz[16];
-        snprintf(gz, sizeof gz, "%s.gz", ext[i]);
-        if (has_suffix(name, ext[i]) || has_suffix(name, gz))
-            return 1;
-    }
-    return 0;
-}
-
-static int push(cli_inputs *in, size_t *cap, const char *dir,
-                const char *name)
-{
-    if (in->n == *cap) {
-        *cap = *cap ? 2 * *cap : 16;
-        char **p = realloc(in->paths, *cap * sizeof *p);
-        if (!p)
-            return cli_nomem();
-        in->paths = p;
-    }
-    const size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
-    if (!(in->paths[in->n] = malloc(len)))
-        return cli_nomem();
-    snprintf(in->paths[in->n++], len, "%s%s%s", dir ? dir : "",
-             dir ? "/" : "", name);
-    return 0;
-}
-
-/* Appends the wanted files of directory `dir`, sorted. */
-static int push_dir(cli_inputs *in, size_t *cap, const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        cli_error("%s: cannot open directory", dir);
-        return CLI_EX_NOINPUT;
-    }
-    int samples = 0, ex = 0;
-    const struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        samples |= wanted(e->d_name, 1);
-    rewinddir(d);
-    const size_t first = in->n;
-    while (!ex && (e = readdir(d)) != NULL)
-        if (wanted(e->d_name, samples))
-            ex = push(in, cap, dir, e->d_name);
-    closedir(d);
-    qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
-    if (!ex && in->n == first) {
-        cli_error("%s: no .jsonl, .csv or .tsv files in the directory", dir);
-        ex = CLI_EX_NOINPUT;
-    }
-    return ex;
-}
-
-int cli_inputs_expand(const char *const *args, size_t n, cli_inputs *in)
-{
-    size_t cap = 0;
-    int ex = 0, dirs = 0;
-    struct stat sb;
-    memset(in, 0, sizeof *in);
-    for (size_t i = 0; i < n && !ex; i++) {
-        const int dir = stat(args[i], &sb) == 0 && S_ISDIR(sb.st_mode);
-        dirs |= dir;
-        ex = dir ? push_dir(in, &cap, args[i]) : push(in, &cap, NULL, args[i]);
-    }
-    if (!ex && !(in->groups = calloc(in->n ? in->n : 1, sizeof *in->groups)))
-        ex = cli_nomem();
-    for (size_t i = 0; !ex && (dirs || in->n > 1) && i < in->n; i++)
-        if (!(in->groups[i] = cli_task_name(in->paths[i])))
-            ex = cli_nomem();
-    return ex;
-}
-
-void cli_inputs_free(cli_inputs *in)
-{
-    for (size_t i = 0; i < in->n; i++) {
-        free(in->paths[i]);
-        if (in->groups)
-            free(in->groups[i]);
-    }
-    free(in->paths);
-    free(in->groups);
-    memset(in, 0, sizeof *in);
-}
-
-static void add_stats(calib_read_stats *a, const calib_read_stats *b)
-{
-    a->rows_read += b->rows_read;
-    a->rows_used += b->rows_used;
-    a->rows_rejected += b->rows_rejected;
-    a->values_clamped += b->values_clamped;
-    a->rows_sum_off += b->rows_sum_off;
-    a->rows_disagree += b->rows_disagree;
-    a->rows_duplicate += b->rows_duplicate;
-    a->values_unknown += b->values_unknown;
-}
-
-static void options_for(const cli_opts *o, const cli_inputs *in, size_t i,
-                        calib_read_options *ro)
-{
-    cli_read_options_for(o, in->paths[i], NULL, NULL, ro);
-    ro->group_name = in->groups[i];
-}
-
-int cli_read_inputs(const cli_inputs *in, const cli_opts *o,
-                    calib_dataset **out)
-{
-    calib_dataset **parts = calloc(in->n, sizeof *parts);
-    calib_read_options ro;
-    calib_error err = {0};
-    int ex = parts ? 0 : cli_nomem();
-    *out = NULL;
-    for (size_t i = 0; !ex && i < in->n; i++) {
-        options_for(o, in, i, &ro);
-        const int rc = calib_read(in->paths[i], &ro, &parts[i], &err);
-        ex = rc ? cli_fail(rc, &err, in->paths[i]) : 0;
-    }
-    if (!ex && in->n == 1) {
-        *out = parts[0];
-        parts[0] = NULL;
-    } else if (!ex) {
-        const int rc = calib_dataset_concat((const calib_dataset *const *)parts,
-                                            in->n, out, &err);
-        ex = rc ? cli_fail(rc, &err, NULL) : 0;
-    }
-    for (size_t i = 0; parts && i < in->n; i++)
-        calib_dataset_free(parts[i]);
-    free(parts);
-    if (!ex && calib_dataset_rows(*out) == 0) {
-        calib_dataset_free(*out);
-        *out = NULL;
-        ex = cli_no_rows(in->paths[0]);
-    }
-    return ex;
-}
-
-/* Streams the chunks of input i into `a`; adds its counts to *st. */
-static int stream_one(const cli_inputs *in, size_t i, const cli_opts *o,
-                      calib_accum *a, calib_read_stats *st)
-{
-    calib_error err = {0};
-    calib_reader *r = NULL;
-    calib_read_options ro;
-    const calib_dataset *chunk = NULL;
-    options_for(o, in, i, &ro);
-    int rc = calib_reader_open(in->paths[i], &ro, &r, &err);
-    while (!rc && !(rc = calib_reader_next(r, &chunk, &err)) && chunk)
-        rc = calib_accum_add(a, chunk, &err);
-    const int ex = rc ? cli_fail(rc, &err, in->paths[i]) : 0;
-    calib_read_stats one = {0};
-    calib_reader_stats(r, &one);
-    add_stats(st, &one);
-    calib_reader_close(r);
-    return ex;
-}
-
-/* The constant-memory path: chunks from readers into one accumulator. */
-static int stream_eval(const cli_inputs *in, const cli_opts *o,
-                       calib_metrics **m, calib_read_stats *st)
-{
-    calib_error err = {0};
-    calib_accum *a = NULL;
-    int rc = calib_accum_new(&o->eval, &a, &err);
-    int ex = rc ? cli_fail(rc, &err, NULL) : 0;
-    for (size_t i = 0; !ex && i < in->n; i++)
-        ex = stream_one(in, i, o, a, st);
-    if (!ex && st->rows_used == 0)
-        ex = cli_no_rows(in->paths[0]);
-    if (!ex && (rc = calib_accum_result(a, m, &err)) != 0)
-        ex = cli_fail(rc, &err, NULL);
-    calib_accum_free(a);
-    return ex;
-}
-
-int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
-                    calib_metrics **m, calib_read_stats *st)
-{
-    memset(st, 0, sizeof *st);
-    if (o->eval.binning == CALIB_BINNING_WIDTH)
-        return stream_eval(in, o, m, st);
-    calib_dataset *ds = NULL;
-    int ex = cli_read_inputs(in, o, &ds);
-    if (!ex) {
-        calib_dataset_stats(ds, st);
-        ex = cli_evaluate(ds, &o->eval, m);
-    }
-    calib_dataset_free(ds);
-    return ex;
-}
-
-int cli_json_add_read_stats(char **json, const calib_read_stats *st,
-                            const char *key, const char *value)
-{
-    char extra[256], kv[96] = "";
-    if (key && value)
-        snprintf(kv, sizeof kv, ", \"%s\": \"%s\"", key, value);
-    const int n = snprintf(extra, sizeof extra,
-                           ", \"rows_disagree\": %zu, \"rows_duplicate\": "
-                           "%zu, \"values_unknown\": %zu%s}",
-                           st->rows_disagree, st->rows_duplicate,
-                           st->values_unknown, kv);
-    char *end = strrchr(*json, '}');
-    if (!end)
-        return 0;
-    const size_t at = (size_t)(end - *json);
-    char *j = realloc(*json, at + (size_t)n + 1);
-    if (!j)
-        return cli_nomem();
-    memcpy(j + at, extra, (size_t)n + 1);
-    *json = j;
-    return 0;
-}
 
 /* ---- warnings ------------------------------------------------------ */
 
@@ -582,16 +285,62 @@ void cli_print_group_pair(FILE *f, const calib_metrics *before,
     }
 }
 
+/* ---- the terminal diagram ------------------------------------------ */
+
+int cli_text_diagram(const calib_metrics *const *m, const char *const *labels,
+                     size_t n, int ascii, char **text)
+{
+    calib_plot_options po;
+    calib_plot_options_init(&po);
+    po.ascii = ascii;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    calib_error err = {0};
+    const int rc = calib_render_diagram(m, labels, n, CALIB_PLOT_TEXT, &po,
+                                        &buf, &len, &err);
+    *text = (char *)buf;
+    return rc ? cli_fail(rc, &err, NULL) : 0;
+}
+
+void cli_print_chart(FILE *f, const char *text)
+{
+    while (*text) {
+        const size_t len = strcspn(text, "\n");
+        size_t end = len;
+        while (end && text[end - 1] == ' ')
+            end--;
+        fprintf(f, "  %.*s\n", (int)end, text);
+        text += len + (text[len] == '\n');
+    }
+}
+
+/* The chart the text output of `o` shows, or NULL (--json, --no-diagram). */
+static int eval_diagram(const cli_opts *o, const calib_metrics *const *m,
+                        const char *const *labels, size_t n, char **text)
+{
+    *text = NULL;
+    if (o->json || o->no_diagram)
+        return 0;
+    return cli_text_diagram(m, labels, n, o->ascii, text);
+}
+
+/* ---- the subcommand ------------------------------------------------ */
+
 static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
-                       const calib_metrics *m, const char *key,
-                       const char *value)
+                       const calib_metrics *m, const char *const mode[2],
+                       const char *diagram)
 {
     cli_print_read_stats(f, path, st, m);
-    if (key)
-        fprintf(f, "  %-22s %s\n", strcmp(key, "norm") ? "sequence confidence"
-                                                      : "loglik norm", value);
+    if (mode[0])
+        fprintf(f, "  %-22s %s\n", strcmp(mode[0], "norm")
+                                       ? "sequence confidence"
+                                       : "loglik norm", mode[1]);
     fputc('\n', f);
     cli_print_metrics(f, m);
+    if (diagram) {
+        fputc('\n', f);
+        cli_print_chart(f, diagram);
+    }
     fputc('\n', f);
     cli_print_bins(f, m);
     if (m->n_groups) {
@@ -600,66 +349,45 @@ static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
     }
 }
 
-/* ---- the subcommand ------------------------------------------------ */
-
-static int jsonl_path(const char *p)
+/* The JSON text, or the chart for the table; warnings for either. */
+static int eval_text(const cli_opts *o, const calib_read_stats *st,
+                     const calib_metrics *m, const char *const mode[2],
+                     char **json, char **diagram)
 {
-    return has_suffix(p, ".jsonl") || has_suffix(p, ".jsonl.gz") ||
-           has_suffix(p, ".json") || has_suffix(p, ".json.gz");
-}
-
-/* How JSONL confidences were made, named in the output: the --seq-conf of
- * OpenAI rows (top-label), the --norm of lm-eval rows.  *key NULL: none. */
-void cli_jsonl_mode(const cli_opts *o, const cli_inputs *in,
-                    const calib_metrics *m, const char **key,
-                    const char **value)
-{
-    static const char *const norms[] = {"none", "chars", "bytes"};
-    int jsonl = o->read.format == CALIB_FORMAT_LMEVAL ||
-                o->read.format == CALIB_FORMAT_OPENAI;
-    for (size_t i = 0; o->read.format == CALIB_FORMAT_AUTO && i < in->n; i++)
-        jsonl |= jsonl_path(in->paths[i]);
-    *key = *value = NULL;
-    if (!jsonl)
-        return;
-    const int top = m->brier_kind == CALIB_BRIER_TOPLABEL;
-    *key = top ? "seq_conf" : "norm";
-    *value = top ? calib_seq_conf_name(o->read.seq_conf)
-                 : norms[o->read.norm];
+    *json = NULL;
+    if (!o->json) {
+        if (st->rows_disagree)
+            cli_warn("%zu row%s disagree with the acc lm-eval logged",
+                     st->rows_disagree, plural(st->rows_disagree));
+        return eval_diagram(o, &m, NULL, 1, diagram);
+    }
+    *diagram = NULL;
+    const int ex = cli_metrics_json(m, st, mode[0], mode[1], json);
+    if (!ex)
+        cli_each_warning(st, m, warn_stderr, NULL);
+    return ex;
 }
 
 static int write_eval(const cli_opts *o, const cli_inputs *in,
                       const char *path, const calib_read_stats *st,
                       const calib_metrics *m)
 {
-    char *json = NULL;
-    calib_error err = {0};
-    const char *key, *value;
-    cli_jsonl_mode(o, in, m, &key, &value);
-    if (o->json) {
-        const int rc = calib_metrics_to_json(m, st, &json, &err);
-        if (rc)
-            return cli_fail(rc, &err, NULL);
-        const int ex = cli_json_add_read_stats(&json, st, key, value);
-        if (ex) {
-            free(json);
-            return ex;
-        }
-        cli_each_warning(st, m, warn_stderr, NULL);
-    } else if (st->rows_disagree) {
-        cli_warn("%zu row%s disagree with the acc lm-eval logged",
-                 st->rows_disagree, plural(st->rows_disagree));
-    }
+    char *json = NULL, *diagram = NULL;
+    const char *mode[2];
+    cli_jsonl_mode(o, in, m, &mode[0], &mode[1]);
+    int ex = eval_text(o, st, m, mode, &json, &diagram);
     cli_out out;
-    int ex = cli_out_open(&out, o->out);
+    if (!ex)
+        ex = cli_out_open(&out, o->out);
     if (!ex) {
         if (json)
             fprintf(out.f, "%s\n", json);
         else
-            print_eval(out.f, path, st, m, key, value);
+            print_eval(out.f, path, st, m, mode, diagram);
         ex = cli_out_commit(&out);
     }
     free(json);
+    free(diagram);
     return ex;
 }
 
@@ -683,19 +411,24 @@ static int eval_files(const cli_opts *o)
 
 static int write_loop(const cli_opts *o, const cli_loop *l)
 {
-    char *json = NULL;
+    char *json = NULL, *diagram = NULL;
+    const calib_metrics *const m[2] = {l->before, l->after};
+    const char *const labels[2] = {"before", "after"};
     if (o->json && !(json = cli_loop_json(l)))
         return cli_nomem();
+    int ex = eval_diagram(o, m, labels, 2, &diagram);
     cli_out out;
-    int ex = cli_out_open(&out, o->out);
+    if (!ex)
+        ex = cli_out_open(&out, o->out);
     if (!ex) {
         if (json)
             fprintf(out.f, "%s\n", json);
         else
-            cli_loop_print(out.f, l);
+            cli_loop_print(out.f, l, diagram);
         ex = cli_out_commit(&out);
     }
     free(json);
+    free(diagram);
     return ex;
 }
 
@@ -746,7 +479,7 @@ int cmd_eval(int argc, char **argv)
     int ex = cli_parse(argc, argv, "eval",
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
                            CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_CAL |
-                           CLI_OPT_SETS,
+                           CLI_OPT_SETS | CLI_OPT_TEXTPLOT,
                        &o);
     if (ex)
         return ex;

@@ -6,7 +6,8 @@
  * file says both how to recalibrate and how well it worked; the library
  * reads it back ignoring the extra keys.  JSON is composed with jansson from
  * the library's own JSON texts; jansson prints reals with %.17g, so every
- * number goes through unchanged.
+ * number goes through unchanged.  cli_metrics_json, which `eval --json`
+ * and `compare --json` print, is composed the same way.
  */
 #include "cli.h"
 
@@ -48,6 +49,12 @@ static const char apply_usage[] =
 
 /* ---- JSON composition ---------------------------------------------- */
 
+/* Sets obj[key] = val, taking val; returns 0 on failure (val NULL too). */
+static int put(json_t *obj, const char *key, json_t *val)
+{
+    return obj && val && json_object_set_new(obj, key, val) == 0;
+}
+
 static json_t *load_text(char *text)
 {
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
@@ -61,6 +68,40 @@ static json_t *metrics_json(const calib_metrics *m, const calib_read_stats *st)
     return calib_metrics_to_json(m, st, &text, NULL) ? NULL : load_text(text);
 }
 
+static json_t *count(size_t n)
+{
+    return json_integer((json_int_t)n);
+}
+
+/* calib_metrics_to_json's object, then the counts it leaves out. */
+int cli_metrics_json(const calib_metrics *m, const calib_read_stats *st,
+                     const char *key, const char *value, char **json)
+{
+    char *text = NULL;
+    calib_error err = {0};
+    const int rc = calib_metrics_to_json(m, st, &text, &err);
+    if (rc)
+        return cli_fail(rc, &err, NULL);
+    json_error_t jerr;
+    json_t *obj = json_loads(text, 0, &jerr);
+    free(text);
+    if (!obj) {
+        /* The library passes group names through as they were read. */
+        cli_error("metrics JSON: %s (are the group names UTF-8?)", jerr.text);
+        return CLI_EX_DATAERR;
+    }
+    int ok = put(obj, "rows_disagree", count(st->rows_disagree)) &&
+             put(obj, "rows_duplicate", count(st->rows_duplicate)) &&
+             put(obj, "values_unknown", count(st->values_unknown));
+    if (ok && key)
+        ok = put(obj, key, json_string(value));
+    /* Compact, as calib_metrics_to_json writes it. */
+    *json = ok ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(17))
+               : NULL;
+    json_decref(obj);
+    return *json ? 0 : cli_nomem();
+}
+
 static json_t *calibrator_json(const calib_calibrator *c)
 {
     char *text = NULL;
@@ -72,12 +113,6 @@ static json_t *input_json(const char *path, const calib_dataset *ds)
     return json_pack("{s:s, s:I, s:I}", "file", path, "rows",
                      (json_int_t)calib_dataset_rows(ds), "classes",
                      (json_int_t)calib_dataset_classes(ds));
-}
-
-/* Sets obj[key] = val, taking val; returns 0 on failure (val NULL too). */
-static int put(json_t *obj, const char *key, json_t *val)
-{
-    return obj && val && json_object_set_new(obj, key, val) == 0;
 }
 
 static char *dump(json_t *j)
@@ -241,7 +276,7 @@ void cli_print_fit(FILE *f, const calib_calibrator *c)
 
 static void print_set(FILE *f, const char *title, const char *path,
                       const calib_dataset *ds, const calib_metrics *before,
-                      const calib_metrics *after)
+                      const calib_metrics *after, const char *diagram)
 {
     calib_read_stats st;
     calib_dataset_stats(ds, &st);
@@ -249,13 +284,17 @@ static void print_set(FILE *f, const char *title, const char *path,
     cli_print_read_stats(f, path, &st, before);
     fputc('\n', f);
     cli_print_pair(f, before, after);
+    if (diagram) {
+        fputc('\n', f);
+        cli_print_chart(f, diagram);
+    }
     if (before->n_groups) {
         fputc('\n', f);
         cli_print_group_pair(f, before, after);
     }
 }
 
-void cli_loop_print(FILE *f, const cli_loop *l)
+void cli_loop_print(FILE *f, const cli_loop *l, const char *diagram)
 {
     if (l->val) {
         fprintf(f, "Fit on validation\n");
@@ -267,7 +306,7 @@ void cli_loop_print(FILE *f, const cli_loop *l)
         fputc('\n', f);
     }
     print_set(f, "Test, before and after recalibration", l->test_path,
-              l->test, l->before, l->after);
+              l->test, l->before, l->after, diagram);
     fprintf(f, "\n  accuracy unchanged: %s\n",
             l->before->accuracy == l->after->accuracy ? "yes" : "NO");
 }
@@ -278,7 +317,7 @@ static void fit_print(FILE *f, const cli_loop *l)
     cli_print_fit(f, l->cal);
     fputc('\n', f);
     print_set(f, "Fitting set, before and after", l->val_path, l->val,
-              l->val_before, l->val_after);
+              l->val_before, l->val_after, NULL);
 }
 
 /* ---- calib fit ----------------------------------------------------- */
@@ -323,7 +362,7 @@ static int loop_output(const cli_opts *o, const cli_loop *l)
     if (json)
         printf("%s\n", json);
     else
-        cli_loop_print(stdout, l);
+        cli_loop_print(stdout, l, NULL);
     free(json);
     return cli_stdout_commit();
 }

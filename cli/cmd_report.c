@@ -3,7 +3,8 @@
  * It runs the loop `fit --val --test` runs (cli_loop_run: fit on VAL, apply
  * to VAL and TEST, evaluate both), adds the validation NLL over a range of
  * T around the fitted one (calib_temperature_curve), and hands it all to
- * calib_render_report.  The page carries the command line that made it,
+ * calib_render_report.  With --calibrator CAL.json instead of --val, the
+ * loop applies that calibrator to TEST and the page has no fit to show.  The page carries the command line that made it,
  * quoted for a POSIX shell, so whoever reads it can make it again.  The
  * page is written through cli_out: it appears whole or not at all.
  */
@@ -18,6 +19,8 @@ static const char usage[] =
     "                    [--bins M] [--binning width|mass] [--bin-rule R]\n"
     "                    [--objective nll|ece|brier] [--threads N]\n"
     "                    [--title TEXT] -o REPORT.html\n"
+    "       calib report --calibrator CAL.json --test TEST [options]\n"
+    "                    -o REPORT.html\n"
     "\n"
     "Fits temperature scaling on VAL, judges TEST before and after, and\n"
     "writes one self-contained HTML page (inline SVG and CSS, no scripts, no\n"
@@ -25,6 +28,9 @@ static const char usage[] =
     "fit (T, objective, iterations, diagnostics, validation NLL over T),\n"
     "per-group tables and diagrams with --group, and the command line that\n"
     "reproduces it.  REPORT.html appears only when everything was written.\n"
+    "With --calibrator (from calib fit -o) instead of --val, TEST is judged\n"
+    "before and after that calibrator: no fit section and no NLL curve; the\n"
+    "default title names the calibrator and its T.\n"
     "Input options are those of calib eval (see calib eval --help); .npy\n"
     "sets take --val-labels and --test-labels.\n"
     "\n"
@@ -108,8 +114,13 @@ static int check_args(const cli_opts *o)
                   "--val and --test)", o->pos[0]);
         return CLI_EX_USAGE;
     }
-    if (!o->val || !o->test) {
-        cli_error("report: --val VAL and --test TEST are required");
+    if (o->val && o->calibrator) {
+        cli_error("report: give --val VAL or --calibrator CAL.json, not both");
+        return CLI_EX_USAGE;
+    }
+    if ((!o->val && !o->calibrator) || !o->test) {
+        cli_error("report: --val VAL (or --calibrator CAL.json) and --test "
+                  "TEST are required");
         return CLI_EX_USAGE;
     }
     if (!o->out) {
@@ -132,26 +143,41 @@ static void curve_range(double t, double *ts)
                           : t;
 }
 
-int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
-                     const char *command, const char *path)
+/* The page of a loop: with a fit on l->val, the fit section and the NLL
+ * curve; with a calibrator read from a file, neither (the library draws
+ * the fit section whenever it is given the calibrator). */
+static int render(const cli_loop *l, const cli_opts *o, const char *title,
+                  const char *command, char **html, size_t *len)
 {
     double ts[CURVE_POINTS], nll[CURVE_POINTS];
     calib_error err = {0};
-    curve_range(calib_calibrator_temperature(l->cal), ts);
-    int rc = calib_temperature_curve(l->val, ts, CURVE_POINTS, nll,
+    int rc = 0;
+    if (l->val) {
+        curve_range(calib_calibrator_temperature(l->cal), ts);
+        rc = calib_temperature_curve(l->val, ts, CURVE_POINTS, nll,
                                      o->eval.threads, &err);
-    if (rc)
-        return cli_fail(rc, &err, l->val_path);
+        if (rc)
+            return cli_fail(rc, &err, l->val_path);
+    }
     const calib_report_spec spec = {
         .title = title, .test_before = l->before, .test_after = l->after,
         .val_before = l->val_before, .val_after = l->val_after,
-        .calibrator = l->cal, .curve_t = ts, .curve_nll = nll,
-        .n_curve = CURVE_POINTS, .val_path = l->val_path,
+        .calibrator = l->val ? l->cal : NULL,
+        .curve_t = l->val ? ts : NULL, .curve_nll = l->val ? nll : NULL,
+        .n_curve = l->val ? CURVE_POINTS : 0, .val_path = l->val_path,
         .test_path = l->test_path, .command = command};
+    rc = calib_render_report(&spec, html, len, &err);
+    return rc ? cli_fail(rc, &err, NULL) : 0;
+}
+
+int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
+                     const char *command, const char *path)
+{
     char *html = NULL;
     size_t len = 0;
-    if ((rc = calib_render_report(&spec, &html, &len, &err)))
-        return cli_fail(rc, &err, NULL);
+    const int rc = render(l, o, title, command, &html, &len);
+    if (rc)
+        return rc;
     cli_out out;
     int ex = cli_out_open(&out, path);
     if (!ex && fwrite(html, 1, len, out.f) != len) {
@@ -164,13 +190,30 @@ int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
     return ex;
 }
 
+/* Without --title and without a fit to show, the title says which
+ * calibrator was applied, and its T. */
+static void calibrator_title(const cli_opts *o, const cli_loop *l,
+                             char *buf, size_t size)
+{
+    snprintf(buf, size, "Calibration report: T = %.4g from %s",
+             calib_calibrator_temperature(l->cal), o->calibrator);
+}
+
 static int run(const cli_opts *o, const char *title, const char *command)
 {
     cli_loop l = {.val_path = o->val, .test_path = o->test};
-    calib_read_options vro, tro;
-    cli_read_options_for(o, o->val, o->val_labels, o->val_correct, &vro);
+    calib_read_options vro = {0}, tro;
+    char own_title[600];
+    if (o->val)
+        cli_read_options_for(o, o->val, o->val_labels, o->val_correct, &vro);
     cli_read_options_for(o, o->test, o->test_labels, o->test_correct, &tro);
-    int ex = cli_loop_run(&l, o, &vro, &tro);
+    int ex = o->calibrator ? cli_load_calibrator(o->calibrator, &l.cal) : 0;
+    if (!ex)
+        ex = cli_loop_run(&l, o, &vro, &tro);
+    if (!ex && !title && o->calibrator) {
+        calibrator_title(o, &l, own_title, sizeof own_title);
+        title = own_title;
+    }
     if (!ex)
         ex = cli_report_write(&l, o, title, command, o->out);
     cli_loop_free(&l);
@@ -189,7 +232,7 @@ int cmd_report(int argc, char **argv)
     if (!ex)
         ex = cli_parse(n, args, "report",
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
-                           CLI_OPT_OUT | CLI_OPT_SETS,
+                           CLI_OPT_OUT | CLI_OPT_SETS | CLI_OPT_CAL,
                        &o);
     if (!ex && o.help)
         fputs(usage, stdout);

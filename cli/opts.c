@@ -133,6 +133,18 @@ static int set_json(cli_opts *o, const char *n, const char *v)
     return 0;
 }
 
+static int set_ascii(cli_opts *o, const char *n, const char *v)
+{
+    o->ascii = 1;
+    return 0;
+}
+
+static int set_no_diagram(cli_opts *o, const char *n, const char *v)
+{
+    o->no_diagram = 1;
+    return 0;
+}
+
 static int set_help(cli_opts *o, const char *n, const char *v)
 {
     o->help = 1;
@@ -210,6 +222,8 @@ static const opt_spec specs[] = {
     {"-o", CLI_OPT_OUT, ARG, set_out},
     {"--output", CLI_OPT_OUT, ARG, set_out},
     {"--json", CLI_OPT_JSON, NO_ARG, set_json},
+    {"--ascii", CLI_OPT_TEXTPLOT, NO_ARG, set_ascii},
+    {"--no-diagram", CLI_OPT_TEXTPLOT, NO_ARG, set_no_diagram},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
     {"--test", CLI_OPT_SETS, ARG, set_test},

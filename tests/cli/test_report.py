@@ -193,10 +193,52 @@ class TestReport(ReportCase):
         self.assertIn("equal-width, 10 bins", html)
         self.assertNotIn('id="groups"', html)
 
+    def test_with_calibrator(self):
+        cal = os.path.join(self.tmp, "cal.json")
+        rc, _, err = run("fit", self.val, "-o", cal)
+        self.assertEqual(rc, 0, err)
+        out = os.path.join(self.tmp, "cal.html")
+        rc, so, err = run("report", "--calibrator", cal, "--test", self.test,
+                          "--group", "subject", "-o", out)
+        self.assertEqual((rc, so), (0, ""), err)
+        with open(out, encoding="utf-8") as f:
+            html = f.read()
+        rc, js, err = run("eval", self.test, "--calibrator", cal, "--group",
+                          "subject", "--json")
+        self.assertEqual(rc, 0, err)
+        js = json.loads(js)
+        for m in ("ece", "mce", "nll", "brier"):
+            for side in ("before", "after"):
+                self.assertIn("%.4f" % js[side][m], html, (side, m))
+        for section in ("diagrams", "metrics", "groups", "inputs"):
+            self.assertIn('id="%s"' % section, html)
+        self.assertNotIn('id="fit"', html)               # no fit section
+        self.assertNotIn("Validation NLL over T", html)  # no curve
+        self.assertNotIn("Validation (fit)", html)
+        t = js["calibrator"]["temperature"]
+        self.assertIn("T = %.4g from %s" % (t, cal), html)
+        self.assertIn("calib report --calibrator %s --test %s" % (cal, self.test), html)
+        self.assertEqual(fetchable(html), [])
+        self.assertEqual(html.count("<svg"), 2 + 4)
+        # --title wins over the default; a bad calibrator fails cleanly
+        rc, _, err = run("report", "--calibrator", cal, "--test", self.test,
+                         "--title", "Mine", "-o", out)
+        self.assertEqual(rc, 0, err)
+        with open(out, encoding="utf-8") as f:
+            self.assertIn("<h1>Mine</h1>", f.read())
+        missing = os.path.join(self.tmp, "none.json")
+        rc, so, err = run("report", "--calibrator", missing, "--test",
+                          self.test, "-o", os.path.join(self.tmp, "x.html"))
+        self.assertEqual((rc, so), (66, ""), err)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "x.html")))
+
     def test_usage_errors(self):
         cases = [["--val", self.val, "--test", self.test],          # no -o
                  ["--val", self.val, "-o", "x.html"],                 # no --test
                  ["--test", self.test, "-o", "x.html"],               # no --val
+                 ["--val", self.val, "--calibrator", "c.json", "--test", self.test,
+                  "-o", "x.html"],                                     # both
+                 ["--calibrator", "c.json", "-o", "x.html"],           # no --test
                  [self.val, "--test", self.test, "-o", "x.html"],     # positional
                  ["--val", self.val, "--test", self.test, "--title"],
                  ["--val", self.val, "--test", self.test, "--bogus", "-o", "x.html"]]
