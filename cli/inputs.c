@@ -183,18 +183,6 @@ void cli_inputs_free(cli_inputs *in)
     memset(in, 0, sizeof *in);
 }
 
-static void add_stats(calib_read_stats *a, const calib_read_stats *b)
-{
-    a->rows_read += b->rows_read;
-    a->rows_used += b->rows_used;
-    a->rows_rejected += b->rows_rejected;
-    a->values_clamped += b->values_clamped;
-    a->rows_sum_off += b->rows_sum_off;
-    a->rows_disagree += b->rows_disagree;
-    a->rows_duplicate += b->rows_duplicate;
-    a->values_unknown += b->values_unknown;
-}
-
 static void options_for(const cli_opts *o, const cli_inputs *in, size_t i,
                         calib_read_options *ro)
 {
@@ -249,7 +237,7 @@ static int stream_one(const cli_inputs *in, size_t i, const cli_opts *o,
     const int ex = rc ? cli_fail(rc, &err, in->paths[i]) : 0;
     calib_read_stats one = {0};
     calib_reader_stats(r, &one);
-    add_stats(st, &one);
+    calib_read_stats_add(st, &one);
     calib_reader_close(r);
     return ex;
 }

@@ -185,6 +185,8 @@ typedef struct calib_read_stats {
     size_t values_unknown;    /* logprobs: null or the -9999 sentinel    */
 } calib_read_stats;
 void calib_dataset_stats(const calib_dataset *ds, calib_read_stats *out);
+/* Adds every count of *b into *a (inputs read one after the other). */
+void calib_read_stats_add(calib_read_stats *a, const calib_read_stats *b);
 
 /* Returns in *out one dataset holding the rows of parts[0..n) in order
  * (copied; the result owns them).  The parts must share a kind; their

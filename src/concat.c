@@ -105,7 +105,7 @@ static void append(calib__rows *r, const calib_dataset *d,
     }
 }
 
-static void add_stats(calib_read_stats *a, const calib_read_stats *b)
+void calib_read_stats_add(calib_read_stats *a, const calib_read_stats *b)
 {
     a->rows_read += b->rows_read;
     a->rows_used += b->rows_used;
@@ -137,7 +137,7 @@ static int copy_parts(const calib_dataset *const *parts, size_t n,
         }
         append(r, d, map);
         free(map);
-        add_stats(st, &d->stats);
+        calib_read_stats_add(st, &d->stats);
     }
     return CALIB_OK;
 }
