@@ -5,9 +5,10 @@
  * the chunk, made when the worker first sees the group), so workers never
  * share a cell; the populations are then merged, which is exact because
  * every sum in a cell is.  Float32 top-label rows of weight 1 under
- * equal-width bins take width_f32.c's kernel; every other row is loaded
- * as a rowval (metrics.c) and added here.  Groups of streamed chunks are
- * matched by name, in the order of their first row.
+ * equal-width bins (or mass.c's float32 thresholds) take width_f32.c's
+ * kernel; every other row is loaded as a rowval (metrics.c) and added
+ * here.  Groups of streamed chunks are matched by name, in the order of
+ * their first row.
  */
 #include "metrics.h"
 
@@ -99,7 +100,7 @@ pop *calib__local_pop(pass *ps, int worker, size_t g, size_t row)
 static int fast_eligible(const calib_dataset *ds, const binspec *bs)
 {
     return ds->kind == CALIB_TOPLABEL && ds->dtype == CALIB_F32 &&
-           !ds->weights && bs->binning == CALIB_BINNING_WIDTH;
+           !ds->weights && (bs->binning == CALIB_BINNING_WIDTH || bs->thr);
 }
 
 static void general_range(pass *ps, size_t begin, size_t end, int worker)
@@ -138,16 +139,15 @@ static void pass_range(void *vctx, size_t begin, size_t end, int worker)
     }
 }
 
-static void pass_free(pass *ps, int workers)
+void calib__pass_free(pass *ps, int threads)
 {
-    for (size_t j = 0; ps->locals && j < (size_t)workers * ps->n_pops; j++)
+    const size_t tmax = (size_t)calib__threads(threads);
+    for (size_t j = 0; ps->locals && j < tmax * ps->n_pops; j++)
         calib__pop_free(ps->locals[j]);
     free(ps->locals);
 }
 
-/* Runs the pass over every row of ds; on success ps->locals holds the
- * workers' populations and *workers their number. */
-static int pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
+int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
                     int threads, int *workers)
 {
     memset(ps, 0, sizeof *ps);
@@ -162,7 +162,7 @@ static int pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
     *workers = calib__parallel_for(ds->n, threads, grain, pass_range, ps);
     for (int w = 0; w < *workers; w++)
         if (ps->nomem[w]) {
-            pass_free(ps, tmax);
+            calib__pass_free(ps, threads);
             return CALIB_ENOMEM;
         }
     return CALIB_OK;
@@ -232,7 +232,7 @@ int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
         a->edges[k] = (double)k / o.bins; /* e_k, one correct rounding */
     a->opt = o;
     a->bs = (binspec){CALIB_BINNING_WIDTH, o.rule, o.bins, a->edges,
-                      (size_t)o.bins};
+                      (size_t)o.bins, NULL};
     a->classes = SIZE_MAX;
     *out = a;
     return calib__ok(err);
@@ -348,7 +348,7 @@ int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
         return rc == CALIB_OK ? calib__ok(err) : rc;
     pass ps = {0};
     int workers = 1;
-    rc = pass_run(&ps, chunk, &a->bs, a->opt.threads, &workers);
+    rc = calib__pass_run(&ps, chunk, &a->bs, a->opt.threads, &workers);
     if (rc == CALIB_OK && chunk->groups)
         rc = merge_groups(a, &ps, workers);
     else if (rc == CALIB_OK)
@@ -356,7 +356,7 @@ int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
             if (ps.locals[w])
                 calib__pop_merge(a->all, ps.locals[w]);
     if (ps.locals)
-        pass_free(&ps, calib__threads(a->opt.threads));
+        calib__pass_free(&ps, a->opt.threads);
     if (rc != CALIB_OK)
         return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");
     return calib__ok(err);

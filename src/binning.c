@@ -14,9 +14,11 @@
  * nothing is sorted: a 65536-bucket histogram of floor(p * 2^16) (exact, so
  * monotone in p) locates each needed rank's bucket, the values of those few
  * buckets are gathered, and a multi-rank quickselect with three-way
- * partitioning (linear on data full of ties) finds the ranks.
+ * partitioning (linear on data full of ties) finds the ranks.  Float32
+ * confidences need no select: two histograms of their bits give the ranks
+ * exactly (calib__mass_edges_f32).
  */
-#include "internal.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -314,8 +316,222 @@ static size_t make_edges(size_t n, size_t m, const size_t *rank_of,
     return ne;
 }
 
-int calib__mass_edges(const double *conf, size_t n, int m, int threads,
-                      double **edges, size_t *n_edges)
+/* ------------------------------------------------------------------ */
+/* Equal-mass edges of float32 confidences                             */
+/* ------------------------------------------------------------------ */
+
+/* For float32 input the ranks are found exactly on the bits, with no
+ * select: a clamped confidence in [+0, 1] has bits u <= 0x3f800000 that
+ * order as the values do, so a histogram of the high bits u >> 14 locates
+ * each needed rank's bucket, and a second histogram of the low 14 bits of
+ * that bucket's values gives the rank's exact bits.  Two passes over the
+ * data whatever the distribution (all rows within one bucket included). */
+#define F32_ONE_BITS 0x3f800000
+#define LOW_BITS 14
+#define NB2 (1 << LOW_BITS)
+#define MAX_SLOTS 64         /* second-level histograms per worker */
+#define F32_NEG_ZERO 0x80000000u
+
+typedef struct f32_ctx {
+    const uint32_t *bits;
+    uint32_t *h1;            /* per worker, NB each */
+    uint32_t *h2;            /* per worker, n_slots * NB2 each */
+    size_t n_slots;
+    const uint8_t *slot;     /* high bits -> second-level slot, NO_SLOT if
+                                none */
+    uint64_t neg_zero[MAX_WORKERS];
+    uint64_t zeros[MAX_WORKERS];
+} f32_ctx;
+
+#define NO_SLOT 0xff
+
+/* The clamped bits of a float32 confidence (negatives, -0.0 included,
+ * give +0; calib__conf keeps -0.0, which the caller sees in neg_zero). */
+static inline uint32_t clamped_bits(uint32_t x)
+{
+    int32_t s = (int32_t)x;
+    s = s < 0 ? 0 : s;
+    return (uint32_t)(s > F32_ONE_BITS ? F32_ONE_BITS : s);
+}
+
+/* The first level, counting the rows at exactly +0 apart: a bucket that
+ * holds only one value (1.0 is alone in its bucket, 0 may be) needs no
+ * second level. */
+static void hist1_range(void *vctx, size_t begin, size_t end, int worker)
+{
+    f32_ctx *c = vctx;
+    uint32_t *h = c->h1 + (size_t)worker * NB;
+    uint64_t nz = 0, n0 = 0;
+    for (size_t i = begin; i < end; i++) {
+        const uint32_t u = clamped_bits(c->bits[i]);
+        nz += c->bits[i] == F32_NEG_ZERO;
+        n0 += u == 0;
+        h[u >> LOW_BITS]++;
+    }
+    c->neg_zero[worker] = nz;
+    c->zeros[worker] = n0;
+}
+
+/* The second level: most rows are in buckets without a needed rank, so
+ * the branch is well predicted. */
+static void hist2_range(void *vctx, size_t begin, size_t end, int worker)
+{
+    const f32_ctx *c = vctx;
+    uint32_t *h = c->h2 + (size_t)worker * c->n_slots * NB2;
+    for (size_t i = begin; i < end; i++) {
+        const uint32_t u = clamped_bits(c->bits[i]);
+        const size_t s = c->slot[u >> LOW_BITS];
+        if (s != NO_SLOT)
+            h[s * NB2 + (u & (NB2 - 1))]++;
+    }
+}
+
+/* Finds the first-level buckets of the needed ranks: bucket_of[j] for
+ * rank j, each rank's rank within its bucket in within[j], and gives a
+ * second-level slot to each bucket that holds more than one value (the
+ * values of the others are set here).  Returns the number of slots. */
+static size_t plan_f32(const uint32_t *h1, int workers, uint64_t zeros,
+                       selection *sel, uint8_t *slot, uint32_t *bucket_of,
+                       uint64_t *within)
+{
+    uint64_t below = 0;
+    size_t n_slots = 0, r = 0;
+    for (size_t b = 0; b < NB && r < sel->nr; b++) {
+        uint64_t cnt = 0;
+        for (int w = 0; w < workers; w++)
+            cnt += h1[(size_t)w * NB + b];
+        const int single = b == F32_ONE_BITS >> LOW_BITS ||
+                           (b == 0 && cnt == zeros);
+        if (sel->ranks[r] < below + cnt && !single) {
+            if (n_slots < MAX_SLOTS)
+                slot[b] = (uint8_t)n_slots;
+            n_slots++;
+        }
+        for (; r < sel->nr && sel->ranks[r] < below + cnt; r++) {
+            bucket_of[r] = (uint32_t)b;
+            within[r] = sel->ranks[r] - below;
+            sel->values[r] = b == 0 ? 0.0 : 1.0; /* if single */
+        }
+        below += cnt;
+    }
+    return n_slots;
+}
+
+/* The values of the ranks in slotted buckets, from the second level. */
+static void finish_f32(const f32_ctx *c, int workers, selection *sel,
+                       const uint32_t *bucket_of, const uint64_t *within,
+                       uint64_t *sum)
+{
+    for (size_t j = 0; j < sel->nr;) {
+        const uint32_t b = bucket_of[j];
+        const size_t s = c->slot[b];
+        if (s == NO_SLOT) {
+            j++;
+            continue;
+        }
+        for (size_t l = 0; l < NB2; l++) {
+            sum[l] = 0;
+            for (int w = 0; w < workers; w++)
+                sum[l] += c->h2[((size_t)w * c->n_slots + s) * NB2 + l];
+        }
+        uint64_t below = 0;
+        for (size_t l = 0; l < NB2 && j < sel->nr && bucket_of[j] == b; l++) {
+            for (; j < sel->nr && bucket_of[j] == b &&
+                   within[j] < below + sum[l]; j++) {
+                const uint32_t u = b << LOW_BITS | (uint32_t)l;
+                float v;
+                memcpy(&v, &u, sizeof v);
+                sel->values[j] = v;
+            }
+            below += sum[l];
+        }
+    }
+}
+
+/* The clamped confidences as doubles (as calib__conf gives them when no
+ * confidence is -0.0), and select_ranks on them. */
+static int select_ranks_wide(const float *conf, size_t n, int threads,
+                             selection *sel)
+{
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p)
+        return CALIB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t u = clamped_bits(((const uint32_t *)conf)[i]);
+        float v;
+        memcpy(&v, &u, sizeof v);
+        p[i] = v;
+    }
+    const int rc = select_ranks(p, n, threads, sel);
+    free(p);
+    return rc;
+}
+
+/* As select_ranks, for float32 confidences.  Returns CALIB_EINVAL when
+ * a confidence is -0.0 (the float64 path keeps its sign, which an edge
+ * may inherit: the caller takes that path), CALIB_ENOMEM, or CALIB_OK.
+ * Ranks spread over more than MAX_SLOTS buckets (many bins) are selected
+ * among the values as doubles instead. */
+static int select_ranks_f32(const float *conf, size_t n, int threads,
+                            selection *sel)
+{
+    const int tmax = calib__threads(threads);
+    f32_ctx *c = calloc(1, sizeof *c);
+    uint8_t *slot = malloc(NB);
+    uint32_t *bucket_of = malloc(sel->nr * sizeof *bucket_of + 1);
+    uint64_t *within = malloc(sel->nr * sizeof *within + 1);
+    uint64_t *sum = malloc(NB2 * sizeof *sum);
+    int rc = CALIB_ENOMEM;
+    if (!c || !slot || !bucket_of || !within || !sum ||
+        !(c->h1 = calloc((size_t)tmax * NB, sizeof *c->h1)))
+        goto cleanup;
+    c->bits = (const uint32_t *)conf;
+    memset(slot, NO_SLOT, NB);
+    c->slot = slot;
+    const int used = calib__parallel_for(n, threads, 1 << 18, hist1_range, c);
+    uint64_t nz = 0, zeros = 0;
+    for (int w = 0; w < used; w++) {
+        nz += c->neg_zero[w];
+        zeros += c->zeros[w];
+    }
+    rc = CALIB_EINVAL;
+    if (nz)
+        goto cleanup;
+    c->n_slots = plan_f32(c->h1, used, zeros, sel, slot, bucket_of, within);
+    if (c->n_slots > MAX_SLOTS) {
+        rc = select_ranks_wide(conf, n, threads, sel);
+        goto cleanup;
+    }
+    rc = CALIB_ENOMEM;
+    if (c->n_slots &&
+        !(c->h2 = calloc((size_t)used * c->n_slots * NB2, sizeof *c->h2)))
+        goto cleanup;
+    /* the same split as the first pass: parallel_for is deterministic */
+    if (c->n_slots)
+        calib__parallel_for(n, threads, 1 << 18, hist2_range, c);
+    finish_f32(c, used, sel, bucket_of, within, sum);
+    rc = CALIB_OK;
+cleanup:
+    if (c) {
+        free(c->h1);
+        free(c->h2);
+    }
+    free(c);
+    free(slot);
+    free(bucket_of);
+    free(within);
+    free(sum);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Edges                                                               */
+/* ------------------------------------------------------------------ */
+
+/* The needed ranks of n values for m bins, their values by `select`, and
+ * the edges from them. */
+static int mass_edges(const void *conf, size_t n, int m, int threads,
+                      int f32, double **edges, size_t *n_edges)
 {
     *edges = NULL;
     *n_edges = 0;
@@ -330,7 +546,9 @@ int calib__mass_edges(const double *conf, size_t n, int m, int threads,
         goto cleanup;
     sel.nr = n ? needed_ranks(n, mm, sel.ranks) : 0;
     memcpy(orig, sel.ranks, sel.nr * sizeof *orig);
-    if (sel.nr && select_ranks(conf, n, threads, &sel) != CALIB_OK)
+    if (sel.nr && (rc = f32 ? select_ranks_f32(conf, n, threads, &sel)
+                            : select_ranks(conf, n, threads, &sel)) !=
+                      CALIB_OK)
         goto cleanup;
     *n_edges = make_edges(n, mm, orig, sel.values, e);
     *edges = e;
@@ -342,4 +560,18 @@ cleanup:
     free(orig);
     free(e);
     return rc;
+}
+
+int calib__mass_edges(const double *conf, size_t n, int m, int threads,
+                      double **edges, size_t *n_edges)
+{
+    return mass_edges(conf, n, m, threads, 0, edges, n_edges);
+}
+
+int calib__mass_edges_f32(const float *conf, size_t n, int m, int threads,
+                          double **edges, size_t *n_edges)
+{
+    if (n >= ((size_t)1 << 32) / 2) /* keeps the uint32 histograms exact */
+        return CALIB_EINVAL;
+    return mass_edges(conf, n, m, threads, 1, edges, n_edges);
 }

@@ -8,7 +8,9 @@
  * parse, calib_dataset_wrap calls it for every row, nothing downstream
  * checks again.  Wrap checks rows on several threads: each worker stops at
  * its first bad row, and the lowest such row is reported, so the error is
- * the same as a sequential scan would give.
+ * the same as a sequential scan would give.  Blocks of rows are first
+ * scanned on their raw bits (branch-free, vectorised); only a block that
+ * may hold something to report is checked row by row.
  */
 #include "internal.h"
 
@@ -206,34 +208,172 @@ static size_t check_one(const calib_arrays *a, size_t i, double *tmp,
     return check_extras(a, i, why, why_size) ? SIZE_MAX : 0;
 }
 
-/* 1 when rows [i0, i1) certainly pass the checks unchanged: top-label
- * confidences in [+0, 1] (on the bits: a float in [+0, 1] has bits at most
- * those of 1.0, NaN and negatives have more), flags 0/1, weights finite
- * and >= +0, groups in range.  Anything else, -0.0 included, takes the
- * row-by-row checks, which find the same rows good or clamp and count. */
-static int rows_clean(const calib_arrays *a, size_t i0, size_t i1)
+/* Branch-free scans for blocks that certainly pass the checks unchanged.
+ * Each only ORs flags over the raw bits, so it vectorises; a block with
+ * anything to report (a bad value, a clamp, a counted row sum), or that
+ * merely comes near a threshold, is re-checked row by row, which finds
+ * the same rows good, or clamps and counts, or stops at the same error.
+ *
+ * On the bits: a float in [+0, 1] has bits at most those of 1.0 (NaN,
+ * negatives and -0.0 have more), and a finite one has fewer than +inf
+ * once the sign is cleared. */
+#define F32_ONE 0x3f800000u
+#define F64_ONE 0x3ff0000000000000u
+#define F32_INF 0x7f800000u
+#define F64_INF 0x7ff0000000000000u
+
+/* Weights finite and >= +0, groups in range, for rows [i0, i1). */
+static uint64_t extras_bad(const calib_arrays *a, size_t i0, size_t i1)
 {
     uint64_t bad = 0;
-    if (a->kind != CALIB_TOPLABEL)
-        return 0;
+    for (size_t i = i0; a->weights && i < i1; i++)
+        bad |= ((const uint64_t *)a->weights)[i] >= F64_INF;
+    for (size_t i = i0; a->groups && i < i1; i++)
+        bad |= a->groups[i] >= a->n_groups;
+    return bad;
+}
+
+/* Top-label confidences in [+0, 1] and flags 0/1. */
+static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
+{
+    uint64_t bad = 0;
     if (a->dtype == CALIB_F32) {
         const uint32_t *u = a->conf;
         for (size_t i = i0; i < i1; i++)
-            bad |= u[i] > 0x3f800000u;
+            bad |= u[i] > F32_ONE;
     } else {
         const uint64_t *u = a->conf;
         for (size_t i = i0; i < i1; i++)
-            bad |= u[i] > 0x3ff0000000000000u;
+            bad |= u[i] > F64_ONE;
     }
     for (size_t i = i0; i < i1; i++)
         bad |= a->correct[i] > 1;
-    for (size_t i = i0; a->weights && i < i1; i++)
-        bad |= ((const uint64_t *)a->weights)[i] >= 0x7ff0000000000000u;
-    for (size_t i = i0; a->groups && i < i1; i++)
-        bad |= a->groups[i] >= a->n_groups;
-    return !bad;
+    return bad;
 }
 
+/* Every score in [j0, j1) finite. */
+static uint64_t scores_bad(const calib_arrays *a, size_t j0, size_t j1)
+{
+    if (a->dtype == CALIB_F32) {
+        const uint32_t *u = a->scores;
+        uint32_t bad = 0;
+        for (size_t j = j0; j < j1; j++)
+            bad |= (u[j] & 0x7fffffffu) >= F32_INF;
+        return bad;
+    }
+    const uint64_t *u = a->scores;
+    uint64_t bad = 0;
+    for (size_t j = j0; j < j1; j++)
+        bad |= (u[j] & 0x7fffffffffffffffu) >= F64_INF;
+    return bad;
+}
+
+/* Labels in [0, row length). */
+static uint64_t labels_bad(const calib_arrays *a, size_t i0, size_t i1)
+{
+    uint32_t bad = 0;
+    if (!a->offsets) {
+        /* int32 labels: a negative one is >= 2^31 as uint32 */
+        const uint32_t k = a->k > 0x80000000u ? 0x80000000u : (uint32_t)a->k;
+        for (size_t i = i0; i < i1; i++)
+            bad |= (uint32_t)a->labels[i] >= k;
+        return bad;
+    }
+    for (size_t i = i0; i < i1; i++)
+        bad |= (uint64_t)(int64_t)a->labels[i] >=
+               a->offsets[i + 1] - a->offsets[i];
+    return bad;
+}
+
+/* Probability rows whose sum is certainly within SUM_NOTE of 1.
+ * calib__check_row sums the row as doubles, in order; here each value
+ * (clamped into [0,1] on the bits, out-of-range values being flagged
+ * anyway) is truncated to q = floor(v 2^30), so the exact sum S lies in
+ * [Q, Q + len) 2^-30, and the sequential double sum is within
+ * len 2^-52 S < (1 + len 2^-22) 2^-30 of S.  Rows are accepted only when
+ * that whole interval is within SUM_NOTE of 1, with one more unit for the
+ * rounding of the limits themselves. */
+static int64_t sum_lo(size_t len)
+{
+    return (int64_t)ceil((1.0 - SUM_NOTE) * 0x1p30) + 2 + (int64_t)(len >> 22);
+}
+static int64_t sum_hi(size_t len)
+{
+    return (int64_t)floor((1.0 + SUM_NOTE) * 0x1p30) - 2 -
+           (int64_t)(len + (len >> 22));
+}
+
+static uint64_t probs_bad_f32(const uint32_t *u, size_t len, int64_t lo,
+                              int64_t hi)
+{
+    uint32_t bad = 0;
+    int64_t q = 0;
+    for (size_t j = 0; j < len; j++) {
+        const uint32_t x = u[j];
+        bad |= x > F32_ONE;
+        const uint32_t c = x > F32_ONE ? F32_ONE : x;
+        float p;
+        memcpy(&p, &c, sizeof p);
+        q += (int32_t)(p * 0x1p30f);
+    }
+    return bad | (q < lo) | (q > hi);
+}
+
+static uint64_t probs_bad_f64(const uint64_t *u, size_t len, int64_t lo,
+                              int64_t hi)
+{
+    uint64_t bad = 0;
+    int64_t q = 0;
+    for (size_t j = 0; j < len; j++) {
+        const uint64_t x = u[j];
+        bad |= x > F64_ONE;
+        const uint64_t c = x > F64_ONE ? F64_ONE : x;
+        double p;
+        memcpy(&p, &c, sizeof p);
+        q += (int32_t)(p * 0x1p30);
+    }
+    return bad | (q < lo) | (q > hi);
+}
+
+static uint64_t probs_bad(const calib_arrays *a, size_t i0, size_t i1)
+{
+    uint64_t bad = 0;
+    const int f32 = a->dtype == CALIB_F32;
+    int64_t lo = sum_lo(a->k), hi = sum_hi(a->k);
+    for (size_t i = i0; i < i1 && !bad; i++) {
+        const size_t b = a->offsets ? a->offsets[i] : i * a->k;
+        const size_t len = a->offsets ? a->offsets[i + 1] - b : a->k;
+        if (a->offsets) {
+            lo = sum_lo(len);
+            hi = sum_hi(len);
+        }
+        bad |= f32 ? probs_bad_f32((const uint32_t *)a->scores + b, len, lo,
+                                   hi)
+                   : probs_bad_f64((const uint64_t *)a->scores + b, len, lo,
+                                   hi);
+    }
+    return bad;
+}
+
+/* 1 when rows [i0, i1) certainly pass the checks unchanged. */
+static int rows_clean(const calib_arrays *a, size_t i0, size_t i1)
+{
+    if (extras_bad(a, i0, i1))
+        return 0;
+    if (a->kind == CALIB_TOPLABEL)
+        return !top_bad(a, i0, i1);
+    if (labels_bad(a, i0, i1))
+        return 0;
+    if (a->kind == CALIB_LOGITS) {
+        const size_t j0 = a->offsets ? a->offsets[i0] : i0 * a->k;
+        const size_t j1 = a->offsets ? a->offsets[i1] : i1 * a->k;
+        return !scores_bad(a, j0, j1);
+    }
+    return !probs_bad(a, i0, i1);
+}
+
+/* Checks rows in blocks of CLEAN_BLOCK: a clean block is passed whole,
+ * any other row by row up to the first bad row. */
 static void wrap_range(void *vctx, size_t begin, size_t end, int worker)
 {
     const wrap_ctx *c = vctx;
@@ -244,19 +384,19 @@ static void wrap_range(void *vctx, size_t begin, size_t end, int worker)
         p->nomem = 1;
         return;
     }
-    for (size_t i = begin; i < end; i++) {
-        if (i % CLEAN_BLOCK == 0 && end - i >= CLEAN_BLOCK &&
-            rows_clean(c->a, i, i + CLEAN_BLOCK)) {
-            i += CLEAN_BLOCK - 1;
-            continue;
+    for (size_t i0 = begin; i0 < end && p->bad_row == SIZE_MAX;) {
+        const size_t i1 = end - i0 > CLEAN_BLOCK ? i0 + CLEAN_BLOCK : end;
+        const int clean = rows_clean(c->a, i0, i1);
+        for (size_t i = i0; i < i1 && !clean; i++) {
+            const size_t col = check_one(c->a, i, tmp, &p->stats, p->why,
+                                         sizeof p->why);
+            if (col) {
+                p->bad_row = i;
+                p->bad_col = col == SIZE_MAX ? 0 : col;
+                break;
+            }
         }
-        const size_t col = check_one(c->a, i, tmp, &p->stats, p->why,
-                                     sizeof p->why);
-        if (col) {
-            p->bad_row = i;
-            p->bad_col = col == SIZE_MAX ? 0 : col;
-            break;
-        }
+        i0 = i1;
     }
     if (tmp != stack)
         free(tmp);
@@ -309,7 +449,9 @@ static int check_rows(const calib_arrays *a, size_t max_len,
     for (int w = 0; w < 256; w++)
         parts[w].bad_row = SIZE_MAX;
     wrap_ctx c = {a, max_len, parts};
-    const int used = calib__parallel_for(a->n, 0, 65536, wrap_range, &c);
+    /* about 64K values per thread at least */
+    const size_t grain = max_len > 64 ? 1024 : 65536 / (max_len ? max_len : 1);
+    const int used = calib__parallel_for(a->n, 0, grain, wrap_range, &c);
     int rc = CALIB_OK;
     for (int w = 0; w < used && rc == CALIB_OK; w++) {
         if (parts[w].nomem)

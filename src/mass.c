@@ -7,9 +7,16 @@
  * finds the edges; the projection is then added to per-worker populations
  * like any other rows.  Each group gets edges from its own rows, so a
  * group evaluated here equals that group evaluated alone.
+ *
+ * Float32 top-label rows of weight 1 (an LLM eval's confidences) skip the
+ * projection: binning.c finds the edges on the float32 bits, and
+ * width_f32.c's exact integer kernel bins the rows against the edges'
+ * float32 thresholds.  Its sums are exact, as the general path's are, so
+ * the metrics are bit-identical to it.
  */
 #include "metrics.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +62,7 @@ static calib_metrics *mass_metrics(const proj *pj, const calib_eval_options *o,
     if (calib__mass_edges(pj->conf, pj->n, o->bins, o->threads, &edges,
                           &ne) != CALIB_OK)
         return NULL;
-    const binspec bs = {CALIB_BINNING_MASS, o->rule, o->bins, edges, ne};
+    const binspec bs = {CALIB_BINNING_MASS, o->rule, o->bins, edges, ne, NULL};
     proj_pass pp;
     memset(&pp, 0, sizeof pp);
     pp.pj = pj;
@@ -220,11 +227,136 @@ static int mass_groups(const calib_dataset *ds, const proj *all,
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Float32 top-label rows of weight 1                                  */
+/* ------------------------------------------------------------------ */
+
+/* The threshold of edge e for float32 bits: those of the largest float32
+ * <= e (e >= 0), so that for a float32 p >= +0, p <= e iff bits(p) <= it. */
+static int32_t f32_threshold(double e)
+{
+    float f = (float)e;
+    if ((double)f > e)
+        f = nextafterf(f, 0.0f);
+    int32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* The metrics of float32 rows conf/correct of weight 1 under their own
+ * equal-mass edges, through width_f32.c's exact integer kernel: the same
+ * exact sums as the general path, hence the same metrics.  CALIB_EINVAL
+ * when the float64 path must be taken (see calib__mass_edges_f32). */
+static int fast_mass(const float *conf, const uint8_t *correct, size_t n,
+                     const calib_eval_options *o, const family *f,
+                     calib_metrics **out)
+{
+    double *edges = NULL;
+    size_t ne = 0;
+    int rc = calib__mass_edges_f32(conf, n, o->bins, o->threads, &edges, &ne);
+    if (rc != CALIB_OK)
+        return rc;
+    int32_t *thr = malloc(ne * sizeof *thr);
+    pop *all = calib__pop_new(ne);
+    calib_dataset view;
+    memset(&view, 0, sizeof view);
+    view.kind = CALIB_TOPLABEL;
+    view.dtype = CALIB_F32;
+    view.n = n;
+    view.conf = conf;
+    view.correct = correct;
+    const binspec bs = {CALIB_BINNING_MASS, o->rule, o->bins, edges, ne, thr};
+    pass ps = {0};
+    int workers = 0;
+    rc = thr && all ? CALIB_OK : CALIB_ENOMEM;
+    for (size_t e = 0; rc == CALIB_OK && e < ne; e++)
+        thr[e] = f32_threshold(edges[e]);
+    if (rc == CALIB_OK)
+        rc = calib__pass_run(&ps, &view, &bs, o->threads, &workers);
+    if (rc == CALIB_OK) {
+        for (int w = 0; w < workers; w++)
+            if (ps.locals[w])
+                calib__pop_merge(all, ps.locals[w]);
+        calib__pass_free(&ps, o->threads);
+        if (!(*out = calib__metrics_from(all, &bs, f)))
+            rc = CALIB_ENOMEM;
+    }
+    calib__pop_free(all);
+    free(thr);
+    free(edges);
+    return rc;
+}
+
+/* Group g's rows, copied out in row order. */
+static int fast_group(const calib_dataset *ds, uint32_t g, size_t count,
+                      const calib_eval_options *o, const family *f,
+                      calib_metrics **out)
+{
+    float *conf = malloc((count ? count : 1) * sizeof *conf);
+    uint8_t *correct = malloc(count ? count : 1);
+    int rc = CALIB_ENOMEM;
+    if (conf && correct) {
+        const float *src = ds->conf;
+        for (size_t i = 0, j = 0; i < ds->n; i++)
+            if (ds->groups[i] == g) {
+                conf[j] = src[i];
+                correct[j++] = ds->correct[i];
+            }
+        rc = fast_mass(conf, correct, count, o, f, out);
+    }
+    free(conf);
+    free(correct);
+    return rc;
+}
+
+static int fast_groups(const calib_dataset *ds, const calib_eval_options *o,
+                       const family *f, calib_metrics *m)
+{
+    uint32_t *order = malloc(ds->n_groups * sizeof *order + 1);
+    size_t *count = malloc(ds->n_groups * sizeof *count + 1);
+    char **names = malloc(ds->n_groups * sizeof *names + 1);
+    int rc = order && count && names ? CALIB_OK : CALIB_ENOMEM;
+    const size_t k = rc == CALIB_OK ? group_order(ds, order, count) : 0;
+    for (size_t j = 0; j < k; j++)
+        names[j] = ds->group_names[order[j]];
+    if (rc == CALIB_OK)
+        rc = calib__attach_groups(m, k, names);
+    for (size_t j = 0; rc == CALIB_OK && j < k; j++)
+        rc = fast_group(ds, order[j], count[order[j]], o, f, &m->groups[j]);
+    /* no group can need the float64 path when the whole set did not */
+    rc = rc == CALIB_EINVAL ? CALIB_EINTERNAL : rc;
+    free(order);
+    free(count);
+    free(names);
+    return rc;
+}
+
+/* CALIB_EINVAL when ds must take the general path. */
+static int evaluate_fast(const calib_dataset *ds, const calib_eval_options *o,
+                         const family *f, calib_metrics **out)
+{
+    if (ds->kind != CALIB_TOPLABEL || ds->dtype != CALIB_F32 || ds->weights ||
+        o->bins > 256)
+        return CALIB_EINVAL;
+    calib_metrics *m = NULL;
+    int rc = fast_mass(ds->conf, ds->correct, ds->n, o, f, &m);
+    if (rc == CALIB_OK && ds->groups && ds->n_groups)
+        rc = fast_groups(ds, o, f, m);
+    if (rc != CALIB_OK)
+        calib_metrics_free(m);
+    else
+        *out = m;
+    return rc;
+}
+
 int calib__evaluate_mass(const calib_dataset *ds, const calib_eval_options *o,
                          calib_metrics **out)
 {
     const family f = {ds->kind == CALIB_TOPLABEL, ds->k,
                       ds->kind == CALIB_PROBS};
+    const int fast = evaluate_fast(ds, o, &f, out);
+    if (fast != CALIB_EINVAL)
+        return fast;
     proj_buf b;
     if (project(ds, o->threads, &b) != CALIB_OK)
         return CALIB_ENOMEM;

@@ -378,8 +378,11 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
     if (o.binning == CALIB_BINNING_WIDTH)
         return evaluate_width(ds, &o, out, err);
-    if (calib__evaluate_mass(ds, &o, out) != CALIB_OK)
-        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
+    rc = calib__evaluate_mass(ds, &o, out);
+    if (rc != CALIB_OK)
+        return calib__fail(err, rc, NULL, 0, 0, 0, "%s",
+                           rc == CALIB_ENOMEM ? "out of memory"
+                                              : "internal error");
     return calib__ok(err);
 }
 

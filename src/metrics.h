@@ -43,6 +43,10 @@ typedef struct binspec {
     int m;                /* width: M */
     const double *edges;  /* width: e_0 .. e_M; mass: the upper edges */
     size_t nb;            /* bins: M, or the number of mass edges */
+    /* mass, float32 rows (width_f32.c): thr[b] = the bits of the largest
+     * float32 <= edges[b], b < nb - 1, so that a float32 p in [+0, 1] with
+     * bits u is in bin #{b : thr[b] < u}; NULL otherwise */
+    const int32_t *thr;
 } binspec;
 
 /* binning.c's calib__bin_width with the edges read from a table (the hot
@@ -108,8 +112,16 @@ void calib__add_row(pop *P, const binspec *bs, const rowval *r);
  * row is `row`); NULL (and the pass marked out of memory) on failure. */
 pop *calib__local_pop(pass *ps, int worker, size_t g, size_t row);
 
+/* Runs the pass over every row of ds; on success ps->locals holds the
+ * workers' populations and *workers their number.  pass_free takes the
+ * same `threads`. */
+int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
+                    int threads, int *workers);
+void calib__pass_free(pass *ps, int threads);
+
 /* width_f32.c: the float32 top-label rows [begin, end) of weight 1 under
- * equal-width bins, into the worker's populations. */
+ * equal-width bins, or equal-mass bins with bs->thr, into the worker's
+ * populations. */
 void calib__fast_range(pass *ps, size_t begin, size_t end, int worker);
 
 /* metrics.c */
@@ -120,8 +132,14 @@ calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
 int calib__attach_groups(calib_metrics *m, size_t n_groups,
                          char *const *names);
 
-/* mass.c: equal-mass metrics of ds (and its groups) into *out; CALIB_OK or
- * CALIB_ENOMEM. */
+/* binning.c: calib__mass_edges of float32 confidences, found on their
+ * bits.  CALIB_EINVAL when a confidence is -0.0 or n >= 2^31 (use the
+ * float64 path), else as calib__mass_edges. */
+int calib__mass_edges_f32(const float *conf, size_t n, int m, int threads,
+                          double **edges, size_t *n_edges);
+
+/* mass.c: equal-mass metrics of ds (and its groups) into *out; CALIB_OK,
+ * CALIB_ENOMEM, or CALIB_EINTERNAL (a broken invariant). */
 int calib__evaluate_mass(const calib_dataset *ds, const calib_eval_options *o,
                          calib_metrics **out);
 

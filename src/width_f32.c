@@ -1,5 +1,6 @@
 /* width_f32.c — the hot path: float32 top-label rows of weight 1 under
- * equal-width bins (a token-level or verbalized-confidence eval).
+ * equal-width bins (a token-level or verbalized-confidence eval), and
+ * under equal-mass bins once mass.c knows the edges.
  *
  * No superaccumulator work per row: a float32 value >= 2^-18 is an integer
  * multiple of 2^-41, so sum p is kept as an integer q in units of 2^-41
@@ -7,18 +8,46 @@
  *   sum (p - c)^2 = sum p^2 - 2 sum_{c=1} p + sum c.
  * Smaller values (rare) take the superaccumulator.  Rows without groups
  * and with at most 256 bins go through the two-phase block kernel below;
- * the others through fast_row, one row at a time.
+ * the others through fast_row, one row at a time.  Equal-mass bins come
+ * from bs->thr, the edges as float32 bits (mass_bins).
  */
 #include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#define ONE_BITS 0x3f800000     /* 1.0f */
+
+/* The bin of a clamped float32 with bits u among mass thresholds thr[0 ..
+ * nthr): #{b : thr[b] < u}, thr ascending. */
+static inline size_t mass_slot(int32_t u, const int32_t *thr, size_t nthr)
+{
+    size_t lo = 0, hi = nthr;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (thr[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The clamped bits of a float32 confidence, as in phase1. */
+static inline int32_t clamp_bits(float pf)
+{
+    int32_t u;
+    memcpy(&u, &pf, sizeof u);
+    u = u < 0 ? 0 : u;
+    return u > ONE_BITS ? ONE_BITS : u;
+}
+
 /* The fast path for one float32 top-label row of weight 1. */
 static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
 {
     const double p = pf < 0.0f ? 0.0 : pf > 1.0f ? 1.0 : (double)pf;
-    cell *x = &P->cells[width_slot(p, bs)];
+    cell *x = &P->cells[bs->thr ? mass_slot(clamp_bits(pf), bs->thr, bs->nb - 1)
+                                : width_slot(p, bs)];
     x->count++;
     x->plain_hits += c;
     if (p >= FX_MIN) {
@@ -64,7 +93,8 @@ static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
 #define SUPER ((size_t)1 << 21)          /* rows between pushes into P */
 #define CNT_SHIFT 52
 #define Q_MASK (((uint64_t)1 << CNT_SHIFT) - 1)
-#define ONE_BITS 0x3f800000     /* 1.0f */
+#define RULE_MASS 99            /* phase1: bins given in idx[] */
+#define MASS_SCAN 32            /* thresholds compared with every row */
 #define FX_MIN_BITS 0x36800000  /* 0x1p-18f */
 
 typedef struct f32_state {
@@ -87,6 +117,7 @@ phase1(f32_state *st, const float *restrict conf,
     uint64_t hh = 0, hl = 0, ll = 0;
     uint32_t slow = 0;
     const int left = rule == CALIB_RULE_NETCAL || rule == CALIB_RULE_TORCHMETRICS;
+    const int mass = (int)rule == RULE_MASS;
     for (size_t i = 0; i < n; i++) {
         /* Clamped on the bits: non-negative float32 values order as their
          * int32 bits, negative ones have negative bits (and a float
@@ -105,8 +136,9 @@ phase1(f32_state *st, const float *restrict conf,
          * with a 2^21 + b - 1.  Right shifts of negatives are arithmetic
          * (GCC and Clang define them so). */
         int32_t s = left ? (a + (b >> 21)) >> 20 : (a + ((b - 1) >> 21)) >> 20;
+        s = mass ? (int32_t)idx[i] : s;
         s = s < 0 ? 0 : s;
-        if (rule != CALIB_RULE_TORCHMETRICS) /* torchmetrics: p = 1 -> M */
+        if (rule != CALIB_RULE_TORCHMETRICS && !mass) /* torchmetrics: M */
             s = s > m - 1 ? m - 1 : s;
         if (rule == CALIB_RULE_GPLEISS || rule == CALIB_RULE_HOLLANCE)
             s = u > 0 ? s : m + 1;
@@ -135,7 +167,9 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
                            const uint8_t *cor, size_t n, int32_t m,
                            calib_bin_rule rule)
 {
-    switch (rule) {
+    switch ((int)rule) {
+    case RULE_MASS:
+        return phase1(st, conf, cor, n, m, (calib_bin_rule)RULE_MASS);
     case CALIB_RULE_NETCAL:
         return phase1(st, conf, cor, n, m, CALIB_RULE_NETCAL);
     case CALIB_RULE_TORCHMETRICS:
@@ -145,6 +179,33 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
         return phase1(st, conf, cor, n, m, CALIB_RULE_GPLEISS);
     default:
         return phase1(st, conf, cor, n, m, CALIB_RULE_SKLEARN);
+    }
+}
+
+/* Equal-mass bins of n <= BLK rows into idx[]: few thresholds are each
+ * compared with every row (no branches: it vectorises), many are
+ * bisected. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) &&      \
+    !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void mass_bins(uint32_t *restrict idx, const float *restrict conf,
+                      size_t n, const int32_t *thr, size_t nthr)
+{
+    int32_t u[BLK];
+    for (size_t i = 0; i < n; i++) {
+        u[i] = clamp_bits(conf[i]);
+        idx[i] = 0;
+    }
+    if (nthr > MASS_SCAN) {
+        for (size_t i = 0; i < n; i++)
+            idx[i] = (uint32_t)mass_slot(u[i], thr, nthr);
+        return;
+    }
+    for (size_t b = 0; b < nthr; b++) {
+        const int32_t t = thr[b];
+        for (size_t i = 0; i < n; i++)
+            idx[i] += (uint32_t)(u[i] > t);
     }
 }
 
@@ -228,7 +289,12 @@ static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
     size_t blocks = 0;
     for (size_t b0 = begin; b0 < end; b0 += BLK) {
         const size_t n = end - b0 < BLK ? end - b0 : BLK;
-        if (phase1_any(st, conf + b0, cor + b0, n, bs->m, bs->rule))
+        calib_bin_rule rule = bs->rule;
+        if (bs->thr) {
+            mass_bins(st->idx, conf + b0, n, bs->thr, bs->nb - 1);
+            rule = (calib_bin_rule)RULE_MASS;
+        }
+        if (phase1_any(st, conf + b0, cor + b0, n, bs->m, rule))
             add_slow(P, st, conf + b0, cor + b0, n);
         phase2(st, n);
         if (++blocks % FLUSH == 0)

@@ -4,7 +4,7 @@
  * sort-based implementation of Kumar's get_equal_bins.
  */
 #include "golden.h"
-#include "internal.h"
+#include "metrics.h"
 
 #include <stdint.h>
 
@@ -229,6 +229,67 @@ static void test_mass_edges(void **state)
     }
 }
 
+/* Float32 confidences: the edges found on their bits equal Kumar's on
+ * the same values as doubles (clamped into [0,1], as the metrics read
+ * them), for data spread out, with few distinct values, within one
+ * 2^-10 bucket, at exactly 0 and 1, with denormals and clamped values,
+ * and many bins (the float64 fallback); -0.0 sends the caller to the
+ * float64 path. */
+static void check_mass_f32(const float *p, size_t n, int m, int threads)
+{
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = p[i] < 0.0f ? 0.0 : p[i] > 1.0f ? 1.0 : p[i];
+    double *want = malloc(((size_t)m + 1) * sizeof *want);
+    const size_t nw = reference_edges(d, n, (size_t)m, want);
+    double *got = NULL;
+    size_t ng = 0;
+    assert_int_equal(calib__mass_edges_f32(p, n, m, threads, &got, &ng),
+                     CALIB_OK);
+    assert_int_equal(ng, nw);
+    for (size_t i = 0; i < ng; i++)
+        if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
+            fail_msg("f32 n %zu m %d edge %zu: %.17g != %.17g", n, m, i,
+                     got[i], want[i]);
+    free(got);
+    free(want);
+    free(d);
+}
+
+static void test_mass_edges_f32(void **state)
+{
+    srand(7);
+    const size_t ns[] = {1, 2, 3, 15, 16, 1001, 300001};
+    const int ms[] = {1, 2, 15, 33, 100};
+    const float special[] = {0.0f, 1.0f, 0x1p-149f, 1e-30f, -5e-4f, 1.0005f,
+                             0.5f, nextafterf(1.0f, 0.0f)};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        float *p = malloc(ns[a] * sizeof *p);
+        for (int kind = 0; kind < 5; kind++) {
+            for (size_t i = 0; i < ns[a]; i++) {
+                const float u = (float)rand() / (float)RAND_MAX;
+                p[i] = kind == 0   ? u
+                       : kind == 1 ? (float)(rand() % 5) / 4.0f
+                       : kind == 2 ? 0.99991f + u * 1e-5f
+                       : kind == 3 ? special[rand() % 8]
+                                   : (rand() % 3 ? special[rand() % 4] : u);
+            }
+            for (size_t b = 0; b < sizeof ms / sizeof *ms; b++)
+                for (int t = 1; t <= 3; t += 2)
+                    check_mass_f32(p, ns[a], ms[b], t);
+        }
+        p[ns[a] / 2] = -0.0f;
+        double *e = NULL;
+        size_t ne = 0;
+        /* one row: no rank is needed, no value read */
+        assert_int_equal(calib__mass_edges_f32(p, ns[a], 15, 2, &e, &ne),
+                         ns[a] > 1 ? CALIB_EINVAL : CALIB_OK);
+        assert_true(ns[a] == 1 || e == NULL);
+        free(e);
+        free(p);
+    }
+}
+
 /* A million confidences of exactly 1.0 (and a few others) stay linear and
  * give Kumar's edges. */
 static void test_mass_duplicates(void **state)
@@ -268,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_kernel_agrees),
         cmocka_unit_test(test_mass_edges),
         cmocka_unit_test(test_mass_duplicates),
+        cmocka_unit_test(test_mass_edges_f32),
         cmocka_unit_test(test_bin_mass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

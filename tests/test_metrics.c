@@ -974,6 +974,132 @@ static void test_f32_kernel_exact(void **state)
     free(cor);
 }
 
+/* Probability rows whose sums sit near the 1e-6 note and 1e-3 limit:
+ * wrap's block scan leaves such rows to the row-by-row checks, so the
+ * count of rows_sum_off is the row-by-row rule's, in float32 and float64,
+ * and the first row over 1e-3 is the error. */
+static void test_wrap_probs_sums(void **state)
+{
+    const size_t n = 5003, k = 10;
+    double *d = malloc(n * k * sizeof *d);
+    float *f = malloc(n * k * sizeof *f);
+    int32_t *y = malloc(n * sizeof *y);
+    const double offs[] = {0.0, 9.9e-7, 1.01e-6, -1.01e-6, 3e-7, 5e-4};
+    for (int f32 = 0; f32 <= 1; f32++) {
+        size_t want = 0;
+        for (size_t i = 0; i < n; i++) {
+            double s = 0.0;
+            for (size_t j = 0; j < k; j++)
+                d[i * k + j] = 0.1;
+            if (i % 97 == 0)
+                d[i * k + i % k] += offs[(i / 97) % 6];
+            for (size_t j = 0; j < k; j++) {
+                f[i * k + j] = (float)d[i * k + j];
+                s += f32 ? (double)f[i * k + j] : d[i * k + j];
+            }
+            want += fabs(s - 1.0) > 1e-6;
+            y[i] = (int32_t)(i % k);
+        }
+        calib_arrays a = {0};
+        a.kind = CALIB_PROBS;
+        a.n = n;
+        a.k = k;
+        a.dtype = f32 ? CALIB_F32 : CALIB_F64;
+        a.scores = f32 ? (const void *)f : (const void *)d;
+        a.labels = y;
+        calib_dataset *ds = wrap(&a);
+        calib_read_stats st;
+        calib_dataset_stats(ds, &st);
+        assert_int_equal(st.rows_sum_off, want);
+        assert_true(want > 0);
+        calib_dataset_free(ds);
+        /* row 3001 sums to 1.0011: the error, whatever is clean around it */
+        if (f32)
+            f[3000 * k] += 0.0011f;
+        else
+            d[3000 * k] += 0.0011;
+        calib_error err = {0};
+        assert_int_equal(calib_dataset_wrap(&a, &ds, &err), CALIB_EDATA);
+        assert_int_equal(err.row, 3001);
+        assert_int_equal(err.column, 1);
+    }
+    free(d);
+    free(f);
+    free(y);
+}
+
+/* Equal-mass bins: float32 rows (width_f32.c's kernel after edges found
+ * on the bits) give bit-identical metrics to the same values as float64
+ * (projection, select and superaccumulators), with and without groups,
+ * for any thread count and M; with a -0.0 among them (whose sign an edge
+ * may keep) the float32 rows take the float64 path. */
+static void mass_case(const float *p32, const double *p64, const uint8_t *cor,
+                      const uint32_t *groups, size_t n, int m)
+{
+    static const char *const names[] = {"x", "y", "z"};
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.n = n;
+    a.correct = cor;
+    a.groups = groups;
+    a.n_groups = groups ? 3 : 0;
+    a.group_names = groups ? names : NULL;
+    a.dtype = CALIB_F32;
+    a.conf = p32;
+    calib_dataset *d32 = wrap(&a);
+    a.dtype = CALIB_F64;
+    a.conf = p64;
+    calib_dataset *d64 = wrap(&a);
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    o.bins = m;
+    o.binning = CALIB_BINNING_MASS;
+    o.threads = 1;
+    calib_metrics *want = eval(d64, &o);
+    for (int t = 1; t <= 3; t++) {
+        o.threads = t;
+        calib_metrics *got = eval(d32, &o);
+        assert_identical(got, want);
+        calib_metrics_free(got);
+    }
+    calib_metrics_free(want);
+    calib_dataset_free(d32);
+    calib_dataset_free(d64);
+}
+
+static void test_f32_mass_exact(void **state)
+{
+    const size_t big = ((size_t)1 << 21) + 3001, n = 70001;
+    uint8_t *cor = malloc(big);
+    float *p32 = kernel_rows(big, cor);
+    double *p64 = malloc(big * sizeof *p64);
+    uint32_t *g = malloc(big * sizeof *g);
+    for (int neg_zero = 1; neg_zero >= 0; neg_zero--) {
+        for (size_t i = 0; i < big; i++) {
+            if (!neg_zero && p32[i] == 0.0f)
+                p32[i] = 0.0f; /* -0.0 becomes +0.0 */
+            p64[i] = p32[i];
+            g[i] = (uint32_t)((i * 7) % 3);
+        }
+        mass_case(p32, p64, cor, NULL, big, 15);
+        mass_case(p32, p64, cor, g, big, 15);
+        const int ms[] = {1, 2, 15, 40, 256, 257};
+        for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
+            mass_case(p32, p64, cor, j % 2 ? g : NULL, n, ms[j]);
+    }
+    /* every row within one 2^-10 bucket, most at a few values */
+    for (size_t i = 0; i < n; i++) {
+        p32[i] = 0.99991f + (float)(i * 2654435761u % 300) * 6e-8f;
+        p64[i] = p32[i];
+    }
+    mass_case(p32, p64, cor, NULL, n, 15);
+    mass_case(p32, p64, cor, g, n, 15);
+    free(p32);
+    free(p64);
+    free(cor);
+    free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -993,6 +1119,8 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_densenet_published),
         cmocka_unit_test(test_f32_kernel_exact),
+        cmocka_unit_test(test_f32_mass_exact),
+        cmocka_unit_test(test_wrap_probs_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
