@@ -28,6 +28,8 @@ static const command commands[] = {
     {"report", cmd_report, "fit, judge and draw it all in one HTML page"},
     {"compare", cmd_compare,
      "several sets side by side, per group by calibration gap"},
+    {"merge", cmd_merge,
+     "merge partial states (eval --partial) of shards, exactly"},
     {"demo", cmd_demo, "generate an over-confident example and repair it"},
     {"help", help, "this list, or a command's help (calib help eval)"},
 };

@@ -37,7 +37,8 @@ enum {
     CLI_OPT_NAMES = 1 << 7,   /* --label NAME (repeatable): series names;
                                  then --label-col names the CSV label     */
     CLI_OPT_DIAGRAM = 1 << 8, /* --diagram OUT.svg|png|pdf                */
-    CLI_OPT_TEXTPLOT = 1 << 9 /* --ascii --no-diagram: the terminal chart */
+    CLI_OPT_TEXTPLOT = 1 << 9,/* --ascii --no-diagram: the terminal chart */
+    CLI_OPT_PARTIAL = 1 << 10 /* --partial: write a partial state         */
 };
 
 /* Positional arguments: several files at once (`calib eval
@@ -61,6 +62,7 @@ typedef struct cli_opts {
     const char *diagram;      /* --diagram OUT                            */
     int ascii;                /* --ascii: the terminal chart in ASCII     */
     int no_diagram;           /* --no-diagram: no terminal chart          */
+    int partial;              /* --partial: the accumulator's state       */
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -137,6 +139,15 @@ int cli_read_inputs(const cli_inputs *in, const cli_opts *o,
  * binning allows it, else read whole and joined.  *st sums the reads. */
 int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
                     calib_metrics **m, calib_read_stats *st);
+/* The partial state of every input streamed through one accumulator
+ * (equal-width bins only), as calib_accum_to_json writes it with the
+ * summed read counts in *st; zero rows is fine.  Returns 0 or an exit
+ * code after printing the error. */
+int cli_partial_inputs(const cli_inputs *in, const cli_opts *o, char **json,
+                       calib_read_stats *st);
+/* Returns 1 when the inputs are JSONL (lm-eval or OpenAI rows), whose
+ * confidences depend on --seq-conf or --norm. */
+int cli_jsonl_inputs(const cli_opts *o, const cli_inputs *in);
 /* For JSONL inputs, how their confidences were made: key "seq_conf"
  * (OpenAI rows) or "norm" (lm-eval rows) and its value; NULL, NULL for
  * other inputs. */
@@ -155,6 +166,13 @@ int cli_no_rows(const char *path);
 
 /* cmd_eval.c */
 int cmd_eval(int argc, char **argv);
+/* Writes the metrics as `calib eval` does: the table (with its chart) or,
+ * with --json, the JSON; to -o atomically or to stdout.  `path` is what
+ * the table's "file" line shows; mode[0] (NULL: none) and mode[1] are the
+ * JSONL key and value of cli_jsonl_mode.  Returns 0 or an exit code. */
+int cli_write_eval(const cli_opts *o, const char *const mode[2],
+                   const char *path, const calib_read_stats *st,
+                   const calib_metrics *m);
 /* Renders the terminal reliability diagram of n series (labels NULL for
  * one) at the default size into *text (malloc'd, NUL-terminated), ASCII
  * only with `ascii`.  Returns 0 or an exit code after printing the error. */
@@ -218,6 +236,9 @@ char *cli_loop_json(const cli_loop *l);
 void cli_print_fit(FILE *f, const calib_calibrator *c);
 /* Prints each diagnostic of `c` as "calib: warning: ...". */
 void cli_warn_diagnostics(const calib_calibrator *c);
+
+/* cmd_merge.c */
+int cmd_merge(int argc, char **argv);
 
 /* cmd_demo.c */
 int cmd_demo(int argc, char **argv);

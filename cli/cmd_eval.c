@@ -5,7 +5,8 @@
  * binning allows) is inputs.c's.  The text output ends the metric table
  * with a small reliability diagram (calib_render_diagram, CALIB_PLOT_TEXT):
  * Unicode blocks, or ASCII with --ascii, none with --no-diagram.  The
- * table printers here are shared with `fit`, `demo` and `compare`.
+ * table printers here are shared with `fit`, `demo`, `compare` and
+ * `merge`.  With --partial it writes the accumulator's state instead.
  */
 #include "cli.h"
 
@@ -19,6 +20,8 @@ static const char usage[] =
     "                 [--ascii] [--no-diagram]\n"
     "       calib eval TEST --calibrator CAL.json [options]\n"
     "       calib eval --val VAL --test TEST [options]\n"
+    "       calib eval FILE... [input options] [--bins M] [--bin-rule R]\n"
+    "                 --partial [-o PART.json]\n"
     "\n"
     "Prints accuracy, mean confidence, ECE, MCE, RMSCE, NLL, Brier, a small\n"
     "reliability diagram and the reliability table of FILE ('-' reads\n"
@@ -64,6 +67,11 @@ static const char usage[] =
     "  --ascii                draw the reliability diagram in ASCII only\n"
     "  --no-diagram           no reliability diagram after the metric table\n"
     "  -o OUT                 write to OUT (atomically) instead of stdout\n"
+    "  --partial              write the partial state of FILE (exact sums, as\n"
+    "                         JSON) for calib merge, instead of the metrics;\n"
+    "                         a shard of zero rows is fine.  Equal-width\n"
+    "                         metrics, NLL and Brier merge exactly; equal-mass\n"
+    "                         binning is not available from partial states\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 65 bad data, 66 cannot open input,\n"
     "70 internal error, 71 out of memory, 73 cannot create output, 74 I/O error.\n";
@@ -368,13 +376,11 @@ static int eval_text(const cli_opts *o, const calib_read_stats *st,
     return ex;
 }
 
-static int write_eval(const cli_opts *o, const cli_inputs *in,
-                      const char *path, const calib_read_stats *st,
-                      const calib_metrics *m)
+int cli_write_eval(const cli_opts *o, const char *const mode[2],
+                   const char *path, const calib_read_stats *st,
+                   const calib_metrics *m)
 {
     char *json = NULL, *diagram = NULL;
-    const char *mode[2];
-    cli_jsonl_mode(o, in, m, &mode[0], &mode[1]);
     int ex = eval_text(o, st, m, mode, &json, &diagram);
     cli_out out;
     if (!ex)
@@ -402,9 +408,30 @@ static int eval_files(const cli_opts *o)
     char shown[64];
     if (in.n > 1)
         snprintf(shown, sizeof shown, "%zu files", in.n);
+    const char *mode[2] = {NULL, NULL};
     if (!ex)
-        ex = write_eval(o, &in, in.n > 1 ? shown : in.paths[0], &st, m);
+        cli_jsonl_mode(o, &in, m, &mode[0], &mode[1]);
+    if (!ex)
+        ex = cli_write_eval(o, mode, in.n > 1 ? shown : in.paths[0], &st, m);
     calib_metrics_free(m);
+    cli_inputs_free(&in);
+    return ex;
+}
+
+/* --partial: the accumulator's state, for `calib merge`. */
+static int eval_partial(const cli_opts *o)
+{
+    cli_inputs in;
+    char *json = NULL;
+    calib_read_stats st = {0};
+    int ex = cli_inputs_expand(o->pos, (size_t)o->n_pos, &in);
+    if (!ex)
+        ex = cli_partial_inputs(&in, o, &json, &st);
+    if (!ex)
+        cli_each_warning(&st, NULL, warn_stderr, NULL);
+    if (!ex)
+        ex = cli_write_text(o->out, json);
+    free(json);
     cli_inputs_free(&in);
     return ex;
 }
@@ -453,8 +480,26 @@ static int eval_loop(const cli_opts *o)
     return ex;
 }
 
+static int check_partial(const cli_opts *o)
+{
+    if (o->calibrator || o->val || o->test) {
+        cli_error("eval: --partial takes FILE..., not --calibrator or "
+                  "--val/--test");
+        return CLI_EX_USAGE;
+    }
+    if (o->eval.binning == CALIB_BINNING_MASS) {
+        cli_error("eval: --partial supports equal-width metrics, NLL and "
+                  "Brier, merged exactly; equal-mass binning is not "
+                  "available from partial states");
+        return CLI_EX_USAGE;
+    }
+    return 0;
+}
+
 static int check_args(const cli_opts *o)
 {
+    if (o->partial && check_partial(o))
+        return CLI_EX_USAGE;
     const int sets = o->val || o->test;
     if (sets && (!o->val || !o->test)) {
         cli_error("eval: --val and --test go together");
@@ -479,7 +524,8 @@ int cmd_eval(int argc, char **argv)
     int ex = cli_parse(argc, argv, "eval",
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
                            CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_CAL |
-                           CLI_OPT_SETS | CLI_OPT_TEXTPLOT,
+                           CLI_OPT_SETS | CLI_OPT_TEXTPLOT |
+                           CLI_OPT_PARTIAL,
                        &o);
     if (ex)
         return ex;
@@ -489,6 +535,8 @@ int cmd_eval(int argc, char **argv)
     }
     if ((ex = check_args(&o)) != 0)
         return ex;
+    if (o.partial)
+        return eval_partial(&o);
     if (o.calibrator || o.val)
         return eval_loop(&o);
     return eval_files(&o);

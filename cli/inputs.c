@@ -6,7 +6,9 @@
  * equal-width bins they stream through one calib_accum, chunk by chunk
  * from a calib_reader each, so inputs of any length are evaluated in
  * constant memory; equal-mass bins need every confidence, so the files are
- * read whole and joined (calib_dataset_concat).
+ * read whole and joined (calib_dataset_concat).  `eval --partial` writes
+ * that accumulator's state (calib_accum_to_json) instead of its metrics,
+ * for `merge` to combine.
  */
 #include "cli.h"
 
@@ -242,20 +244,70 @@ static int stream_one(const cli_inputs *in, size_t i, const cli_opts *o,
     return ex;
 }
 
+/* Every input, chunk by chunk from its reader, into a new accumulator *a
+ * (freed and NULL on error). */
+static int stream_all(const cli_inputs *in, const cli_opts *o,
+                      calib_accum **a, calib_read_stats *st)
+{
+    calib_error err = {0};
+    const int rc = calib_accum_new(&o->eval, a, &err);
+    int ex = rc ? cli_fail(rc, &err, NULL) : 0;
+    for (size_t i = 0; !ex && i < in->n; i++)
+        ex = stream_one(in, i, o, *a, st);
+    if (ex) {
+        calib_accum_free(*a);
+        *a = NULL;
+    }
+    return ex;
+}
+
 /* The constant-memory path: chunks from readers into one accumulator. */
 static int stream_eval(const cli_inputs *in, const cli_opts *o,
                        calib_metrics **m, calib_read_stats *st)
 {
     calib_error err = {0};
     calib_accum *a = NULL;
-    int rc = calib_accum_new(&o->eval, &a, &err);
-    int ex = rc ? cli_fail(rc, &err, NULL) : 0;
-    for (size_t i = 0; !ex && i < in->n; i++)
-        ex = stream_one(in, i, o, a, st);
+    int rc, ex = stream_all(in, o, &a, st);
     if (!ex && st->rows_used == 0)
         ex = cli_no_rows(in->paths[0]);
     if (!ex && (rc = calib_accum_result(a, m, &err)) != 0)
         ex = cli_fail(rc, &err, NULL);
+    calib_accum_free(a);
+    return ex;
+}
+
+static const char *const norm_names[] = {"none", "chars", "bytes"};
+
+/* JSONL confidences depend on --seq-conf and --norm: the state records
+ * both in its "meta" member (which the library ignores), so that `merge`
+ * can refuse states made differently and name the mode in its output. */
+static int add_meta(const cli_opts *o, char **json)
+{
+    const size_t len = strlen(*json);
+    const size_t size = len + 96;
+    char *t = malloc(size);
+    if (!t)
+        return cli_nomem();
+    snprintf(t, size, "%.*s,\"meta\":{\"seq_conf\":\"%s\",\"norm\":\"%s\"}}",
+             (int)(len - 1), *json, calib_seq_conf_name(o->read.seq_conf),
+             norm_names[o->read.norm]);
+    free(*json);
+    *json = t;
+    return 0;
+}
+
+int cli_partial_inputs(const cli_inputs *in, const cli_opts *o, char **json,
+                       calib_read_stats *st)
+{
+    calib_error err = {0};
+    calib_accum *a = NULL;
+    memset(st, 0, sizeof *st);
+    *json = NULL;
+    int rc, ex = stream_all(in, o, &a, st);
+    if (!ex && (rc = calib_accum_to_json(a, st, json, &err)) != 0)
+        ex = cli_fail(rc, &err, NULL);
+    if (!ex && cli_jsonl_inputs(o, in))
+        ex = add_meta(o, json);
     calib_accum_free(a);
     return ex;
 }
@@ -286,20 +338,24 @@ static int jsonl_path(const char *p)
 
 /* How JSONL confidences were made, named in the output: the --seq-conf of
  * OpenAI rows (top-label), the --norm of lm-eval rows.  *key NULL: none. */
-void cli_jsonl_mode(const cli_opts *o, const cli_inputs *in,
-                    const calib_metrics *m, const char **key,
-                    const char **value)
+int cli_jsonl_inputs(const cli_opts *o, const cli_inputs *in)
 {
-    static const char *const norms[] = {"none", "chars", "bytes"};
     int jsonl = o->read.format == CALIB_FORMAT_LMEVAL ||
                 o->read.format == CALIB_FORMAT_OPENAI;
     for (size_t i = 0; o->read.format == CALIB_FORMAT_AUTO && i < in->n; i++)
         jsonl |= jsonl_path(in->paths[i]);
+    return jsonl;
+}
+
+void cli_jsonl_mode(const cli_opts *o, const cli_inputs *in,
+                    const calib_metrics *m, const char **key,
+                    const char **value)
+{
     *key = *value = NULL;
-    if (!jsonl)
+    if (!cli_jsonl_inputs(o, in))
         return;
     const int top = m->brier_kind == CALIB_BRIER_TOPLABEL;
     *key = top ? "seq_conf" : "norm";
     *value = top ? calib_seq_conf_name(o->read.seq_conf)
-                 : norms[o->read.norm];
+                 : norm_names[o->read.norm];
 }

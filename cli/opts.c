@@ -145,6 +145,12 @@ static int set_no_diagram(cli_opts *o, const char *n, const char *v)
     return 0;
 }
 
+static int set_partial(cli_opts *o, const char *n, const char *v)
+{
+    o->partial = 1;
+    return 0;
+}
+
 static int set_help(cli_opts *o, const char *n, const char *v)
 {
     o->help = 1;
@@ -224,6 +230,7 @@ static const opt_spec specs[] = {
     {"--json", CLI_OPT_JSON, NO_ARG, set_json},
     {"--ascii", CLI_OPT_TEXTPLOT, NO_ARG, set_ascii},
     {"--no-diagram", CLI_OPT_TEXTPLOT, NO_ARG, set_no_diagram},
+    {"--partial", CLI_OPT_PARTIAL, NO_ARG, set_partial},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
     {"--test", CLI_OPT_SETS, ARG, set_test},

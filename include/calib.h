@@ -188,6 +188,18 @@ void calib_dataset_stats(const calib_dataset *ds, calib_read_stats *out);
 /* Adds every count of *b into *a (inputs read one after the other). */
 void calib_read_stats_add(calib_read_stats *a, const calib_read_stats *b);
 
+/* The number of values calib_dataset_export writes: N * K for rows of K
+ * classes, the total of the row lengths for ragged rows, N for top-label
+ * rows. */
+size_t calib_dataset_export_len(const calib_dataset *ds);
+
+/* Writes the probabilities of every row into out[0..len), len being
+ * calib_dataset_export_len(ds): softmax of logits (log-sum-exp), the
+ * probabilities as stored (clamped into [0,1]), or the confidences of
+ * top-label rows, row after row.  Errors: CALIB_EINVAL (len differs). */
+int calib_dataset_export(const calib_dataset *ds, double *out, size_t len,
+                         calib_error *err);
+
 /* Returns in *out one dataset holding the rows of parts[0..n) in order
  * (copied; the result owns them).  The parts must share a kind; their
  * groups are merged by name, and stats are summed.  Errors: CALIB_EINVAL
@@ -440,6 +452,40 @@ int calib_accum_merge(calib_accum *dst, const calib_accum *src,
 int calib_accum_result(const calib_accum *a, calib_metrics **out,
                        calib_error *err);
 void calib_accum_free(calib_accum *a);
+
+/* Partial states, for shards computed where the data live.
+ * calib_accum_to_json writes everything an accumulator holds as one JSON
+ * object in *json (malloc'd; free() it): "format": "calib-partial",
+ * "version": 1, the library's version, the options (bins, binning "width",
+ * bin_rule), the kind of rows (null before any, "top-label" or
+ * "distribution"), classes, whether NLL came from probabilities, when
+ * `read` is not NULL the read counts, and per population (overall, then
+ * each group by name in first-appearance order) every cell's sums: counts
+ * as integers, superaccumulator digits as integer arrays, fixed-point sums
+ * as decimal strings, the NLL and Brier sums and the clipped-row count.
+ * calib_accum_from_json reads such an object back into a new accumulator
+ * (and the counts into *read when not NULL; zeros when the state has
+ * none) and checks every type, range and length: anything malformed or
+ * inconsistent is CALIB_EDATA whose message names the JSON path
+ * ("partial state: overall.cells[3].count: -1 is negative"), and a parse
+ * error has err->line and err->column.  Members it does not know are
+ * refused, except an optional "meta" object, which it ignores.
+ *
+ * Exact: accuracy, mean confidence, ECE, MCE, RMSCE, the bins, NLL, Brier
+ * and every count.  Merging states (calib_accum_merge, in any order and
+ * split) and taking the result gives bit for bit what one accumulator over
+ * all the rows gives; the one exception is a term of magnitude 2^80 or
+ * more, or not finite (a weight above ~1e24, an infinite NLL), which is
+ * summed in plain floating point in merge order.  Not available: equal-mass binning (and
+ * any rank-based metric) needs every confidence, so it has no partial
+ * state.  States of different bins, bin rules or kinds of rows refuse to
+ * merge (calib_accum_merge: CALIB_EINVAL, saying which differ); another
+ * format version is CALIB_EDATA.  Errors: CALIB_EINVAL (NULL arguments),
+ * CALIB_EDATA, CALIB_ENOMEM. */
+int calib_accum_to_json(const calib_accum *a, const calib_read_stats *read,
+                        char **json, calib_error *err);
+int calib_accum_from_json(const char *json, size_t len, calib_accum **out,
+                          calib_read_stats *read, calib_error *err);
 
 /* Exact sum of `n` doubles, correctly rounded to the nearest double (ties
  * to even); what the library uses for every sum over rows.  Non-finite

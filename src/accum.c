@@ -172,19 +172,6 @@ int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
 /* The streaming accumulator (equal-width)                             */
 /* ------------------------------------------------------------------ */
 
-struct calib_accum {
-    calib_eval_options opt;
-    binspec bs;
-    double *edges;
-    int kind_seen;        /* 0: nothing yet, 1: top-label, 2: distribution */
-    size_t classes;       /* SIZE_MAX until a distribution chunk */
-    int from_probs;
-    pop *all;
-    size_t n_groups, cap_groups;
-    char **names;
-    pop **groups;
-};
-
 void calib_accum_free(calib_accum *a)
 {
     if (!a)
@@ -238,9 +225,7 @@ int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
     return calib__ok(err);
 }
 
-/* Index of the group named `name`, appended (empty) when new; SIZE_MAX
- * when out of memory. */
-static size_t group_index(calib_accum *a, const char *name)
+size_t calib__accum_group(calib_accum *a, const char *name)
 {
     for (size_t g = 0; g < a->n_groups; g++)
         if (strcmp(a->names[g], name) == 0)
@@ -319,7 +304,7 @@ static int merge_groups(calib_accum *a, const pass *ps, int workers)
     int rc = CALIB_OK;
     for (size_t j = 0; j < k && rc == CALIB_OK; j++) {
         const size_t g = order[j];
-        const size_t ag = group_index(a, ps->ds->group_names[g]);
+        const size_t ag = calib__accum_group(a, ps->ds->group_names[g]);
         if (ag == SIZE_MAX) {
             rc = CALIB_ENOMEM;
             break;
@@ -368,9 +353,15 @@ int calib_accum_merge(calib_accum *dst, const calib_accum *src,
     if (!dst || !src)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "NULL accumulator");
-    if (dst->opt.bins != src->opt.bins || dst->opt.rule != src->opt.rule)
+    if (dst->opt.bins != src->opt.bins)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
-                           "accumulators with different bins or bin rules");
+                           "cannot merge %d bins into %d bins",
+                           src->opt.bins, dst->opt.bins);
+    if (dst->opt.rule != src->opt.rule)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "cannot merge bin rule %s into bin rule %s",
+                           calib_bin_rule_name(src->opt.rule),
+                           calib_bin_rule_name(dst->opt.rule));
     if (src->kind_seen) {
         const int rc = note_kind(dst, src->kind_seen == 1, src->classes,
                                  src->from_probs, err);
@@ -378,7 +369,7 @@ int calib_accum_merge(calib_accum *dst, const calib_accum *src,
             return rc;
     }
     for (size_t g = 0; g < src->n_groups; g++) {
-        const size_t dg = group_index(dst, src->names[g]);
+        const size_t dg = calib__accum_group(dst, src->names[g]);
         if (dg == SIZE_MAX)
             return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
                                "out of memory");

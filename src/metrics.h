@@ -119,6 +119,25 @@ int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
                     int threads, int *workers);
 void calib__pass_free(pass *ps, int threads);
 
+/* The streaming accumulator (accum.c; accum_json.c writes and reads it). */
+struct calib_accum {
+    calib_eval_options opt;
+    binspec bs;
+    double *edges;
+    int kind_seen;        /* 0: nothing yet, 1: top-label, 2: distribution */
+    size_t classes;       /* SIZE_MAX until a distribution chunk; 0 when
+                             ragged or chunks of different K were added */
+    int from_probs;
+    pop *all;
+    size_t n_groups, cap_groups;
+    char **names;
+    pop **groups;
+};
+
+/* Index of the group named `name` in a, appended (empty) when new;
+ * SIZE_MAX when out of memory. */
+size_t calib__accum_group(calib_accum *a, const char *name);
+
 /* width_f32.c: the float32 top-label rows [begin, end) of weight 1 under
  * equal-width bins, or equal-mass bins with bs->thr, into the worker's
  * populations. */

@@ -17,7 +17,8 @@ import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALIB = os.path.abspath(os.environ.get("CALIB", os.path.join(ROOT, "build", "calib")))
-COMMANDS = ["eval", "fit", "apply", "diagram", "report", "compare", "demo", "help"]
+COMMANDS = ["eval", "fit", "apply", "diagram", "report", "compare", "merge", "demo",
+            "help"]
 LEGEND = "perfect calibration"
 
 
