@@ -64,7 +64,34 @@ cli-test: $(O)/calib $(O)/golden/.stamp
 # `make test` is what CI runs: warnings are errors here.
 test:
 	$(MAKE) EXTRA_CFLAGS=-Werror all
-	$(MAKE) EXTRA_CFLAGS=-Werror unit-test cli-test
+	$(MAKE) EXTRA_CFLAGS=-Werror unit-test cli-test python-test
+
+# The Python binding's tests, against this tree's library and golden cases
+# (pytest when installed, else unittest; either ends with its summary line).
+.PHONY: python-test install-python
+PY_TEST_ENV = PYTHONPATH=python CALIB_LIBRARY=$(O)/libcalib.so \
+              CALIB_GOLDEN=$(O)/golden
+python-test: $(O)/libcalib.so $(O)/golden/.stamp
+	@if $(PY) -c 'import pytest' 2>/dev/null; then \
+	  $(PY_TEST_ENV) $(PY) -m pytest -q -rs -p no:cacheprovider python/tests; \
+	else \
+	  echo "pytest is missing (Debian: python3-pytest): running unittest"; \
+	  $(PY_TEST_ENV) $(PY) -m unittest discover -s python/tests -t python/tests; \
+	fi
+
+# `make install-python`: pip installs python/ offline (Debian's setuptools
+# and numpy; --break-system-packages where Debian marks the interpreter
+# externally managed, so it lands in /usr/local/lib/python3.X/dist-packages)
+# and copies libcalib.so into the installed package directory.
+PIP_FLAGS ?= --no-build-isolation --no-index $(shell $(PY) -c 'import os, sysconfig; \
+  print("--break-system-packages" if os.path.exists(os.path.join( \
+  sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")) else "")' 2>/dev/null)
+install-python: $(O)/libcalib.so
+	$(PY) -m pip install $(PIP_FLAGS) ./python
+	@dir=$$(cd / && env -u PYTHONPATH $(PY) -c 'import importlib.util as u; \
+	  print(u.find_spec("calib").submodule_search_locations[0])') && \
+	  install -m 755 $(O)/libcalib.so "$$dir/libcalib.so" && \
+	  echo "installed $$dir/libcalib.so"
 
 # fontconfig (under cairo's text) keeps process-lifetime caches that
 # LeakSanitizer reports at exit; they are not calib's, so just they are

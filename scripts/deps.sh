@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libjansson-dev zlib1g-dev libcmocka-dev libcairo2-dev
 python3-numpy python3-scipy python3-sklearn libxml2-utils poppler-utils
-fonts-dejavu-core"
+fonts-dejavu-core python3-pytest python3-setuptools"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,456 @@
+"""_api.py — the package's functions: evaluate, fit and the Calibrator,
+diagram, partial and merge, each a thin layer over one libcalib call.
+
+Every function takes the data in one of three ways: numpy arrays by
+keyword (conf/correct, logits/labels, probs/labels, weights, groups), a
+calib.Data (from calib.read or calib.data) as the first argument, or a
+dict of those keywords.  Options are named as the CLI's (--bins, --binning,
+--bin-rule, --objective, --threads).
+"""
+import ctypes
+import json
+import os
+
+import numpy as np
+
+from . import _lib
+from ._data import Data, as_data, check, fail
+from ._lib import lib
+
+BINNINGS = {"width": 0, "mass": 1}
+PLOT_FORMATS = {"svg": 0, "png": 1, "pdf": 2, "text": 3, "txt": 3}
+METHODS = {"temperature": 0}
+
+
+def version():
+    """Returns the version string of the libcalib actually loaded."""
+    return lib.calib_version().decode()
+
+
+def _eval_options(bins, binning, bin_rule, threads):
+    o = _lib.EvalOptions()
+    lib.calib_eval_options_init(ctypes.byref(o))
+    if binning not in BINNINGS:
+        fail(_lib.EINVAL, "unknown binning %r (width, mass)" % (binning,))
+    rule = ctypes.c_int()
+    if lib.calib_bin_rule_parse(str(bin_rule).encode(), ctypes.byref(rule)):
+        fail(_lib.EINVAL, "unknown bin_rule %r (sklearn, netcal, "
+             "torchmetrics, gpleiss, hollance)" % (bin_rule,))
+    o.bins, o.binning, o.rule = int(bins), BINNINGS[binning], rule.value
+    o.threads = int(threads)
+    return o
+
+
+class _Owned:
+    """A library object freed with `free` when collected."""
+
+    def __init__(self, ptr, free):
+        self.ptr = ctypes.c_void_p(ptr)
+        self._free = free
+
+    def __del__(self):
+        if self.ptr:
+            self._free(self.ptr)
+            self.ptr = ctypes.c_void_p()
+
+
+def _metrics_json(m, stats):
+    out = ctypes.c_void_p()
+    err = _lib.Error()
+    st = None if stats is None else ctypes.byref(stats)
+    check(lib.calib_metrics_to_json(m, st, ctypes.byref(out),
+                                    ctypes.byref(err)), err)
+    return json.loads(_lib.take_bytes(out.value).decode("utf-8"))
+
+
+def _evaluate(ds, opt):
+    out = ctypes.c_void_p()
+    err = _lib.Error()
+    check(lib.calib_evaluate(ds.handle, ctypes.byref(opt), ctypes.byref(out),
+                             ctypes.byref(err)), err)
+    return _Owned(out.value, lib.calib_metrics_free)
+
+
+def _with_data(source, arrays, fn):
+    """Calls fn(Data) on the source, closing a Data made here."""
+    ds, owned = as_data(source, **arrays)
+    try:
+        return fn(ds)
+    finally:
+        if owned:
+            ds.close()
+
+
+def _split_source(conf, kw):
+    """evaluate(calib.read(...)) passes the source in conf's place."""
+    if isinstance(conf, (Data, dict, str, os.PathLike)):
+        return conf, kw
+    kw["conf"] = conf
+    return kw.pop("data", None), kw
+
+
+def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
+             weights=None, groups=None, bins=15, binning="width",
+             bin_rule="sklearn", threads=0, group_names=None, data=None):
+    """Returns every metric as a dict with the keys of ``calib eval
+    --json``: n, classes, accuracy, mean_confidence, ece, mce, rmsce, nll,
+    nll_clipped_rows, nll_from_probs, brier, brier_kind, bins (a list of
+    {lower, upper, count, weight, mean_confidence, accuracy}), binning,
+    bin_rule, n_bins, weight, ece_n, rows_read, rows_used, rows_rejected,
+    values_clamped, rows_sum_off, and groups (the same per group) when the
+    rows have groups.  A metric that does not apply is None.
+
+    The data: ``conf`` (N,) with ``correct`` (N,); or ``logits`` (N, K) or
+    ``probs`` (N, K) with ``labels`` (N,); optional ``weights`` and
+    ``groups`` (see calib.data, which says which arrays are used without
+    copying).  Or a calib.Data, a dict of those keywords, or a file path,
+    as the first argument (or ``data=``).
+
+    Options: ``bins`` (M, default 15), ``binning`` ("width" or "mass"),
+    ``bin_rule`` ("sklearn", "netcal", "torchmetrics", "gpleiss",
+    "hollance"), ``threads`` (0 = every core; results are bit-identical
+    for any count).  Raises CalibError.
+    """
+    source, arrays = _split_source(conf, dict(
+        correct=correct, logits=logits, probs=probs, labels=labels,
+        weights=weights, groups=groups, group_names=group_names, data=data))
+    opt = _eval_options(bins, binning, bin_rule, threads)
+
+    def run(ds):
+        m = _evaluate(ds, opt)
+        st = _lib.ReadStats()
+        lib.calib_dataset_stats(ds.handle, ctypes.byref(st))
+        return _metrics_json(m.ptr, st)
+    return _with_data(source, arrays, run)
+
+
+# ---------------------------------------------------------------- fitting
+
+class Calibrator:
+    """A fitted recalibration map (temperature scaling), from calib.fit()
+    or Calibrator.from_json().
+
+    Attributes: ``method`` ("temperature"), ``temperature`` (T),
+    ``objective`` ("nll", "ece" or "brier"), ``iterations``,
+    ``objective_value`` (the objective at T), ``binary`` (True when fitted
+    on top-label rows: p' = sigmoid(logit(p) / T)), ``diagnostics`` (the
+    boundary cases and warnings, as sentences; T is clamped at the end of
+    its search range when there is no finite optimum, never silently).
+    """
+
+    def __init__(self, ptr):
+        self._c = _Owned(ptr, lib.calib_calibrator_free)
+
+    @property
+    def _ptr(self):
+        return self._c.ptr
+
+    @property
+    def method(self):
+        m = lib.calib_calibrator_method(self._ptr)
+        return {v: k for k, v in METHODS.items()}.get(m, str(m))
+
+    @property
+    def temperature(self):
+        return float(lib.calib_calibrator_temperature(self._ptr))
+
+    @property
+    def objective(self):
+        return lib.calib_objective_name(
+            lib.calib_calibrator_objective(self._ptr)).decode()
+
+    @property
+    def iterations(self):
+        return int(lib.calib_calibrator_iterations(self._ptr))
+
+    @property
+    def objective_value(self):
+        return float(lib.calib_calibrator_objective_value(self._ptr))
+
+    @property
+    def binary(self):
+        return bool(lib.calib_calibrator_binary(self._ptr))
+
+    @property
+    def diagnostics(self):
+        n = lib.calib_calibrator_diagnostic_count(self._ptr)
+        return [lib.calib_calibrator_diagnostic(self._ptr, i).decode()
+                for i in range(n)]
+
+    def apply_data(self, data=None, **arrays):
+        """Returns a new calib.Data with the calibrator applied to every row
+        (logits become z / T, probabilities softmax(log p / T), top-label
+        confidences sigmoid(logit(p) / T)); groups and weights are kept.
+        Takes what calib.evaluate takes.  Raises CalibError (EINVAL for a
+        top-label calibrator on distribution rows or the reverse)."""
+        def run(ds):
+            out = ctypes.c_void_p()
+            err = _lib.Error()
+            check(lib.calib_apply(self._ptr, ds.handle, ctypes.byref(out),
+                                  ctypes.byref(err)), err)
+            return Data(out.value)
+        return _with_data(data, arrays, run)
+
+    def apply(self, logits=None, probs=None, conf=None, labels=None,
+              correct=None, data=None):
+        """Returns the calibrated probabilities as a new float64 array:
+        softmax(z / T) of ``logits`` (N, K), softmax(log p / T) of ``probs``
+        (N, K), or sigmoid(logit(p) / T) of ``conf`` (N,) confidences.
+        ``labels`` and ``correct`` are optional (they do not change the
+        probabilities; given, they are checked).  A calib.Data may be
+        passed instead (``data=``); ragged rows come back as one flat array
+        of the rows one after the other.  The inputs are not copied when
+        their layout allows it (see calib.data)."""
+        if data is None:
+            if logits is not None or probs is not None:
+                n = len(logits if logits is not None else probs)
+                if labels is None:
+                    labels = np.zeros(n, dtype=np.int32)
+            elif conf is not None and correct is None:
+                correct = np.zeros(len(conf), dtype=np.uint8)
+        cal = self.apply_data(data, logits=logits, probs=probs, conf=conf,
+                              labels=labels, correct=correct)
+        try:
+            return cal.probabilities()
+        finally:
+            cal.close()
+
+    def to_json(self):
+        """Returns the calibrator as JSON text (method, objective,
+        temperature, form, iterations, objective_value, diagnostics), the
+        form `calib fit -o` writes and Calibrator.from_json reads."""
+        out = ctypes.c_void_p()
+        err = _lib.Error()
+        check(lib.calib_calibrator_to_json(self._ptr, ctypes.byref(out),
+                                           ctypes.byref(err)), err)
+        return _lib.take_bytes(out.value).decode("utf-8")
+
+    @classmethod
+    def from_json(cls, text):
+        """Returns the Calibrator that to_json() (or `calib fit -o`)
+        wrote; extra keys are ignored.  Raises CalibError (EDATA)."""
+        b = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        out = ctypes.c_void_p()
+        err = _lib.Error()
+        check(lib.calib_calibrator_from_json(b, len(b), ctypes.byref(out),
+                                             ctypes.byref(err)), err)
+        return cls(out.value)
+
+    def __repr__(self):
+        return "<calib.Calibrator %s T=%.17g objective=%s>" % (
+            self.method, self.temperature, self.objective)
+
+
+def fit(logits=None, labels=None, probs=None, conf=None, correct=None,
+        weights=None, groups=None, method="temperature", objective="nll",
+        bins=15, threads=0, t_min=None, t_max=None, data=None):
+    """Fits a calibrator on validation data and returns a Calibrator.
+
+    Temperature scaling: q = softmax(z / T) for ``logits`` (probabilities
+    ``probs`` are taken as logits log p), p' = sigmoid(logit(p) / T) for
+    top-label ``conf``/``correct``.  ``objective``: "nll" (default; Newton
+    on log(1/T), exact derivatives), "ece" (with ``bins``) or "brier".
+    ``t_min``/``t_max`` bound the search (default 1e-3 .. 1e3).  The data
+    may also be a calib.Data or dict as the first argument or ``data=``.
+    Raises CalibError (ECONVERGE when the solver fails; a case with no
+    finite optimum is not an error but a diagnostic).
+    """
+    source = data
+    if isinstance(logits, (Data, dict, str, os.PathLike)):
+        source, logits = logits, None
+    arrays = dict(logits=logits, labels=labels, probs=probs, conf=conf,
+                  correct=correct, weights=weights, groups=groups)
+    if method not in METHODS:
+        fail(_lib.EINVAL, "unknown method %r (temperature)" % (method,))
+    o = _lib.FitOptions()
+    lib.calib_fit_options_init(ctypes.byref(o))
+    obj = ctypes.c_int()
+    if lib.calib_objective_parse(str(objective).encode(), ctypes.byref(obj)):
+        fail(_lib.EINVAL, "unknown objective %r (nll, ece, brier)"
+             % (objective,))
+    o.method, o.objective = METHODS[method], obj.value
+    o.eval = _eval_options(bins, "width", "sklearn", threads)
+    if t_min is not None:
+        o.t_min = float(t_min)
+    if t_max is not None:
+        o.t_max = float(t_max)
+
+    def run(ds):
+        out = ctypes.c_void_p()
+        err = _lib.Error()
+        check(lib.calib_fit(ds.handle, ctypes.byref(o), ctypes.byref(out),
+                            ctypes.byref(err)), err)
+        return Calibrator(out.value)
+    return _with_data(source, arrays, run)
+
+
+# ---------------------------------------------------------------- diagrams
+
+def _is_one_source(s):
+    return isinstance(s, (Data, dict, str, os.PathLike))
+
+
+def diagram(sources=None, labels=None, format="svg", title=None, width=0,
+            height=0, counts=True, headline=True, ascii=False, bins=15,
+            binning="width", bin_rule="sklearn", threads=0, **arrays):
+    """Returns a reliability diagram as bytes: SVG, PNG or PDF (cairo), or
+    a terminal chart with ``format="text"`` (UTF-8; ``ascii=True`` for
+    plain ASCII).
+
+    ``sources``: one metric source or a list of up to 8, overlaid with a
+    legend; a source is a calib.Data, a dict of calib.data keywords
+    (``{"logits": z, "labels": y}``), or a file path.  Top-label arrays may
+    also be given directly (``calib.diagram(conf=p, correct=c)``).
+    ``labels`` names the series (a list, or one string), as the CLI's
+    ``--label``: class labels therefore go inside a source.  ``title``,
+    ``width`` and ``height`` (0 = 640 x 720 units, or 60 x 16 characters),
+    ``counts`` (the per-bin counts panel), ``headline`` (ECE, MCE,
+    accuracy, N) as calib_plot_options; ``bins``, ``binning``,
+    ``bin_rule``, ``threads`` as calib.evaluate.  Raises CalibError.
+    """
+    if format not in PLOT_FORMATS:
+        fail(_lib.EINVAL, "unknown format %r (svg, png, pdf, text)"
+             % (format,))
+    if sources is None:
+        srcs = [None]
+    elif _is_one_source(sources):
+        srcs = [sources]
+    else:
+        srcs = list(sources)
+    if isinstance(labels, str):
+        labels = [labels]
+    if labels is not None and len(labels) != len(srcs):
+        fail(_lib.EINVAL, "%d labels for %d series" % (len(labels), len(srcs)))
+    opt = _eval_options(bins, binning, bin_rule, threads)
+    metrics = [_with_data(s, arrays if s is None else {},
+                          lambda ds: _evaluate(ds, opt)) for s in srcs]
+    po = _lib.PlotOptions()
+    lib.calib_plot_options_init(ctypes.byref(po))
+    po.width, po.height = int(width), int(height)
+    title_b = None if title is None else str(title).encode("utf-8")
+    po.title = title_b
+    po.counts, po.headline, po.ascii = int(counts), int(headline), int(ascii)
+    series = (ctypes.c_void_p * len(metrics))(*[m.ptr.value for m in metrics])
+    names = None
+    if labels is not None:
+        names = (ctypes.c_char_p * len(labels))(
+            *[None if x is None else str(x).encode("utf-8") for x in labels])
+    out = ctypes.c_void_p()
+    size = ctypes.c_size_t()
+    err = _lib.Error()
+    check(lib.calib_render_diagram(series, names, len(metrics),
+                                   PLOT_FORMATS[format], ctypes.byref(po),
+                                   ctypes.byref(out), ctypes.byref(size),
+                                   ctypes.byref(err)), err)
+    return _lib.take_bytes(out.value, size.value)
+
+
+# ---------------------------------------------------------------- shards
+
+def _need(name):
+    if not _lib.has(name):
+        raise NotImplementedError(
+            "calib: %s is missing from %s (a library older than partial "
+            "states)" % (name, _lib.path))
+
+
+def partial(conf=None, correct=None, logits=None, probs=None, labels=None,
+            weights=None, groups=None, bins=15, bin_rule="sklearn",
+            threads=0, group_names=None, data=None):
+    """Returns the partial state of one shard as JSON text: what
+    ``calib eval --partial`` writes (exact sums as integers, the options,
+    the library's version and the read counts).  calib.merge() of the
+    states of every shard gives, bit for bit, what calib.evaluate gives
+    over all the rows, whatever the split and the order.
+
+    Takes the data as calib.evaluate does.  Equal-width bins only
+    (``binning="mass"`` needs every confidence at once); an empty shard is
+    fine.  Raises CalibError.
+    """
+    _need("calib_accum_to_json")
+    source, arrays = _split_source(conf, dict(
+        correct=correct, logits=logits, probs=probs, labels=labels,
+        weights=weights, groups=groups, group_names=group_names, data=data))
+    opt = _eval_options(bins, "width", bin_rule, threads)
+
+    def run(ds):
+        acc = _accum_new(opt)
+        err = _lib.Error()
+        check(lib.calib_accum_add(acc.ptr, ds.handle, ctypes.byref(err)), err)
+        st = _lib.ReadStats()
+        lib.calib_dataset_stats(ds.handle, ctypes.byref(st))
+        out = ctypes.c_void_p()
+        check(lib.calib_accum_to_json(acc.ptr, ctypes.byref(st),
+                                      ctypes.byref(out), ctypes.byref(err)),
+              err)
+        return _lib.take_bytes(out.value).decode("utf-8")
+    return _with_data(source, arrays, run)
+
+
+def _accum_new(opt):
+    out = ctypes.c_void_p()
+    err = _lib.Error()
+    check(lib.calib_accum_new(ctypes.byref(opt), ctypes.byref(out),
+                              ctypes.byref(err)), err)
+    return _Owned(out.value, lib.calib_accum_free)
+
+
+def _part_bytes(p):
+    if isinstance(p, os.PathLike):
+        with open(p, "rb") as f:
+            return f.read()
+    if isinstance(p, str):
+        return p.encode("utf-8")
+    if isinstance(p, (bytes, bytearray, memoryview)):
+        return bytes(p)
+    raise TypeError("a partial state is JSON text (str or bytes) or a "
+                    "pathlib.Path, not %s" % type(p).__name__)
+
+
+def merge(parts, partial=False):
+    """Merges partial states (JSON text from calib.partial or ``calib eval
+    --partial``, as str or bytes, or pathlib.Path of such files) and
+    returns the metrics dict of calib.evaluate over all their rows, with
+    the read counts summed; with ``partial=True`` returns the merged
+    partial state instead (JSON text), for merging in a tree.
+
+    Raises CalibError: EDATA for a malformed state or one from another
+    version, EINVAL for states with different bins or rule, and when
+    ``parts`` is empty.
+    """
+    _need("calib_accum_from_json")
+    parts = list(parts)
+    if not parts:
+        fail(_lib.EINVAL, "merge: no partial states")
+    total = _lib.ReadStats()
+    acc = None
+    for p in parts:
+        b = _part_bytes(p)
+        out = ctypes.c_void_p()
+        st = _lib.ReadStats()
+        err = _lib.Error()
+        check(lib.calib_accum_from_json(b, len(b), ctypes.byref(out),
+                                        ctypes.byref(st), ctypes.byref(err)),
+              err)
+        one = _Owned(out.value, lib.calib_accum_free)
+        for name, _ in _lib.ReadStats._fields_:
+            setattr(total, name, getattr(total, name) + getattr(st, name))
+        if acc is None:
+            acc = one
+        else:
+            check(lib.calib_accum_merge(acc.ptr, one.ptr, ctypes.byref(err)),
+                  err)
+    err = _lib.Error()
+    if partial:
+        out = ctypes.c_void_p()
+        check(lib.calib_accum_to_json(acc.ptr, ctypes.byref(total),
+                                      ctypes.byref(out), ctypes.byref(err)),
+              err)
+        return _lib.take_bytes(out.value).decode("utf-8")
+    m = ctypes.c_void_p()
+    check(lib.calib_accum_result(acc.ptr, ctypes.byref(m), ctypes.byref(err)),
+          err)
+    result = _Owned(m.value, lib.calib_metrics_free)
+    return _metrics_json(result.ptr, total)
+
+

@@ -1,0 +1,108 @@
+"""test_shards.py — partial states and merge: shards merged in any order
+and split give, bit for bit, what one calib.evaluate gives; and the Dask
+example (examples/dask_shards.py) on a small local cluster."""
+import importlib.util
+import os
+import subprocess
+import sys
+import unittest
+
+import numpy as np
+
+import calib
+from calib import _lib
+from helpers import ROOT
+
+HAVE_PARTIAL = _lib.has("calib_accum_to_json") and \
+    _lib.has("calib_accum_from_json")
+NO_PARTIAL = ("libcalib has no calib_accum_to_json/calib_accum_from_json "
+              "yet (partial states): skipped")
+
+
+def splits(n, k, rng):
+    """k shards of random sizes (some possibly empty) covering [0, n)."""
+    cuts = np.sort(rng.integers(0, n + 1, k - 1))
+    edges = np.concatenate([[0], cuts, [n]])
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+@unittest.skipUnless(HAVE_PARTIAL, NO_PARTIAL)
+class Merge(unittest.TestCase):
+
+    def setUp(self):
+        self.rng = np.random.default_rng(12)
+
+    def check_split(self, kw, n, **opt):
+        whole = calib.evaluate(**kw, **opt)
+        for k in (1, 2, 5):
+            parts = []
+            for sl in splits(n, k, self.rng):
+                shard = {key: (v[sl] if key != "group_names" else v)
+                         for key, v in kw.items()}
+                if sl.stop > sl.start:
+                    parts.append(calib.partial(**shard, **opt))
+            self.rng.shuffle(parts)
+            self.assertEqual(calib.merge(parts), whole, "%d shards" % k)
+            # a tree: merge states, then merge the merged states
+            if len(parts) > 2:
+                left = calib.merge(parts[:2], partial=True)
+                self.assertEqual(calib.merge([left] + parts[2:]), whole)
+
+    def test_toplabel_groups_weights(self):
+        n = 20000
+        conf = (self.rng.uniform(0, 1, n) ** 0.4).astype(np.float32)
+        correct = self.rng.uniform(0, 1, n) < conf * 0.9
+        groups = self.rng.integers(0, 4, n)
+        self.check_split(dict(conf=conf, correct=correct, groups=groups,
+                              group_names=["a", "b", "c", "d"],
+                              weights=self.rng.uniform(0, 2, n)), n)
+
+    def test_logits_and_rules(self):
+        n, k = 8000, 7
+        z = self.rng.normal(0, 3, (n, k))
+        y = self.rng.integers(0, k, n)
+        for rule in ("sklearn", "torchmetrics", "hollance"):
+            self.check_split(dict(logits=z, labels=y), n, bins=10,
+                             bin_rule=rule)
+
+    def test_probs(self):
+        n, k = 5000, 3
+        p = self.rng.dirichlet(np.ones(k), n)
+        y = self.rng.integers(0, k, n)
+        self.check_split(dict(probs=p, labels=y), n)
+
+    def test_refusals(self):
+        conf = self.rng.uniform(0, 1, 100)
+        correct = conf > 0.5
+        a = calib.partial(conf=conf, correct=correct, bins=15)
+        b = calib.partial(conf=conf, correct=correct, bins=10)
+        with self.assertRaises(calib.CalibError) as e:
+            calib.merge([a, b])
+        self.assertEqual(e.exception.code, calib.EINVAL)
+        with self.assertRaises(calib.CalibError) as e:
+            calib.merge(['{"not": "a state"}'])
+        self.assertEqual(e.exception.code, calib.EDATA)
+        with self.assertRaises(calib.CalibError) as e:
+            calib.merge([])
+        self.assertEqual(e.exception.code, calib.EINVAL)
+
+
+@unittest.skipUnless(HAVE_PARTIAL, NO_PARTIAL)
+@unittest.skipUnless(importlib.util.find_spec("dask") and
+                     importlib.util.find_spec("distributed"),
+                     "dask/distributed not installed (Debian: python3-dask "
+                     "python3-distributed): the Dask example is skipped")
+class DaskExample(unittest.TestCase):
+
+    def test_small_cluster(self):
+        script = os.path.join(ROOT, "examples", "dask_shards.py")
+        r = subprocess.run(
+            [sys.executable, script, "--workers", "2", "--partitions", "5",
+             "--rows", "60000"], capture_output=True, text=True,
+            env=os.environ, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("bit for bit", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
