@@ -443,8 +443,8 @@ int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
  * top-label or distribution rows, not both (CALIB_EINVAL). */
 int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
                     calib_error *err);
-/* Adds `src` into `dst`; CALIB_EINVAL if their bins or rule differ (the
- * thread count does not matter). */
+/* Adds `src` into `dst`; CALIB_EINVAL if their bins, rule or kind of rows
+ * differ (the thread count does not matter). */
 int calib_accum_merge(calib_accum *dst, const calib_accum *src,
                       calib_error *err);
 /* Computes the metrics of everything added so far; CALIB_EDATA when no
