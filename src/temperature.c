@@ -14,9 +14,15 @@
  * Recipes 9.4).  The fourth cumulant bounds the error left by the last step
  * (Halley's error constant), so the final step is taken without another
  * pass once that bound is below 1e-13 in u, i.e. a relative 1e-13 in T.
- * Large inputs first solve on a fixed pseudo-random subsample: its optimum is
- * within sampling error of the full one, so the full data then need about
- * two passes.
+ * The passes that only need to get close run in float32 (eight lanes, a
+ * cheap exp; tscale_kernel.c): large inputs first solve on a fixed
+ * pseudo-random subsample, whose optimum is within sampling error of the
+ * full one, then on all rows down to about F32_TOL in u.  One double pass
+ * there gives the exact value and cumulants, and its Halley step, whose
+ * cubic error bound is then far below 1e-13, ends the fit (more double
+ * passes follow only if that bound says so).  The float32 passes only
+ * choose where the double ones look: T comes from the double pass, summed
+ * in the same fixed blocks, so it is the same bits for any thread count.
  *
  * Top-label rows use the binary form p' = sigmoid(logit(p) / T), which is
  * the softmax of the two logits (logit p, 0) with class 0 = "correct"; the
@@ -166,26 +172,42 @@ static int newton(calib__tpass *p, solve *s, double u0, calib_error *err)
 
 /* Rows in the subsample that warm-starts large fits. */
 #define SUB_ROWS 8192
+/* Where the float32 passes hand over: within about this of the optimum in
+ * u, one double pass's Halley step is within 1e-13 (its error is cubic). */
+#define F32_TOL 1e-5
 
-/* Fits T on the full range: a subsample first when the data are large. */
+/* Solves in float32 from *u, which it moves closer to the optimum: a warm
+ * start only, so a failure (say, a value that is not finite) keeps the
+ * *u it had.  Returns CALIB_OK, or CALIB_ENOMEM. */
+static int warm(calib__tpass *p, solve *s, double tol, int sample, double *u)
+{
+    solve w = *s;
+    int rc = CALIB_OK;
+    w.tol = tol, w.iters = 0;
+    if (sample)
+        rc = calib__tpass_sample(p, SUB_ROWS);
+    p->use_sample = sample, p->f32 = 1;
+    if (!rc && newton(p, &w, *u, NULL) == CALIB_OK)
+        *u = w.u;
+    p->use_sample = 0, p->f32 = 0;
+    s->iters += w.iters;
+    return rc;
+}
+
+/* Fits T on the full range: float32 passes (on a subsample first when the
+ * data are large) get close, then double passes finish. */
 static int solve_nll(calib__tpass *p, const calib_fit_options *opt, solve *s,
                      calib_error *err)
 {
     s->lo = -log(opt->t_max), s->hi = -log(opt->t_min);
     double u0 = 0.0;
-    if (p->ds->n >= 4 * SUB_ROWS) {
-        solve sub = *s;
-        sub.tol = 1e-4;
-        int rc = calib__tpass_sample(p, SUB_ROWS);
-        p->use_sample = 1;
-        if (!rc)
-            rc = newton(p, &sub, u0, err);
-        p->use_sample = 0;
-        if (rc)
-            return rc;
-        u0 = sub.u;
-        s->iters += sub.iters;
-    }
+    int rc = CALIB_OK;
+    if (p->ds->n >= 4 * SUB_ROWS)
+        rc = warm(p, s, 1e-4, 1, &u0);
+    if (!rc)
+        rc = warm(p, s, F32_TOL, 0, &u0);
+    if (rc)
+        return rc;
     s->tol = 1e-13;
     return newton(p, s, u0, err);
 }

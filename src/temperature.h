@@ -35,9 +35,9 @@ int calib__calibrator_note(calib_calibrator *c, const char *fmt, ...)
 /* Per-row kernels (tscale_kernel.c)                                   */
 /* ------------------------------------------------------------------ */
 
-/* The kernels work on CALIB__TS_LANES doubles at a time: scratch rows hold
- * the row length rounded up to a multiple of it. */
-#define CALIB__TS_LANES 4
+/* The kernels work on 4 doubles or 8 floats at a time: scratch rows hold
+ * the row length rounded up to a multiple of CALIB__TS_LANES. */
+#define CALIB__TS_LANES 8
 /* A score more than this far below its row's maximum has probability
  * exactly 0 for every beta >= 1e-70 (exp underflows), so it is dropped;
  * this also keeps (w - m)^4 finite. */
@@ -71,6 +71,43 @@ double calib__ts_row_exp(const double *w, size_t len, double beta, double *e);
 void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
                            double *e, double out[5]);
 
+/* A row of float32 scores read in place: z[0..len), its maximum and
+ * minimum, and its last partial group of 8 (z[len & ~7 ..]) copied into
+ * tail[] and padded with the maximum, so that the kernels read whole
+ * groups without reading past the row. */
+typedef struct calib__zrow {
+    const float *z;
+    size_t len;
+    float zmax, zmin;
+    float tail[8];
+} calib__zrow;
+
+/* r for z[0..len), len >= 1; the kernels may read z up to z[avail). */
+void calib__ts_zrow_init(calib__zrow *r, const float *z, size_t len,
+                         size_t avail);
+
+/* Float32 logits row i as a calib__zrow.  Such rows are finite, so nothing
+ * is dropped: ROW_CONST when all scores are equal, else ROW_FIT. */
+calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,
+                                    calib__zrow *r);
+
+/* calib__ts_row_moments of the row w = z - zmax, computed in double (the
+ * very w of calib__ts_load_row) and never stored. */
+void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
+                            double *e, double out[5]);
+
+/* The same moments in float32, from w = z - zmax rounded to float, with
+ * exp good to 2.1e-7: what the solver's approximate passes use.  Fit for
+ * rows whose range zmax - zmin is at most CALIB__TS_RANGE32 (so that no
+ * float overflows); e holds floats. */
+void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
+                              float *e, double out[5]);
+#define CALIB__TS_RANGE32 1e6
+
+/* sum_k w_k over a loaded row, and the count of its maxima (w_k = 0). */
+double calib__ts_row_sum(const double *w, size_t len, size_t *at_max);
+double calib__ts_zrow_sum(const calib__zrow *r, size_t *at_max);
+
 /* ------------------------------------------------------------------ */
 /* Passes over the rows (tscale_pass.c)                                */
 /* ------------------------------------------------------------------ */
@@ -85,12 +122,14 @@ typedef struct calib__tpass {
     size_t longest;           /* the longest row's length                */
     size_t max_len;           /* longest, rounded up to the lanes        */
     size_t grain;             /* rows a thread takes at least            */
-    double *scratch;          /* workers x 2 x max_len                   */
+    double *scratch;          /* workers x 3 x max_len                   */
     calib__xsum *acc;         /* workers x CALIB__TS_SUMS                */
     double beta;
     size_t *sample;           /* sorted rows of the warm-start subsample */
     size_t n_sample;
     int use_sample;           /* moment passes visit the sample only     */
+    int f32;                  /* moment passes in float32 (approximate)  */
+    int z32;                  /* float32 logits: read without conversion */
 } calib__tpass;
 
 /* Sets up passes over ds with `threads` (0 = all cores).  Returns CALIB_OK
@@ -102,10 +141,10 @@ void calib__tpass_free(calib__tpass *p);
  * CALIB_ENOMEM. */
 int calib__tpass_sample(calib__tpass *p, size_t m);
 
-/* Scratch rows (w, then e) of a worker. */
+/* Scratch rows (w, then e, then a float copy) of a worker. */
 static inline double *calib__tpass_scratch(const calib__tpass *p, int worker)
 {
-    return p->scratch + (size_t)worker * 2 * p->max_len;
+    return p->scratch + (size_t)worker * 3 * p->max_len;
 }
 
 /* Runs fn(ctx, ...) over the rows (one range a worker) and returns the

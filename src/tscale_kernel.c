@@ -14,6 +14,13 @@
  * C mode keeps -ffp-contract=off (no FMA), so every build of a kernel, the
  * AVX2 clone and the portable one alike, gives the same bits, and a row's
  * values never depend on which thread computes them.
+ *
+ * The solver's approximate passes use a float32 twin on eight lanes: the
+ * same reduction, e^r by a degree-5 polynomial (2.1e-7 relative), moments
+ * summed in float within a row.  Float32 logits are read in place (no
+ * converted or shifted copy; only a row's last partial group of 8 is
+ * copied, padded with the maximum), and the double kernel converts and
+ * shifts them as it goes, to the very doubles calib__ts_load_row makes.
  */
 #include "temperature.h"
 
@@ -29,6 +36,8 @@
 
 typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4i __attribute__((vector_size(32)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 
 /* On x86-64 Linux with GCC the kernels are also compiled for AVX2 and the
  * variant is picked at load time (an ifunc). */
@@ -93,6 +102,62 @@ INLINE v4d exp_nonpos(v4d x)
     const v4d p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p8b = p89 + r2 * pab;
     const v4d p = (p03 + r4 * p47) + r8 * p8b;
     return (v4d)((v4i)(p * (v4d)sbits) & keep);
+}
+
+/* ------------------------------------------------------------------ */
+/* Float32, eight lanes: the approximate passes                        */
+/* ------------------------------------------------------------------ */
+
+INLINE v8f splat8(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+
+INLINE v8f load8(const float *p)
+{
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+
+INLINE v8f select8(v8i mask, v8f v, v8f b)
+{
+    return (v8f)(((v8i)v & mask) | ((v8i)b & ~mask));
+}
+
+INLINE v8f first_lanes8(v8f v, size_t r)
+{
+    const int32_t n = (int32_t)r;
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7}, lim = {n, n, n, n, n, n, n, n};
+    return (v8f)((v8i)v & (lane < lim));
+}
+
+/* The lanes summed in double in one fixed order: l and l + 4 first. */
+INLINE double hsum8(v8f v)
+{
+    const double a = (double)v[0] + v[4], b = (double)v[1] + v[5];
+    const double c = (double)v[2] + v[6], d = (double)v[3] + v[7];
+    return (a + b) + (c + d);
+}
+
+/* exp(x) for x <= 0 in float32, within 2.1e-7 relative; 0 below -87,
+ * where the result would be subnormal.  The reduction of exp_nonpos;
+ * e^r = 1 + r + r^2 q(r), q of degree 3 fitted for the least maximum
+ * relative error (1.05e-7 on |r| <= ln2/2, before rounding). */
+INLINE v8f exp32_nonpos(v8f x)
+{
+    const v8f shift = splat8(0x1.8p23f);
+    const v8i keep = (v8i)(x >= splat8(-87.0f));
+    x = select8(keep, x, splat8(-87.0f));
+    const v8f t = x * splat8(0x1.715476p0f) + shift;
+    const v8f n = t - shift;
+    const v8f r = (x - n * splat8(0x1.62e4p-1f)) - n * splat8(0x1.7f7d1cp-20f);
+    const int32_t bias = 0x4B400000 - 127;
+    const v8i sbits = ((v8i)t - (v8i){bias, bias, bias, bias, bias, bias, bias, bias}) << 23;
+    const v8f r2 = r * r;
+    const v8f q = (splat8(0x1.fffdfcp-2f) + r * splat8(0x1.5557aep-3f)) +
+                  r2 * (splat8(0x1.5729f0p-5f) + r * splat8(0x1.106284p-7f));
+    const v8f p = (splat8(1.0f) + r) + r2 * q;
+    return (v8f)((v8i)(p * (v8f)sbits) & keep);
 }
 
 /* ------------------------------------------------------------------ */
@@ -222,38 +287,243 @@ double calib__ts_row_exp(const double *w, size_t len, double beta, double *e)
     return hsum(s);
 }
 
+/* Four lanes of a shifted row at src: w as loaded (from_z = 0), or
+ * float32 scores shifted here by -zmax, which gives the very doubles of
+ * calib__ts_load_row. */
+INLINE v4d load_w(const void *src, int from_z, v4d zmax)
+{
+    if (!from_z)
+        return load4(src);
+    const float *f = src;
+    return (v4d){f[0], f[1], f[2], f[3]} - zmax;
+}
+
+/* Where group k of a row starts: in w, or in z with its last partial group
+ * of 8 from the copy in r->tail (full = len rounded down to 8). */
+#define ROW_AT(k) (from_z ? ((k) < full ? (const void *)(z + (k)) \
+                                       : (const void *)(tail + (k) - full)) \
+                          : (const void *)(w + (k)))
+
+/* One group of moments(): e = exp(beta w) (lanes past len zeroed). */
+INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
+                         v4d wy, size_t k, size_t len, double *e, v4d acc[3])
+{
+    const v4d v = load_w(src, from_z, zmax);
+    v4d ek = exp_nonpos(v * bt);
+    if (k + 4 > len)
+        ek = first_lanes(ek, len - k);
+    store4(e + k, ek);
+    acc[0] += ek;
+    acc[1] += ek * (v - wy);
+    acc[2] += ek * v;
+}
+
+INLINE void central_step(const void *src, int from_z, v4d zmax, v4d m,
+                         size_t k, const double *e, v4d acc[3])
+{
+    const v4d d = load_w(src, from_z, zmax) - m, t = load4(e + k) * d * d;
+    acc[0] += t;
+    acc[1] += t * d;
+    acc[2] += t * d * d;
+}
+
 /* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels to 0 when
  * q is sure of the label), then the central moments of w under q about
  * m = E_q[w], from e kept in cache, so no cancellation: f'' = c2,
  * f''' = c3, f'''' = kappa_4 = c4 - 3 c2^2. */
+INLINE void moments(const double *w, const calib__zrow *r, int from_z,
+                    size_t len, size_t y, double beta, double *e,
+                    double out[5])
+{
+    const size_t full = len & ~(size_t)7;
+    const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
+    const double top = from_z ? r->zmax : 0.0;
+    const v4d zmax = splat(top), bt = splat(beta);
+    const v4d wy = splat(from_z ? (double)z[y] - top : w[y]);
+    v4d acc[3] = {splat(0.0), splat(0.0), splat(0.0)};
+    v4d cm[3] = {splat(0.0), splat(0.0), splat(0.0)};
+    size_t k = 0;
+    for (; k < full; k += 4)
+        moments_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
+                     from_z, zmax, bt, wy, k, full, e, acc);
+    for (; k < len; k += 4)
+        moments_step(ROW_AT(k), from_z, zmax, bt, wy, k, len, e, acc);
+    const double t0 = hsum(acc[0]), inv = 1.0 / t0;
+    const v4d m = splat(hsum(acc[2]) * inv);
+    for (k = 0; k < full; k += 4)
+        central_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
+                     from_z, zmax, m, k, e, cm);
+    for (; k < len; k += 4)
+        central_step(ROW_AT(k), from_z, zmax, m, k, e, cm);
+    const double v2 = hsum(cm[0]) * inv;
+    out[0] = t0;
+    out[1] = hsum(acc[1]) * inv;
+    out[2] = v2;
+    out[3] = hsum(cm[1]) * inv;
+    out[4] = hsum(cm[2]) * inv - 3.0 * v2 * v2;
+}
+
 VECTOR_CLONES
 void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
                            double *e, double out[5])
 {
-    const v4d wy = splat(w[y]);
-    v4d s = splat(0.0), a = s, b = s, c2 = s, c3 = s, c4 = s;
-    for (size_t k = 0; k < len; k += 4) {
-        const v4d v = load4(w + k);
-        v4d ek = exp_nonpos(v * splat(beta));
-        if (k + 4 > len)
-            ek = first_lanes(ek, len - k);
-        store4(e + k, ek);
-        s += ek;
-        a += ek * (v - wy);
-        b += ek * v;
-    }
-    const double t0 = hsum(s), inv = 1.0 / t0;
-    const v4d m = splat(hsum(b) * inv);
-    for (size_t k = 0; k < len; k += 4) {
-        const v4d d = load4(w + k) - m, t = load4(e + k) * d * d;
-        c2 += t;
-        c3 += t * d;
-        c4 += t * d * d;
-    }
-    const double v2 = hsum(c2) * inv;
+    moments(w, NULL, 0, len, y, beta, e, out);
+}
+
+VECTOR_CLONES
+void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
+                            double *e, double out[5])
+{
+    moments(NULL, r, 1, r->len, y, beta, e, out);
+}
+
+/* The float32 moments: the same steps on 8 lanes, w = z - zmax rounded. */
+INLINE void moments32_step(const float *src, v8f top, v8f bt, v8f wy,
+                           size_t k, size_t len, float *e, v8f acc[3])
+{
+    const v8f v = load8(src) - top;
+    v8f ek = exp32_nonpos(v * bt);
+    if (k + 8 > len)
+        ek = first_lanes8(ek, len - k);
+    store8(e + k, ek);
+    acc[0] += ek;
+    acc[1] += ek * (v - wy);
+    acc[2] += ek * v;
+}
+
+INLINE void central32_step(const float *src, v8f top, v8f m, size_t k,
+                           const float *e, v8f acc[3])
+{
+    const v8f d = (load8(src) - top) - m, t = load8(e + k) * d * d;
+    acc[0] += t;
+    acc[1] += t * d;
+    acc[2] += t * d * d;
+}
+
+/* The same moments in float32 (lanes summed in double). */
+VECTOR_CLONES
+void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
+                              float *e, double out[5])
+{
+    const size_t len = r->len, full = len & ~(size_t)7;
+    const float *z = r->z, *tail = r->tail;
+    const v8f top = splat8(r->zmax), bt = splat8((float)beta);
+    const v8f wy = splat8(z[y] - r->zmax);
+    v8f acc[3] = {splat8(0.0f), splat8(0.0f), splat8(0.0f)};
+    v8f cm[3] = {splat8(0.0f), splat8(0.0f), splat8(0.0f)};
+    for (size_t k = 0; k < full; k += 8)
+        moments32_step(z + k, top, bt, wy, k, full, e, acc);
+    if (full < len)
+        moments32_step(tail, top, bt, wy, full, len, e, acc);
+    const double t0 = hsum8(acc[0]), inv = 1.0 / t0;
+    const v8f m = splat8((float)(hsum8(acc[2]) * inv));
+    for (size_t k = 0; k < full; k += 8)
+        central32_step(z + k, top, m, k, e, cm);
+    if (full < len)
+        central32_step(tail, top, m, full, e, cm);
+    const double v2 = hsum8(cm[0]) * inv;
     out[0] = t0;
-    out[1] = hsum(a) * inv;
+    out[1] = hsum8(acc[1]) * inv;
     out[2] = v2;
-    out[3] = hsum(c3) * inv;
-    out[4] = hsum(c4) * inv - 3.0 * v2 * v2;
+    out[3] = hsum8(cm[1]) * inv;
+    out[4] = hsum8(cm[2]) * inv - 3.0 * v2 * v2;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows of floats, read in place                                       */
+/* ------------------------------------------------------------------ */
+
+INLINE v8f max8(v8f a, v8f b) { return select8((v8i)(a > b), a, b); }
+INLINE v8f min8(v8f a, v8f b) { return select8((v8i)(a < b), a, b); }
+
+/* The maximum (or minimum) of the lanes, in every lane. */
+INLINE v8f all_max8(v8f v)
+{
+    v = max8(v, __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
+    v = max8(v, __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
+    return max8(v, __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
+}
+
+INLINE v8f all_min8(v8f v)
+{
+    v = min8(v, __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
+    v = min8(v, __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
+    return min8(v, __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
+}
+
+/* The maximum and minimum of z[0..len), and the last partial group of 8
+ * padded with the maximum; z[len ..] up to z[avail) may be read (and
+ * ignored), so that most rows need no scalar copy. */
+VECTOR_CLONES
+void calib__ts_zrow_init(calib__zrow *r, const float *z, size_t len,
+                         size_t avail)
+{
+    const size_t full = len & ~(size_t)7;
+    v8f mx = splat8(z[0]), mn = mx, t = mx;
+    for (size_t k = 0; k < full; k += 8) {
+        const v8f v = load8(z + k);
+        mx = max8(mx, v), mn = min8(mn, v);
+    }
+    const int32_t rem = (int32_t)(len - full);
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    const v8i in_row = lane < (v8i){rem, rem, rem, rem, rem, rem, rem, rem};
+    if (full + 8 <= avail) {
+        t = select8(in_row, load8(z + full), t);
+    } else {
+        store8(r->tail, t);
+        memcpy(r->tail, z + full, (size_t)rem * sizeof *z);
+        t = load8(r->tail);
+    }
+    mx = all_max8(max8(mx, t)), mn = all_min8(min8(mn, t));
+    store8(r->tail, select8(in_row, t, mx));
+    r->z = z, r->len = len, r->zmax = mx[0], r->zmin = mn[0];
+}
+
+calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,
+                                    calib__zrow *r)
+{
+    const size_t b = calib__row_begin(ds, i);
+    const size_t total = ds->offsets ? ds->offsets[ds->n] : ds->n * ds->k;
+    calib__ts_zrow_init(r, (const float *)ds->scores + b, calib__row_len(ds, i),
+                        total - b);
+    return r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
+}
+
+/* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as
+ * moments() reads it; the padding adds 0 to the sum and is not counted. */
+INLINE void sum_step(const void *src, int from_z, v4d zmax, v4d *s, v4i *c)
+{
+    const v4d v = load_w(src, from_z, zmax);
+    *s += v;
+    *c -= (v4i)(v == splat(0.0));
+}
+
+INLINE double row_sum(const double *w, const calib__zrow *r, int from_z,
+                      size_t len, size_t *at_max)
+{
+    const size_t full = len & ~(size_t)7;
+    const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
+    const v4d zmax = splat(from_z ? r->zmax : 0.0);
+    v4d s = splat(0.0);
+    v4i c = {0, 0, 0, 0};
+    size_t k = 0;
+    for (; k < full; k += 4)
+        sum_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
+                 from_z, zmax, &s, &c);
+    for (; k < len; k += 4)
+        sum_step(ROW_AT(k), from_z, zmax, &s, &c);
+    *at_max = (size_t)(c[0] + c[1] + c[2] + c[3]) - (k - len);
+    return hsum(s);
+}
+
+VECTOR_CLONES
+double calib__ts_row_sum(const double *w, size_t len, size_t *at_max)
+{
+    return row_sum(w, NULL, 0, len, at_max);
+}
+
+VECTOR_CLONES
+double calib__ts_zrow_sum(const calib__zrow *r, size_t *at_max)
+{
+    return row_sum(NULL, r, 1, r->len, at_max);
 }

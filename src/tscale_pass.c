@@ -11,6 +11,11 @@
  * (it costs more than the exp of a short row).  Within a block the NLL's
  * log-sum-exp terms are multiplied and one log taken: every factor lies in
  * [1, row length], so the product cannot overflow.
+ *
+ * Moment passes run in double, or in float32 (p->f32: the solver's
+ * approximate passes) on every row whose range allows it; a row of float32
+ * logits is read in place by the kernels, other rows are loaded as doubles
+ * first.
  */
 #include "temperature.h"
 
@@ -41,7 +46,8 @@ int calib__tpass_init(calib__tpass *p, const calib_dataset *ds, int threads)
     const size_t m = p->longest + (p->longest == 0);
     p->max_len = (m + CALIB__TS_LANES - 1) / CALIB__TS_LANES * CALIB__TS_LANES;
     p->grain = 1 + 32768 / p->max_len;
-    p->scratch = malloc((size_t)p->workers * 2 * p->max_len * sizeof(double));
+    p->z32 = ds->kind == CALIB_LOGITS && ds->dtype == CALIB_F32;
+    p->scratch = malloc((size_t)p->workers * 3 * p->max_len * sizeof(double));
     p->acc = malloc((size_t)p->workers * CALIB__TS_SUMS * sizeof *p->acc);
     return p->scratch && p->acc ? CALIB_OK : CALIB_ENOMEM;
 }
@@ -134,23 +140,63 @@ static void block_rows(const calib__tpass *p, size_t b, size_t *r0,
 /* Moments                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Row i's state and moments (calib__ts_row_moments) at p->beta, in
+ * float32 when p->f32 asks for it and the row's range allows; m[0] = len
+ * for a ROW_CONST row; *wy = the label's shifted score w_y. */
+static calib__row_state row_moments(const calib__tpass *p, size_t i,
+                                    double *w, double *e, double m[5],
+                                    double *wy)
+{
+    calib__zrow r;
+    size_t len, y;
+    calib__row_state st;
+    if (p->z32) {
+        y = (size_t)p->ds->labels[i];
+        st = calib__ts_load_z32(p->ds, i, &r);
+        m[0] = (double)r.len;
+        if (st != CALIB__ROW_FIT)
+            return st;
+        *wy = (double)r.z[y] - r.zmax;
+        if (p->f32 && (double)r.zmax - r.zmin <= CALIB__TS_RANGE32)
+            calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m);
+        else
+            calib__ts_zrow_moments(&r, y, p->beta, e, m);
+        return st;
+    }
+    st = calib__ts_load_row(p->ds, i, w, &len, &y);
+    m[0] = (double)len;
+    if (st != CALIB__ROW_FIT)
+        return st;
+    *wy = w[y];
+    double lo = 0.0;
+    for (size_t k = 0; p->f32 && k < len; k++)
+        lo = w[k] < lo ? w[k] : lo;
+    if (p->f32 && lo >= -CALIB__TS_RANGE32) {
+        float *z = (float *)(e + p->max_len);
+        for (size_t k = 0; k < len + (-len % CALIB__TS_LANES); k++)
+            z[k] = (float)w[k]; /* w is padded with 0 */
+        calib__ts_zrow_init(&r, z, len, p->max_len);
+        calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m);
+    } else {
+        calib__ts_row_moments(w, len, y, p->beta, e, m);
+    }
+    return st;
+}
+
 /* Adds row i's weighted terms to the block's sums s[] and its sum of
  * exponentials to *prod (unweighted data; weighted rows add wt log). */
 static void row_terms(const calib__tpass *p, size_t i, double *w, double *e,
                       double *s, double *prod)
 {
     const double wt = calib__weight(p->ds, i);
-    size_t len, y;
     if (wt == 0.0)
         return;
-    const calib__row_state st = calib__ts_load_row(p->ds, i, w, &len, &y);
+    double m[5] = {0, 0, 0, 0, 0}, wy = 0.0;
+    const calib__row_state st = row_moments(p, i, w, e, m, &wy);
     if (st == CALIB__ROW_INFINITE)
         return;
-    double m[5] = {(double)len, 0, 0, 0, 0};
-    if (st == CALIB__ROW_FIT) {
-        calib__ts_row_moments(w, len, y, p->beta, e, m);
-        s[0] -= wt * (p->beta * w[y]);
-    }
+    if (st == CALIB__ROW_FIT)
+        s[0] -= wt * (p->beta * wy);
     if (p->ds->weights)
         s[0] += wt * log(m[0]);
     else
@@ -198,23 +244,35 @@ static void shape_row(const calib__tpass *p, size_t i, double *w,
                       calib__tshape *sh, double *s)
 {
     const double wt = calib__weight(p->ds, i);
-    size_t len, y;
+    calib__zrow r;
+    size_t len, y, at_max;
+    double sum, wy;
+    calib__row_state st;
     if (wt == 0.0)
         return;
-    const calib__row_state st = calib__ts_load_row(p->ds, i, w, &len, &y);
+    if (p->z32) {
+        y = (size_t)p->ds->labels[i];
+        st = calib__ts_load_z32(p->ds, i, &r);
+    } else {
+        st = calib__ts_load_row(p->ds, i, w, &len, &y);
+    }
     if (st != CALIB__ROW_FIT) {
         sh->infinite += st == CALIB__ROW_INFINITE;
         sh->constant += st == CALIB__ROW_CONST;
         return;
     }
-    double mean = 0.0;
-    size_t at_max = 0;
-    for (size_t k = 0; k < len; k++)
-        mean += w[k], at_max += w[k] == 0.0;
+    if (p->z32) {
+        sum = calib__ts_zrow_sum(&r, &at_max);
+        wy = (double)r.z[y] - r.zmax;
+        len = r.len;
+    } else {
+        sum = calib__ts_row_sum(w, len, &at_max);
+        wy = w[y];
+    }
     sh->fit++;
-    sh->label_max += w[y] == 0.0;
-    sh->strict += w[y] == 0.0 && at_max == 1;
-    const double d = mean / (double)len - w[y];
+    sh->label_max += wy == 0.0;
+    sh->strict += wy == 0.0 && at_max == 1;
+    const double d = sum / (double)len - wy;
     s[0] += wt * d;
     s[1] += wt * fabs(d);
 }

@@ -766,6 +766,83 @@ static void test_large_threads(void **state)
     free(y);
 }
 
+/* The float32 paths: float32 logits read in place (rows of every length
+ * mod 8, ragged, the last row's tail copied, a few rows whose range is too
+ * wide for float32 moments) must fit the same T as the same values given
+ * as doubles, which go through the double-row loader, to the solver's
+ * 1e-13; and the same bits on 1 and 2 threads.  40000 rows: the subsample
+ * warm start runs too. */
+static calib_calibrator *fit_arrays(const calib_arrays *a, int threads)
+{
+    calib_dataset *ds = NULL;
+    assert_int_equal(calib_dataset_wrap(a, &ds, NULL), CALIB_OK);
+    calib_calibrator *c = fit_with(ds, CALIB_OBJECTIVE_NLL, threads);
+    calib_dataset_free(ds);
+    return c;
+}
+
+static void test_float32_paths(void **state)
+{
+    enum { N = 40000, KMAX = 17 };
+    size_t *off = malloc((N + 1) * sizeof *off);
+    int32_t *y = malloc(N * sizeof *y);
+    off[0] = 0;
+    for (size_t i = 0; i < N; i++)
+        off[i + 1] = off[i] + 9 + i % 9;
+    float *z = malloc(off[N] * sizeof *z);
+    double *zd = malloc(off[N] * sizeof *zd);
+    uint64_t s = 11;
+    for (size_t j = 0; j < off[N]; j++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        z[j] = (float)(((double)(s >> 11) / 9007199254740992.0 - 0.5) * 9);
+    }
+    for (size_t i = 0; i < N; i++) {
+        const size_t b = off[i], len = off[i + 1] - b;
+        size_t arg = 0;
+        for (size_t k = 1; k < len; k++)
+            arg = z[b + k] > z[b + arg] ? k : arg;
+        y[i] = (int32_t)(i % 3 ? arg : (arg + i) % len);
+        if (i % 5000 == 7) /* too wide for float32 moments: in double */
+            z[b + arg] = 3e7f, y[i] = (int32_t)arg;
+    }
+    for (size_t j = 0; j < off[N]; j++)
+        zd[j] = z[j];
+    for (int ragged = 1; ragged >= 0; ragged--) { /* ragged first: y is reused */
+        const size_t n = ragged ? N : off[N] / KMAX;
+        calib_arrays a = {.kind = CALIB_LOGITS, .n = n, .k = ragged ? 0 : KMAX,
+                          .offsets = ragged ? off : NULL, .dtype = CALIB_F32,
+                          .scores = z, .labels = y};
+        for (size_t i = 0; !ragged && i < n; i++) {
+            size_t arg = 0;
+            for (size_t k = 1; k < KMAX; k++)
+                arg = z[i * KMAX + k] > z[i * KMAX + arg] ? k : arg;
+            y[i] = (int32_t)(i % 3 && z[i * KMAX + arg] < 1e7f ? arg : (arg + i) % KMAX);
+            if (z[i * KMAX + arg] > 1e7f)
+                y[i] = (int32_t)arg;
+        }
+        calib_calibrator *c1 = fit_arrays(&a, 1), *c2 = fit_arrays(&a, 2);
+        a.dtype = CALIB_F64, a.scores = zd;
+        calib_calibrator *cd = fit_arrays(&a, 2);
+        const double t = calib_calibrator_temperature(c1);
+        print_message("  float32 %s: T %.17g (as doubles %.17g), %d passes\n",
+                      ragged ? "ragged" : "k=17", t,
+                      calib_calibrator_temperature(cd),
+                      calib_calibrator_iterations(c1));
+        assert_true(t == calib_calibrator_temperature(c2));
+        assert_close(t, calib_calibrator_temperature(cd), 1e-12);
+        assert_close(calib_calibrator_objective_value(c1),
+                     calib_calibrator_objective_value(cd), 1e-13);
+        assert_int_equal(calib_calibrator_diagnostic_count(c1), 0);
+        calib_calibrator_free(c1);
+        calib_calibrator_free(c2);
+        calib_calibrator_free(cd);
+    }
+    free(off);
+    free(y);
+    free(z);
+    free(zd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_large_threads),
+        cmocka_unit_test(test_float32_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
