@@ -974,6 +974,38 @@ static void test_f32_kernel_exact(void **state)
     free(cor);
 }
 
+/* Zeros take the kernel's integer path (q = 0) while 0 < p < 2^-18 takes
+ * the superaccumulator: blocks full of zeros, -0.0 and clamped negatives,
+ * some with a tiny value among them, give the float64 path's bits. */
+static void test_f32_kernel_zeros(void **state)
+{
+    const size_t n = 9000;
+    uint8_t *cor = malloc(n);
+    float *p32 = malloc(n * sizeof *p32);
+    double *p64 = malloc(n * sizeof *p64);
+    const float zero[] = {0.0f, -0.0f, -3e-4f, 0.0f};
+    const float tiny[] = {0x1p-149f, 1e-7f, nextafterf(0x1p-18f, 0.0f)};
+    for (size_t i = 0; i < n; i++) {
+        if (i >= 2048 && i < 4096) /* two whole blocks of zeros */
+            p32[i] = zero[i % 4];
+        else if (i % 5 != 0)
+            p32[i] = zero[i % 4];
+        else if (i % 1500 == 5)
+            p32[i] = tiny[(i / 1500) % 3];
+        else
+            p32[i] = (float)(i % 97) / 96.0f;
+        cor[i] = (uint8_t)(i % 3 == 0);
+        p64[i] = p32[i];
+    }
+    const int ms[] = {15, 257};
+    for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
+        for (int r = 0; r <= CALIB_RULE_HOLLANCE; r++)
+            kernel_case(p32, p64, cor, n, ms[j], r);
+    free(p32);
+    free(p64);
+    free(cor);
+}
+
 /* Probability rows whose sums sit near the 1e-6 note and 1e-3 limit:
  * wrap's block scan leaves such rows to the row-by-row checks, so the
  * count of rows_sum_off is the row-by-row rule's, in float32 and float64,
@@ -1119,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_densenet_published),
         cmocka_unit_test(test_f32_kernel_exact),
+        cmocka_unit_test(test_f32_kernel_zeros),
         cmocka_unit_test(test_f32_mass_exact),
         cmocka_unit_test(test_wrap_probs_sums),
     };
