@@ -29,10 +29,13 @@
  * same code fits both.
  *
  * Cases without a finite optimum are recognised from the data's structure
- * before any solving (the label has the largest score in every row: f
- * decreases as T -> 0; the mean score is at least the label's: f increases
- * with beta from 0, so T -> infinity; no row depends on T), reported as
- * diagnostics with T at the end of the range or 1.
+ * (the label has the largest score in every row: f decreases as T -> 0;
+ * the mean score is at least the label's: f increases with beta from 0, so
+ * T -> infinity; no row depends on T), reported as diagnostics with T at
+ * the end of the range or 1.  The structure is scanned by the first
+ * float32 pass over all rows, which reads each row anyway, and checked
+ * before the solver goes on: the subsample's passes before it are only a
+ * warm start, whatever the data.
  *
  * The per-row kernels are in tscale_kernel.c, the passes over the rows in
  * tscale_pass.c; the ECE and Brier objectives, evaluated on a grid of log T
@@ -111,19 +114,25 @@ typedef struct solve {
 
 /* Solves f_u' = 0 on [s->lo, s->hi] from u0, safeguarded as rtsafe does:
  * the derivative's sign keeps a bracket; a step that leaves it, or that is
- * not half the one before last, becomes bisection.  An unexplored end of
+ * not half the one before last, becomes bisection.  `first` (or NULL) is
+ * the point at u0, already evaluated.  An unexplored end of
  * the range is tried once when a step points past it: that is how the
  * boundary cases end.  CALIB_ECONVERGE when the iterations run out or a
  * value is not finite. */
-static int newton(calib__tpass *p, solve *s, double u0, calib_error *err)
+static int newton(calib__tpass *p, solve *s, double u0, const point *first,
+                  calib_error *err)
 {
     double lo = s->lo, hi = s->hi, u = fmin(fmax(u0, lo), hi);
     int lo_seen = 0, hi_seen = 0;
     double dx = hi - lo, dx_old = dx;
     for (int it = 0; it < MAX_ITER; it++) {
         point pt;
-        eval_at(p, u, &pt);
-        s->iters++;
+        if (it == 0 && first) {
+            pt = *first;
+        } else {
+            eval_at(p, u, &pt);
+            s->iters++;
+        }
         if (!isfinite(pt.f) || !isfinite(pt.d1) || !isfinite(pt.d2))
             return calib__fail(err, CALIB_ECONVERGE, NULL, 0, 0, 0,
                                "temperature scaling: the NLL or its derivative "
@@ -176,10 +185,12 @@ static int newton(calib__tpass *p, solve *s, double u0, calib_error *err)
  * u, one double pass's Halley step is within 1e-13 (its error is cubic). */
 #define F32_TOL 1e-5
 
-/* Solves in float32 from *u, which it moves closer to the optimum: a warm
- * start only, so a failure (say, a value that is not finite) keeps the
- * *u it had.  Returns CALIB_OK, or CALIB_ENOMEM. */
-static int warm(calib__tpass *p, solve *s, double tol, int sample, double *u)
+/* Solves in float32 from *u (first: the point there, or NULL), which it
+ * moves closer to the optimum: a warm start only, so a failure (say, a
+ * value that is not finite) keeps the *u it had.  Returns CALIB_OK, or
+ * CALIB_ENOMEM. */
+static int warm(calib__tpass *p, solve *s, double tol, int sample, double *u,
+                const point *first)
 {
     solve w = *s;
     int rc = CALIB_OK;
@@ -187,29 +198,45 @@ static int warm(calib__tpass *p, solve *s, double tol, int sample, double *u)
     if (sample)
         rc = calib__tpass_sample(p, SUB_ROWS);
     p->use_sample = sample, p->f32 = 1;
-    if (!rc && newton(p, &w, *u, NULL) == CALIB_OK)
+    if (!rc && newton(p, &w, *u, first, NULL) == CALIB_OK)
         *u = w.u;
     p->use_sample = 0, p->f32 = 0;
     s->iters += w.iters;
     return rc;
 }
 
-/* Fits T on the full range: float32 passes (on a subsample first when the
- * data are large) get close, then double passes finish. */
-static int solve_nll(calib__tpass *p, const calib_fit_options *opt, solve *s,
-                     calib_error *err)
+/* The first pass over all rows, at *u (moved first by float32 passes on
+ * a subsample when the data are large): float32 moments into *pt, and the
+ * data's shape into *sh, which saves a pass of its own.  s gets the
+ * search range.  CALIB_OK or CALIB_ENOMEM. */
+static int first_pass(calib__tpass *p, const calib_fit_options *opt,
+                      solve *s, calib__tshape *sh, double *u, point *pt)
 {
     s->lo = -log(opt->t_max), s->hi = -log(opt->t_min);
-    double u0 = 0.0;
-    int rc = CALIB_OK;
-    if (p->ds->n >= 4 * SUB_ROWS)
-        rc = warm(p, s, 1e-4, 1, &u0);
-    if (!rc)
-        rc = warm(p, s, F32_TOL, 0, &u0);
+    *u = 0.0;
+    if (p->ds->n >= 4 * SUB_ROWS) {
+        const int rc = warm(p, s, 1e-4, 1, u, NULL);
+        if (rc)
+            return rc;
+    }
+    *u = fmin(fmax(*u, s->lo), s->hi);
+    p->f32 = 1, p->shape = sh;
+    eval_at(p, *u, pt);
+    p->f32 = 0;
+    s->iters++;
+    return CALIB_OK;
+}
+
+/* Fits T from the first pass at u0: float32 passes on all rows get close,
+ * then double passes finish. */
+static int solve_nll(calib__tpass *p, solve *s, double u0, const point *first,
+                     calib_error *err)
+{
+    const int rc = warm(p, s, F32_TOL, 0, &u0, first);
     if (rc)
         return rc;
     s->tol = 1e-13;
-    return newton(p, s, u0, err);
+    return newton(p, s, u0, NULL, err);
 }
 
 /* Sets T and the NLL at T (one pass). */
@@ -293,10 +320,19 @@ static int note_rows(calib_calibrator *c, const calib__tshape *sh)
     return rc;
 }
 
-static int fit_nll(calib__tpass *p, const calib__tshape *sh, const calib_fit_options *opt,
+static int fit_nll(calib__tpass *p, const calib_fit_options *opt,
                    calib_calibrator *c, calib_error *err)
 {
     c->solver = "newton-log-beta";
+    solve s = {0};
+    calib__tshape shape, *sh = &shape;
+    point first;
+    double u0;
+    int rc = first_pass(p, opt, &s, sh, &u0, &first);
+    if (rc)
+        return rc;
+    c->iterations += s.iters;
+    s.iters = 0;
     if (sh->fit + sh->constant == 0) {
         c->temperature = 1.0;
         c->objective_value = INFINITY;
@@ -307,11 +343,10 @@ static int fit_nll(calib__tpass *p, const calib__tshape *sh, const calib_fit_opt
                          : "every validation row gives its label probability "
                            "0, so NLL is infinite for every T; T set to 1");
     }
-    int rc = note_rows(c, sh);
+    rc = note_rows(c, sh);
     if (rc || nll_boundary(p, sh, opt, c, &rc))
         return rc;
-    solve s = {0};
-    if ((rc = solve_nll(p, opt, &s, err)))
+    if ((rc = solve_nll(p, &s, u0, &first, err)))
         return rc;
     c->temperature = s.end > 0 ? opt->t_min : s.end < 0 ? opt->t_max : exp(-s.u);
     c->objective_value = s.f;
@@ -331,6 +366,14 @@ static int fit_nll(calib__tpass *p, const calib__tshape *sh, const calib_fit_opt
 /* calib_fit                                                           */
 /* ------------------------------------------------------------------ */
 
+static int any_weight(const calib_dataset *ds)
+{
+    for (size_t i = 0; i < ds->n; i++)
+        if (calib__weight(ds, i) != 0.0)
+            return 1;
+    return 0;
+}
+
 static int check_options(const calib_fit_options *opt, calib_error *err)
 {
     if (opt->method != CALIB_METHOD_TEMPERATURE)
@@ -348,9 +391,10 @@ static int check_options(const calib_fit_options *opt, calib_error *err)
     return CALIB_OK;
 }
 
-/* Fits on the shape already scanned: the structural cases every objective
- * shares (one class, T does not matter), then the objective's solver. */
-static int fit_shaped(calib__tpass *p, const calib__tshape *sh, const calib_fit_options *opt,
+/* Fits: the structural cases every objective shares (one class, T does
+ * not matter, from the data's shape: a pass of its own for ECE and Brier,
+ * part of the first pass for NLL), then the objective's solver. */
+static int fit_shaped(calib__tpass *p, const calib_fit_options *opt,
                       calib_calibrator *c, calib_error *err)
 {
     const int nll = opt->objective == CALIB_OBJECTIVE_NLL;
@@ -365,8 +409,10 @@ static int fit_shaped(calib__tpass *p, const calib__tshape *sh, const calib_fit_
                            "to 1");
     }
     if (nll)
-        return fit_nll(p, sh, opt, c, err);
-    const int fixed = sh->fit == 0;
+        return fit_nll(p, opt, c, err);
+    calib__tshape sh;
+    calib__tpass_shape(p, &sh);
+    const int fixed = sh.fit == 0;
     const int rc = calib__fit_grid(p, opt, fixed, c, err);
     return rc || !fixed ? rc
                         : calib__calibrator_note(
@@ -398,15 +444,12 @@ int calib_fit(const calib_dataset *val, const calib_fit_options *opt,
     if (!rc && !c)
         rc = CALIB_ENOMEM;
     if (!rc) {
-        calib__tshape sh;
         c->binary = val->kind == CALIB_TOPLABEL;
         c->classes = val->k;
         c->fitted_rows = val->n;
-        calib__tpass_shape(&p, &sh);
-        rc = sh.fit + sh.constant + sh.infinite == 0
-                 ? calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
-                               "every validation row has weight 0")
-                 : fit_shaped(&p, &sh, opt, c, err);
+        rc = !any_weight(val) ? calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                                            "every validation row has weight 0")
+                              : fit_shaped(&p, opt, c, err);
     }
     calib__tpass_free(&p);
     if (rc == CALIB_ENOMEM)

@@ -86,6 +86,11 @@ typedef struct calib__zrow {
 void calib__ts_zrow_init(calib__zrow *r, const float *z, size_t len,
                          size_t avail);
 
+/* The same for a row whose maximum and minimum are already known (from an
+ * earlier calib__ts_zrow_init of it): only the tail is read. */
+void calib__ts_zrow_known(calib__zrow *r, const float *z, size_t len,
+                          size_t avail, float zmax, float zmin);
+
 /* Float32 logits row i as a calib__zrow.  Such rows are finite, so nothing
  * is dropped: ROW_CONST when all scores are equal, else ROW_FIT. */
 calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,
@@ -130,6 +135,14 @@ typedef struct calib__tpass {
     int use_sample;           /* moment passes visit the sample only     */
     int f32;                  /* moment passes in float32 (approximate)  */
     int z32;                  /* float32 logits: read without conversion */
+    float *ext;               /* z32: row i's maximum and minimum at
+                                 ext[2i], ext[2i + 1], from the shape pass
+                                 (NULL: no room; each pass finds them)  */
+    int ext_ready;            /* ext filled for every row of weight > 0  */
+    struct calib__tshape *shape; /* non-NULL: the next moment pass over
+                                    all rows also scans the shape into it */
+    struct calib__tshape *part;  /* workers: the shape pass's counts      */
+    calib__xsum *shape_acc;      /* workers x 2: its sums                 */
 } calib__tpass;
 
 /* Sets up passes over ds with `threads` (0 = all cores).  Returns CALIB_OK
@@ -157,15 +170,18 @@ void calib__tpass_run(calib__tpass *p, calib__range_fn fn, void *ctx,
 void calib__tpass_moments(calib__tpass *p, double out[CALIB__TS_SUMS]);
 
 /* The structure of the data, from one pass without exp. */
-typedef struct calib__tshape {
+struct calib__tshape {
     size_t infinite, fit, constant;  /* rows by state (weight > 0)       */
     size_t label_max, strict;        /* fit rows: label has the max score
                                         (strict: alone)                  */
     double slope0;                   /* sum_i wt (mean_k w_k - w_y) = the
                                         weighted f'(beta -> 0+)          */
     double slope0_abs;               /* sum_i wt |mean_k w_k - w_y|      */
-} calib__tshape;
+};
+typedef struct calib__tshape calib__tshape;
 
+/* The shape in a pass of its own.  A moment pass over all rows finds it
+ * too, at little cost, when p->shape points where to put it. */
 void calib__tpass_shape(calib__tpass *p, calib__tshape *out);
 
 /* Fits T by the ECE or Brier objective (tscale_search.c).  `fixed` (T

@@ -304,77 +304,97 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
                                        : (const void *)(tail + (k) - full)) \
                           : (const void *)(w + (k)))
 
-/* One group of moments(): e = exp(beta w) (lanes past len zeroed). */
+/* One group of moments(): e = exp(beta w) (lanes past len zeroed), and
+ * the sums of e, e (w - w_y) and e w^j, j = 1..4. */
 INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t k, size_t len, double *e, v4d acc[3])
+                         v4d wy, size_t k, size_t len, v4d acc[6])
 {
     const v4d v = load_w(src, from_z, zmax);
     v4d ek = exp_nonpos(v * bt);
     if (k + 4 > len)
         ek = first_lanes(ek, len - k);
-    store4(e + k, ek);
+    const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
     acc[0] += ek;
     acc[1] += ek * (v - wy);
-    acc[2] += ek * v;
+    acc[2] += e1;
+    acc[3] += e2;
+    acc[4] += e3;
+    acc[5] += e3 * v;
 }
 
-INLINE void central_step(const void *src, int from_z, v4d zmax, v4d m,
-                         size_t k, const double *e, v4d acc[3])
+/* out[] from the sums of e, e (w - w_y), e w, e w^2, e w^3, e w^4 (the
+ * formulas and their error below). */
+static inline void from_raw(const double s[6], double out[5])
 {
-    const v4d d = load_w(src, from_z, zmax) - m, t = load4(e + k) * d * d;
-    acc[0] += t;
-    acc[1] += t * d;
-    acc[2] += t * d * d;
+    const double inv = 1.0 / s[0];
+    const double m = s[2] * inv, m2 = s[3] * inv, m3 = s[4] * inv;
+    const double m4 = s[5] * inv;
+    const double c2 = m2 - m * m;
+    const double c3 = m3 - 3.0 * m * m2 + 2.0 * m * m * m;
+    const double c4 = m4 - 4.0 * m * m3 + 6.0 * m * m * m2 - 3.0 * m * m * m * m;
+    out[0] = s[0];
+    out[1] = s[1] * inv;
+    out[2] = c2;
+    out[3] = c3;
+    out[4] = c4 - 3.0 * c2 * c2;
 }
 
-/* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels to 0 when
- * q is sure of the label), then the central moments of w under q about
- * m = E_q[w], from e kept in cache, so no cancellation: f'' = c2,
- * f''' = c3, f'''' = kappa_4 = c4 - 3 c2^2. */
+/* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels when the
+ * label is not the maximum but carries the mean), then the central moments
+ * of w under q from the raw ones about the row's maximum (w <= 0), in the
+ * same loop: c2 = M2 - m^2, c3 = M3 - 3 m M2 + 2 m^3,
+ * c4 = M4 - 4 m M3 + 6 m^2 M2 - 3 m^4, kappa_4 = c4 - 3 c2^2.
+ *
+ * The cancellation is bounded because the reference is the maximum: its
+ * probability q_0 is the largest, so q_0 >= 1/len, and
+ * c2 = E_q[(w - m)^2] >= q_0 m^2, i.e. m^2 <= len c2.  Hence
+ * M2 = c2 + m^2 <= (len + 1) c2: the subtraction magnifies the rounding
+ * error of the sums (relative, at most about len eps / 4 for lanes of
+ * len / 4 terms) by len + 1 at most, so c2 is within len^2 eps / 4 of
+ * itself relative: 3e-5 for len = 10^6 in the very worst case, 3e-13 for
+ * len = 100, where the Newton step needs f'' to a few digits only.  c3 and c4 are each within
+ * eps 2^j (1 + sqrt(len))^j of E_q|w - m|^j (|m| <= sqrt(len c2) and
+ * Lyapunov's inequality); they only enter Halley's correction, multiplied
+ * by f' (about 0 where the double passes run), and the step's error bound,
+ * where a relative 1e-3 (j = 4, len = 10^6) is immaterial.  f and f' do
+ * not go through these sums and are as exact as before. */
 INLINE void moments(const double *w, const calib__zrow *r, int from_z,
-                    size_t len, size_t y, double beta, double *e,
-                    double out[5])
+                    size_t len, size_t y, double beta, double out[5])
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
     const double top = from_z ? r->zmax : 0.0;
     const v4d zmax = splat(top), bt = splat(beta);
     const v4d wy = splat(from_z ? (double)z[y] - top : w[y]);
-    v4d acc[3] = {splat(0.0), splat(0.0), splat(0.0)};
-    v4d cm[3] = {splat(0.0), splat(0.0), splat(0.0)};
+    v4d acc[6];
+    for (int j = 0; j < 6; j++)
+        acc[j] = splat(0.0);
     size_t k = 0;
     for (; k < full; k += 4)
         moments_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
-                     from_z, zmax, bt, wy, k, full, e, acc);
+                     from_z, zmax, bt, wy, k, full, acc);
     for (; k < len; k += 4)
-        moments_step(ROW_AT(k), from_z, zmax, bt, wy, k, len, e, acc);
-    const double t0 = hsum(acc[0]), inv = 1.0 / t0;
-    const v4d m = splat(hsum(acc[2]) * inv);
-    for (k = 0; k < full; k += 4)
-        central_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
-                     from_z, zmax, m, k, e, cm);
-    for (; k < len; k += 4)
-        central_step(ROW_AT(k), from_z, zmax, m, k, e, cm);
-    const double v2 = hsum(cm[0]) * inv;
-    out[0] = t0;
-    out[1] = hsum(acc[1]) * inv;
-    out[2] = v2;
-    out[3] = hsum(cm[1]) * inv;
-    out[4] = hsum(cm[2]) * inv - 3.0 * v2 * v2;
+        moments_step(ROW_AT(k), from_z, zmax, bt, wy, k, len, acc);
+    double sums[6];
+    for (int j = 0; j < 6; j++)
+        sums[j] = hsum(acc[j]);
+    from_raw(sums, out);
 }
 
 VECTOR_CLONES
 void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
                            double *e, double out[5])
 {
-    moments(w, NULL, 0, len, y, beta, e, out);
+    (void)e;
+    moments(w, NULL, 0, len, y, beta, out);
 }
 
 VECTOR_CLONES
 void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
                             double *e, double out[5])
 {
-    moments(NULL, r, 1, r->len, y, beta, e, out);
+    (void)e;
+    moments(NULL, r, 1, r->len, y, beta, out);
 }
 
 /* The float32 moments: the same steps on 8 lanes, w = z - zmax rounded. */
@@ -400,11 +420,62 @@ INLINE void central32_step(const float *src, v8f top, v8f m, size_t k,
     acc[2] += t * d * d;
 }
 
+/* One group of raw32(): moments_step on 8 floats. */
+INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy, size_t k,
+                       size_t len, v8f acc[6])
+{
+    const v8f v = load8(src) - top;
+    v8f ek = exp32_nonpos(v * bt);
+    if (k + 8 > len)
+        ek = first_lanes8(ek, len - k);
+    const v8f e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
+    acc[0] += ek;
+    acc[1] += ek * (v - wy);
+    acc[2] += e1;
+    acc[3] += e2;
+    acc[4] += e3;
+    acc[5] += e3 * v;
+}
+
+/* The float32 moments of a row of at most RAW32_MAX scores in one loop,
+ * from the raw moments about the maximum as moments() takes them.  By
+ * moments()'s bound in float (lanes of len / 8 terms), c2 is then within
+ * len^2 2^-24 / 8 relative, 5e-4 for len = 256, in the very worst case
+ * (an outlying maximum over otherwise equal scores; typically the factor
+ * M2 / c2 is a few units, not len).  The solver's last float32 step is at
+ * most 1e-2 in u, so such an f'' moves where it ends by 5e-6 at most,
+ * within F32_TOL (temperature.c); the float32 passes only steer the
+ * double ones.  Longer rows take two loops, about the mean. */
+#define RAW32_MAX 256
+INLINE void raw32(const calib__zrow *r, size_t y, double beta,
+                         double out[5])
+{
+    const size_t len = r->len, full = len & ~(size_t)7;
+    const float *z = r->z;
+    const v8f top = splat8(r->zmax), bt = splat8((float)beta);
+    const v8f wy = splat8(z[y] - r->zmax);
+    v8f acc[6];
+    double sums[6];
+    for (int j = 0; j < 6; j++)
+        acc[j] = splat8(0.0f);
+    for (size_t k = 0; k < full; k += 8)
+        raw32_step(z + k, top, bt, wy, k, full, acc);
+    if (full < len)
+        raw32_step(r->tail, top, bt, wy, full, len, acc);
+    for (int j = 0; j < 6; j++)
+        sums[j] = hsum8(acc[j]);
+    from_raw(sums, out);
+}
+
 /* The same moments in float32 (lanes summed in double). */
 VECTOR_CLONES
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
                               float *e, double out[5])
 {
+    if (r->len <= RAW32_MAX) {
+        raw32(r, y, beta, out);
+        return;
+    }
     const size_t len = r->len, full = len & ~(size_t)7;
     const float *z = r->z, *tail = r->tail;
     const v8f top = splat8(r->zmax), bt = splat8((float)beta);
@@ -477,6 +548,29 @@ void calib__ts_zrow_init(calib__zrow *r, const float *z, size_t len,
     mx = all_max8(max8(mx, t)), mn = all_min8(min8(mn, t));
     store8(r->tail, select8(in_row, t, mx));
     r->z = z, r->len = len, r->zmax = mx[0], r->zmin = mn[0];
+}
+
+/* calib__ts_zrow_init for a row whose maximum and minimum are known: only
+ * the last partial group is read. */
+VECTOR_CLONES
+void calib__ts_zrow_known(calib__zrow *r, const float *z, size_t len,
+                          size_t avail, float zmax, float zmin)
+{
+    const size_t full = len & ~(size_t)7;
+    const int32_t rem = (int32_t)(len - full);
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    const v8i in_row = lane < (v8i){rem, rem, rem, rem, rem, rem, rem, rem};
+    const v8f mx = splat8(zmax);
+    v8f t = mx;
+    if (full + 8 <= avail) {
+        t = load8(z + full);
+    } else {
+        store8(r->tail, t);
+        memcpy(r->tail, z + full, (size_t)rem * sizeof *z);
+        t = load8(r->tail);
+    }
+    store8(r->tail, select8(in_row, t, mx));
+    r->z = z, r->len = len, r->zmax = zmax, r->zmin = zmin;
 }
 
 calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,

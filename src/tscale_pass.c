@@ -16,6 +16,11 @@
  * approximate passes) on every row whose range allows it; a row of float32
  * logits is read in place by the kernels, other rows are loaded as doubles
  * first.
+ *
+ * The data's shape (calib__tshape) comes from a pass of its own, or from
+ * the first moment pass over all rows when p->shape asks for it; either
+ * also keeps each float32 row's maximum and minimum (p->ext, 8 bytes a
+ * row), so that later passes do not scan rows for them again.
  */
 #include "temperature.h"
 
@@ -48,14 +53,23 @@ int calib__tpass_init(calib__tpass *p, const calib_dataset *ds, int threads)
     p->grain = 1 + 32768 / p->max_len;
     p->z32 = ds->kind == CALIB_LOGITS && ds->dtype == CALIB_F32;
     p->scratch = malloc((size_t)p->workers * 3 * p->max_len * sizeof(double));
+    /* optional: without it every pass scans each row for its extremes */
+    p->ext = p->z32 && ds->n <= SIZE_MAX / 8 ? malloc(ds->n * 2 * sizeof(float))
+                                             : NULL;
     p->acc = malloc((size_t)p->workers * CALIB__TS_SUMS * sizeof *p->acc);
-    return p->scratch && p->acc ? CALIB_OK : CALIB_ENOMEM;
+    p->part = malloc((size_t)p->workers * sizeof *p->part);
+    p->shape_acc = malloc((size_t)p->workers * 2 * sizeof *p->shape_acc);
+    return p->scratch && p->acc && p->part && p->shape_acc ? CALIB_OK
+                                                           : CALIB_ENOMEM;
 }
 
 void calib__tpass_free(calib__tpass *p)
 {
     free(p->scratch);
     free(p->acc);
+    free(p->ext);
+    free(p->part);
+    free(p->shape_acc);
     free(p->sample);
 }
 
@@ -140,20 +154,74 @@ static void block_rows(const calib__tpass *p, size_t b, size_t *r0,
 /* Moments                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Float32 logits row i (calib__ts_load_z32), its extremes taken from
+ * p->ext once the shape pass has found them. */
+static calib__row_state load_z(const calib__tpass *p, size_t i,
+                               calib__zrow *r)
+{
+    if (!p->ext_ready)
+        return calib__ts_load_z32(p->ds, i, r);
+    const calib_dataset *ds = p->ds;
+    const size_t b = calib__row_begin(ds, i);
+    const size_t total = ds->offsets ? ds->offsets[ds->n] : ds->n * ds->k;
+    calib__ts_zrow_known(r, (const float *)ds->scores + b,
+                         calib__row_len(ds, i), total - b, p->ext[2 * i],
+                         p->ext[2 * i + 1]);
+    return r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
+}
+
+/* Counts a loaded row of state st (z32: zr, else w[0..len) with the label
+ * at w[y]) into *sh, and adds wt (mean_k w_k - w_y) and its absolute value
+ * to s[0..1]. */
+static void shape_count(calib__row_state st, const calib__zrow *zr,
+                        const double *w, size_t len, size_t y, double wt,
+                        calib__tshape *sh, double *s)
+{
+    size_t at_max;
+    double sum, wy;
+    if (st != CALIB__ROW_FIT) {
+        sh->infinite += st == CALIB__ROW_INFINITE;
+        sh->constant += st == CALIB__ROW_CONST;
+        return;
+    }
+    if (zr) {
+        sum = calib__ts_zrow_sum(zr, &at_max);
+        wy = (double)zr->z[y] - zr->zmax;
+        len = zr->len;
+    } else {
+        sum = calib__ts_row_sum(w, len, &at_max);
+        wy = w[y];
+    }
+    sh->fit++;
+    sh->label_max += wy == 0.0;
+    sh->strict += wy == 0.0 && at_max == 1;
+    const double d = sum / (double)len - wy;
+    s[0] += wt * d;
+    s[1] += wt * fabs(d);
+}
+
 /* Row i's state and moments (calib__ts_row_moments) at p->beta, in
  * float32 when p->f32 asks for it and the row's range allows; m[0] = len
- * for a ROW_CONST row; *wy = the label's shifted score w_y. */
+ * for a ROW_CONST row; *wy = the label's shifted score w_y.  With sh, the
+ * row is also counted into the shape (shape_count, weight wt, sums ss),
+ * and a z32 row's extremes kept in p->ext. */
 static calib__row_state row_moments(const calib__tpass *p, size_t i,
                                     double *w, double *e, double m[5],
-                                    double *wy)
+                                    double *wy, double wt, calib__tshape *sh,
+                                    double *ss)
 {
     calib__zrow r;
     size_t len, y;
     calib__row_state st;
     if (p->z32) {
         y = (size_t)p->ds->labels[i];
-        st = calib__ts_load_z32(p->ds, i, &r);
+        st = load_z(p, i, &r);
         m[0] = (double)r.len;
+        if (sh) {
+            shape_count(st, &r, NULL, 0, y, wt, sh, ss);
+            if (p->ext)
+                p->ext[2 * i] = r.zmax, p->ext[2 * i + 1] = r.zmin;
+        }
         if (st != CALIB__ROW_FIT)
             return st;
         *wy = (double)r.z[y] - r.zmax;
@@ -165,6 +233,8 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
     }
     st = calib__ts_load_row(p->ds, i, w, &len, &y);
     m[0] = (double)len;
+    if (sh)
+        shape_count(st, NULL, w, len, y, wt, sh, ss);
     if (st != CALIB__ROW_FIT)
         return st;
     *wy = w[y];
@@ -186,13 +256,13 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
 /* Adds row i's weighted terms to the block's sums s[] and its sum of
  * exponentials to *prod (unweighted data; weighted rows add wt log). */
 static void row_terms(const calib__tpass *p, size_t i, double *w, double *e,
-                      double *s, double *prod)
+                      double *s, double *prod, calib__tshape *sh, double *ss)
 {
     const double wt = calib__weight(p->ds, i);
     if (wt == 0.0)
         return;
     double m[5] = {0, 0, 0, 0, 0}, wy = 0.0;
-    const calib__row_state st = row_moments(p, i, w, e, m, &wy);
+    const calib__row_state st = row_moments(p, i, w, e, m, &wy, wt, sh, ss);
     if (st == CALIB__ROW_INFINITE)
         return;
     if (st == CALIB__ROW_FIT)
@@ -211,104 +281,110 @@ static void moments_range(void *vp, size_t begin, size_t end, int worker)
     const calib__tpass *p = vp;
     double *w = calib__tpass_scratch(p, worker), *e = w + p->max_len;
     calib__xsum *acc = p->acc + (size_t)worker * CALIB__TS_SUMS;
+    calib__tshape *sh = p->shape && !p->use_sample ? &p->part[worker] : NULL;
     for (size_t b = begin; b < end; b++) {
-        double s[CALIB__TS_SUMS] = {0}, prod = 1.0;
+        double s[CALIB__TS_SUMS] = {0}, prod = 1.0, ss[2] = {0, 0};
         size_t r0, r1;
         block_rows(p, b, &r0, &r1);
         for (size_t r = r0; r < r1; r++)
-            row_terms(p, p->use_sample ? p->sample[r] : r, w, e, s, &prod);
+            row_terms(p, p->use_sample ? p->sample[r] : r, w, e, s, &prod,
+                      sh, ss);
         s[0] += log(prod);
         for (int k = 0; k < CALIB__TS_SUMS; k++)
             calib__xsum_add(&acc[k], s[k]);
+        if (sh) {
+            calib__xsum_add(&p->shape_acc[2 * worker], ss[0]);
+            calib__xsum_add(&p->shape_acc[2 * worker + 1], ss[1]);
+        }
     }
+}
+
+static void shape_begin(calib__tpass *p)
+{
+    memset(p->part, 0, (size_t)p->workers * sizeof *p->part);
+    for (int w = 0; w < 2 * p->workers; w++)
+        calib__xsum_init(&p->shape_acc[w]);
+    p->ext_ready = 0;
+}
+
+/* Merges the workers' shapes into *out (exact: the order is immaterial);
+ * p->ext is filled from now on. */
+static void shape_end(calib__tpass *p, calib__tshape *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int w = 0; w < p->workers; w++) {
+        const calib__tshape *s = &p->part[w];
+        out->infinite += s->infinite, out->fit += s->fit;
+        out->constant += s->constant, out->label_max += s->label_max;
+        out->strict += s->strict;
+        if (w > 0) {
+            calib__xsum_merge(&p->shape_acc[0], &p->shape_acc[2 * w]);
+            calib__xsum_merge(&p->shape_acc[1], &p->shape_acc[2 * w + 1]);
+        }
+    }
+    out->slope0 = calib__xsum_round(&p->shape_acc[0]);
+    out->slope0_abs = calib__xsum_round(&p->shape_acc[1]);
+    p->ext_ready = p->ext != NULL;
 }
 
 void calib__tpass_moments(calib__tpass *p, double out[CALIB__TS_SUMS])
 {
+    calib__tshape *const want = p->use_sample ? NULL : p->shape;
+    if (want)
+        shape_begin(p);
     run_blocks(p, moments_range, p, out, CALIB__TS_SUMS);
+    if (want) {
+        shape_end(p, want);
+        p->shape = NULL;
+    }
 }
 
 /* ------------------------------------------------------------------ */
 /* The shape of the data                                               */
 /* ------------------------------------------------------------------ */
 
-/* parallel.c never uses more than 256 workers. */
-typedef struct shape_ctx {
-    calib__tpass *p;
-    calib__tshape part[256];
-} shape_ctx;
-
-/* Counts row i into *sh and adds wt (mean_k w_k - w_y) and its absolute
- * value to s[0..1]. */
+/* Counts row i into the worker's shape and adds wt (mean_k w_k - w_y)
+ * and its absolute value to s[0..1]. */
 static void shape_row(const calib__tpass *p, size_t i, double *w,
                       calib__tshape *sh, double *s)
 {
     const double wt = calib__weight(p->ds, i);
     calib__zrow r;
-    size_t len, y, at_max;
-    double sum, wy;
-    calib__row_state st;
+    size_t len, y;
     if (wt == 0.0)
         return;
     if (p->z32) {
         y = (size_t)p->ds->labels[i];
-        st = calib__ts_load_z32(p->ds, i, &r);
+        const calib__row_state st = calib__ts_load_z32(p->ds, i, &r);
+        if (p->ext)
+            p->ext[2 * i] = r.zmax, p->ext[2 * i + 1] = r.zmin;
+        shape_count(st, &r, NULL, 0, y, wt, sh, s);
     } else {
-        st = calib__ts_load_row(p->ds, i, w, &len, &y);
+        const calib__row_state st = calib__ts_load_row(p->ds, i, w, &len, &y);
+        shape_count(st, NULL, w, len, y, wt, sh, s);
     }
-    if (st != CALIB__ROW_FIT) {
-        sh->infinite += st == CALIB__ROW_INFINITE;
-        sh->constant += st == CALIB__ROW_CONST;
-        return;
-    }
-    if (p->z32) {
-        sum = calib__ts_zrow_sum(&r, &at_max);
-        wy = (double)r.z[y] - r.zmax;
-        len = r.len;
-    } else {
-        sum = calib__ts_row_sum(w, len, &at_max);
-        wy = w[y];
-    }
-    sh->fit++;
-    sh->label_max += wy == 0.0;
-    sh->strict += wy == 0.0 && at_max == 1;
-    const double d = sum / (double)len - wy;
-    s[0] += wt * d;
-    s[1] += wt * fabs(d);
 }
 
-static void shape_range(void *vc, size_t begin, size_t end, int worker)
+static void shape_range(void *vp, size_t begin, size_t end, int worker)
 {
-    shape_ctx *c = vc;
-    const calib__tpass *p = c->p;
+    const calib__tpass *p = vp;
     double *w = calib__tpass_scratch(p, worker);
-    calib__xsum *acc = p->acc + (size_t)worker * CALIB__TS_SUMS;
     for (size_t b = begin; b < end; b++) {
         double s[2] = {0, 0};
         size_t r0, r1;
         block_rows(p, b, &r0, &r1);
         for (size_t r = r0; r < r1; r++)
-            shape_row(p, r, w, &c->part[worker], s);
-        calib__xsum_add(&acc[0], s[0]);
-        calib__xsum_add(&acc[1], s[1]);
+            shape_row(p, r, w, &p->part[worker], s);
+        calib__xsum_add(&p->shape_acc[2 * worker], s[0]);
+        calib__xsum_add(&p->shape_acc[2 * worker + 1], s[1]);
     }
 }
 
 void calib__tpass_shape(calib__tpass *p, calib__tshape *out)
 {
-    shape_ctx c;
-    double sums[2];
-    memset(&c, 0, sizeof c);
-    c.p = p;
+    double none[1];
     p->use_sample = 0;
-    run_blocks(p, shape_range, &c, sums, 2);
-    memset(out, 0, sizeof *out);
-    for (int w = 0; w < p->workers; w++) {
-        const calib__tshape *s = &c.part[w];
-        out->infinite += s->infinite, out->fit += s->fit;
-        out->constant += s->constant, out->label_max += s->label_max;
-        out->strict += s->strict;
-    }
-    out->slope0 = sums[0];
-    out->slope0_abs = sums[1];
+    shape_begin(p);
+    run_blocks(p, shape_range, p, none, 0);
+    shape_end(p, out);
 }

@@ -766,6 +766,66 @@ static void test_large_threads(void **state)
     free(y);
 }
 
+/* Mean NLL of float32 logits at T, in long double (softmax shifted by the
+ * row maximum, as calib does). */
+static long double nll_ld(const float *z, const int32_t *y, size_t n, size_t k,
+                          long double t)
+{
+    long double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = z + i * k;
+        float m = r[0];
+        for (size_t j = 1; j < k; j++)
+            m = r[j] > m ? r[j] : m;
+        long double se = 0;
+        for (size_t j = 0; j < k; j++)
+            se += expl(((long double)r[j] - m) / t);
+        sum += logl(se) - ((long double)r[y[i]] - m) / t;
+    }
+    return sum / (long double)n;
+}
+
+/* Long rows where the moments about the row maximum cancel most: one
+ * outlying maximum over 4095 nearly equal scores, the label on it in 1%
+ * of the rows, so that q puts about 1/100 on the maximum (the one-loop
+ * moments' worst shape).  T must still be the minimum, its NLL exact, the
+ * bits the same on 1 and 2 threads. */
+static void test_outlying_max(void **state)
+{
+    enum { N = 600, K = 4096 };
+    float *z = malloc((size_t)N * K * sizeof *z);
+    int32_t *y = malloc(N * sizeof *y);
+    uint64_t s = 7;
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < K; j++) {
+            s = s * 6364136223846793005u + 1442695040888963407u;
+            z[i * K + j] = (float)((double)(s >> 11) / 9007199254740992.0 * 0.01);
+        }
+        z[i * K + i % K] = 30.0f;
+        y[i] = i % 100 == 0 ? (int32_t)(i % K) : (int32_t)((i + 1 + i % 7) % K);
+    }
+    calib_arrays a = {.kind = CALIB_LOGITS, .n = N, .k = K, .dtype = CALIB_F32,
+                      .scores = z, .labels = y};
+    calib_dataset *ds = NULL;
+    assert_int_equal(calib_dataset_wrap(&a, &ds, NULL), CALIB_OK);
+    calib_calibrator *c1 = fit_with(ds, CALIB_OBJECTIVE_NLL, 1);
+    calib_calibrator *c2 = fit_with(ds, CALIB_OBJECTIVE_NLL, 2);
+    const double t = calib_calibrator_temperature(c1);
+    assert_true(t == calib_calibrator_temperature(c2));
+    const long double f = nll_ld(z, y, N, K, t);
+    assert_close(calib_calibrator_objective_value(c1), (double)f, 1e-13);
+    /* a minimum: f(T (1 +- 1e-5)) - f(T) ~ f''/2 1e-10 > 0 */
+    assert_true(nll_ld(z, y, N, K, t * (1 + 1e-5)) > f);
+    assert_true(nll_ld(z, y, N, K, t * (1 - 1e-5)) > f);
+    print_message("  outlying max: T %.17g, %d passes\n", t,
+                  calib_calibrator_iterations(c1));
+    calib_calibrator_free(c1);
+    calib_calibrator_free(c2);
+    calib_dataset_free(ds);
+    free(z);
+    free(y);
+}
+
 /* The float32 paths: float32 logits read in place (rows of every length
  * mod 8, ragged, the last row's tail copied, a few rows whose range is too
  * wide for float32 moments) must fit the same T as the same values given
@@ -867,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_large_threads),
         cmocka_unit_test(test_float32_paths),
+        cmocka_unit_test(test_outlying_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
