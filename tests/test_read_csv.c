@@ -461,6 +461,103 @@ static void test_locale_independent(void **state)
     setlocale(LC_NUMERIC, saved);
 }
 
+/* Writes `text` to a fresh temporary .csv/.tsv file; returns its path. */
+static const char *temp_file(const char *text, const char *ext, char *path,
+                             size_t size)
+{
+    snprintf(path, size, "/tmp/calib-fast-XXXXXX%s", ext);
+    const int fd = mkstemps(path, (int)strlen(ext));
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Rows of just conf and correct take a fast path; the same rows with an
+ * extra ignored column take the general one.  Both must agree to the bit,
+ * in values, stats and errors. */
+static void assert_same_rows(const char *head, const char *rows3,
+                             const char *rows2, int skip)
+{
+    char p2[64], p3[64], t2[2048], t3[2048];
+    snprintf(t2, sizeof t2, "%s\n%s", head, rows2);
+    snprintf(t3, sizeof t3, "%s,x\n%s", head, rows3);
+    calib_read_options o = opts();
+    o.skip_bad_rows = skip;
+    calib_dataset *a = NULL, *b = NULL;
+    calib_error ea, eb;
+    const int ra = calib_read(temp_file(t2, ".csv", p2, sizeof p2), &o, &a,
+                              &ea);
+    const int rb = calib_read(temp_file(t3, ".csv", p3, sizeof p3), &o, &b,
+                              &eb);
+    remove(p2);
+    remove(p3);
+    assert_int_equal(ra, rb);
+    if (ra) {
+        assert_int_equal(ea.line, eb.line);
+        assert_int_equal(ea.column, eb.column);
+        assert_int_equal(ea.row, eb.row);
+        assert_string_equal(ea.message, eb.message);
+        return;
+    }
+    calib_read_stats sa, sb;
+    calib_dataset_stats(a, &sa);
+    calib_dataset_stats(b, &sb);
+    assert_memory_equal(&sa, &sb, sizeof sa);
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        const double ca = calib__conf(a, i), cb = calib__conf(b, i);
+        assert_memory_equal(&ca, &cb, sizeof ca);
+        assert_int_equal(a->correct[i], b->correct[i]);
+    }
+    calib_dataset_free(a);
+    calib_dataset_free(b);
+}
+
+static void test_fast_rows_agree(void **state)
+{
+    static const char *const rows[] = {
+        "0.87654321,1", "1,0", "0,1", "-0.0,0", "1.0000000001,1",
+        "-1e-12,0", "85%,1", " 0.25 ,0", "0.3,true", "0.3, 1", "0.3,1.0",
+        "\"0.4\",1", "0.1234567890123456789012,0", "1e-5,1", ".5,0",
+        "nan,1", "inf,0", "1.5,1", "0.5,2", "abc,1", "0.5,",
+        ",1", "0.5,01"};
+    for (int skip = 0; skip <= 1; skip++)
+        for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+            char r2[300], r3[300];
+            snprintf(r2, sizeof r2, "0.5,0\n%s\n0.75,1\n", rows[r]);
+            snprintf(r3, sizeof r3, "0.5,0,\n%s,\n0.75,1,\n", rows[r]);
+            assert_same_rows("confidence,correct", r3, r2, skip);
+            const char *comma = strchr(rows[r], ',');
+            if (!comma || strchr(comma + 1, ','))
+                continue;
+            snprintf(r2, sizeof r2, "0,0.5\n%s,%.*s\n1,0.75\n", comma + 1,
+                     (int)(comma - rows[r]), rows[r]);
+            snprintf(r3, sizeof r3, "0,0.5,\n%s,%.*s,\n1,0.75,\n", comma + 1,
+                     (int)(comma - rows[r]), rows[r]);
+            assert_same_rows("correct,confidence", r3, r2, skip);
+        }
+    /* A third field must not hide in a trimmed number. */
+    char p[64];
+    calib_read_options o = opts();
+    calib_dataset *ds = NULL;
+    calib_error e;
+    assert_int_equal(calib_read(temp_file("correct\tconfidence\n1\t0.5\t\n",
+                                          ".tsv", p, sizeof p),
+                                &o, &ds, &e),
+                     CALIB_EDATA);
+    remove(p);
+    assert_where(&e, 2, 3, "3 fields, expected 2");
+    assert_int_equal(calib_read(temp_file("correct,confidence\n1,0.5,\n",
+                                          ".csv", p, sizeof p),
+                                &o, &ds, &e),
+                     CALIB_EDATA);
+    remove(p);
+    assert_where(&e, 2, 3, "3 fields, expected 2");
+}
+
 static void test_streaming_chunks(void **state)
 {
     const json_t *w = json_object_get(gold, "stream");
@@ -592,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_percent_elsewhere),
         cmocka_unit_test(test_percent_syntax),
         cmocka_unit_test(test_locale_independent),
+        cmocka_unit_test(test_fast_rows_agree),
         cmocka_unit_test(test_streaming_chunks),
         cmocka_unit_test(test_real_densenet_csv),
         cmocka_unit_test(test_real_mmlu_and_top1),
