@@ -89,6 +89,43 @@ static inline double golden_number(const json_t *obj, const char *key)
                      (double)(tol));                                         \
     } while (0)
 
+/* Reads `path` and returns the dataset; fails the test with the library's
+ * formatted error if it cannot.  Free with calib_dataset_free(). */
+static inline calib_dataset *read_ok(const char *path,
+                                     const calib_read_options *o)
+{
+    calib_dataset *ds = (calib_dataset *)1;
+    calib_error e;
+    if (calib_read(path, o, &ds, &e) != CALIB_OK) {
+        char m[1200];
+        fail_msg("%s", calib_error_format(&e, m, sizeof m));
+    }
+    assert_non_null(ds);
+    return ds;
+}
+
+/* Reads `path`, asserts that it fails with `code` (status and err->code)
+ * and leaves no dataset, and returns the error. */
+static inline calib_error read_fails(const char *path,
+                                     const calib_read_options *o, int code)
+{
+    calib_dataset *ds = (calib_dataset *)1;
+    calib_error e;
+    const int rc = calib_read(path, o, &ds, &e);
+    if (rc != code)
+        fail_msg("%s: status %d, expected %d (%s)", path, rc, code,
+                 e.message);
+    assert_null(ds);
+    assert_int_equal(e.code, code);
+    return e;
+}
+
+static inline void assert_contains(const char *s, const char *part)
+{
+    if (!strstr(s, part))
+        fail_msg("'%s' does not contain '%s'", s, part);
+}
+
 /* The directory of ../shared/data, or NULL when it is not there (a user's
  * clone): tests that need it call skip() then.  $CALIB_SHARED overrides. */
 static inline const char *golden_shared_dir(void)

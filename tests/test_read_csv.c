@@ -27,37 +27,6 @@ static calib_read_options opts(void)
     return o;
 }
 
-static calib_dataset *read_ok(const char *path, const calib_read_options *o)
-{
-    calib_dataset *ds = (calib_dataset *)1;
-    calib_error e;
-    if (calib_read(path, o, &ds, &e) != CALIB_OK) {
-        char m[1200];
-        fail_msg("%s", calib_error_format(&e, m, sizeof m));
-    }
-    assert_non_null(ds);
-    return ds;
-}
-
-static calib_error read_fails(const char *path, const calib_read_options *o,
-                              int code)
-{
-    calib_dataset *ds = (calib_dataset *)1;
-    calib_error e;
-    const int rc = calib_read(path, o, &ds, &e);
-    if (rc != code)
-        fail_msg("%s: status %d, expected %d (%s)", path, rc, code,
-                 e.message);
-    assert_null(ds);
-    return e;
-}
-
-static void assert_contains(const char *s, const char *part)
-{
-    if (!strstr(s, part))
-        fail_msg("'%s' does not contain '%s'", s, part);
-}
-
 static void assert_where(const calib_error *e, size_t line, size_t col,
                          const char *message)
 {

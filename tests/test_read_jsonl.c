@@ -29,31 +29,6 @@ static calib_read_options opts(void)
     return o;
 }
 
-static calib_dataset *read_ok(const char *path, const calib_read_options *o)
-{
-    calib_dataset *ds = NULL;
-    calib_error e;
-    if (calib_read(path, o, &ds, &e) != CALIB_OK) {
-        char m[1200];
-        fail_msg("%s", calib_error_format(&e, m, sizeof m));
-    }
-    assert_non_null(ds);
-    return ds;
-}
-
-static calib_error read_fails(const char *path, const calib_read_options *o,
-                              int code)
-{
-    calib_dataset *ds = (calib_dataset *)1;
-    calib_error e;
-    const int rc = calib_read(path, o, &ds, &e);
-    if (rc != code)
-        fail_msg("%s: status %d, expected %d (%s)", path, rc, code,
-                 e.message);
-    assert_null(ds);
-    return e;
-}
-
 /* Checks every ragged row of ds against gold[key].scores / labels. */
 static void assert_rows(const calib_dataset *ds, const char *key)
 {

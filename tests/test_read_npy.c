@@ -31,41 +31,6 @@ static calib_read_options opts(const char *labels)
     return o;
 }
 
-/* Reads and asserts success. */
-static calib_dataset *read_ok(const char *path, const calib_read_options *o)
-{
-    calib_dataset *ds = (calib_dataset *)1;
-    calib_error e;
-    const int rc = calib_read(path, o, &ds, &e);
-    if (rc != CALIB_OK) {
-        char m[1200];
-        fail_msg("%s: %s", path, calib_error_format(&e, m, sizeof m));
-    }
-    assert_non_null(ds);
-    return ds;
-}
-
-/* Reads and asserts failure with `code`; returns the error. */
-static calib_error read_fails(const char *path, const calib_read_options *o,
-                              int code)
-{
-    calib_dataset *ds = (calib_dataset *)1;
-    calib_error e;
-    const int rc = calib_read(path, o, &ds, &e);
-    if (rc != code)
-        fail_msg("%s: status %d, expected %d (%s)", path, rc, code,
-                 e.message);
-    assert_null(ds);
-    assert_int_equal(e.code, code);
-    return e;
-}
-
-static void assert_contains(const char *s, const char *part)
-{
-    if (!strstr(s, part))
-        fail_msg("'%s' does not contain '%s'", s, part);
-}
-
 static void assert_scores(const calib_dataset *ds, const json_t *values)
 {
     assert_int_equal(json_array_size(values), ds->n * ds->k);
