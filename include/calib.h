@@ -364,11 +364,31 @@ typedef enum calib_bin_rule {
 int calib_bin_rule_parse(const char *name, calib_bin_rule *out);
 const char *calib_bin_rule_name(calib_bin_rule rule);
 
+/* Metrics beyond the binned core that calib_evaluate() computes: bits of
+ * calib_eval_options.extra.  The metrics read off the bins (debiased L2
+ * ECE, ece_over/ece_under, the Brier decomposition) are always computed;
+ * these need a sort of the confidences or K more passes.  A metric not
+ * asked for is NaN (null in JSON). */
+enum {
+    CALIB_EXTRA_SMOOTH = 1u,     /* smooth ECE and its bandwidth           */
+    CALIB_EXTRA_SELECTIVE = 2u,  /* AUROC, AURC, HELM's selective metrics  */
+    CALIB_EXTRA_CLASSWISE = 4u,  /* classwise ECE (distribution rows)      */
+    CALIB_EXTRA_ALL = 7u
+};
+
 typedef struct calib_eval_options {
     int bins;                 /* M, default 15; 1 .. 1000000            */
     calib_binning binning;
     calib_bin_rule rule;      /* equal-width only                        */
     int threads;              /* 0 = the machine's cores                 */
+    unsigned extra;           /* CALIB_EXTRA_* bits; default ALL         */
+    /* Bootstrap confidence intervals: `bootstrap` resamples (0, the
+     * default: none; at most 1000000), percentile intervals at level
+     * `ci_level` (a fraction in (0, 1), default 0.95), resampling seeded by
+     * `seed` (default 0): bit-identical for a seed at any thread count. */
+    int bootstrap;
+    double ci_level;
+    uint64_t seed;
 } calib_eval_options;
 
 void calib_eval_options_init(calib_eval_options *opt);
@@ -389,6 +409,31 @@ typedef enum calib_brier_kind {
     CALIB_BRIER_TOPLABEL = 1    /* (p - correct)^2          */
 } calib_brier_kind;
 
+/* Every scalar metric, by number: calib_metric_value() reads one, and
+ * calib_metric_name() gives its JSON key.  The order is stable. */
+typedef enum calib_metric_id {
+    CALIB_M_ACCURACY = 0,
+    CALIB_M_MEAN_CONFIDENCE,
+    CALIB_M_ECE,
+    CALIB_M_MCE,
+    CALIB_M_RMSCE,
+    CALIB_M_NLL,
+    CALIB_M_BRIER,
+    CALIB_M_ECE_DEBIASED_L2,
+    CALIB_M_ECE_OVER,
+    CALIB_M_ECE_UNDER,
+    CALIB_M_SMECE,
+    CALIB_M_CLASSWISE_ECE,
+    CALIB_M_BRIER_RELIABILITY,
+    CALIB_M_BRIER_RESOLUTION,
+    CALIB_M_BRIER_UNCERTAINTY,
+    CALIB_M_AUROC,
+    CALIB_M_AURC,
+    CALIB_M_SELECTIVE_COV_ACC_AREA,
+    CALIB_M_SELECTIVE_ACC_AT_10,
+    CALIB_M_COUNT
+} calib_metric_id;
+
 typedef struct calib_metrics calib_metrics;
 struct calib_metrics {
     size_t n;                 /* rows evaluated                           */
@@ -407,6 +452,23 @@ struct calib_metrics {
     size_t ece_n;             /* rows in the ECE's n (hollance drops p=0) */
     size_t n_bins;            /* bins in use (mass binning may have < M)  */
     calib_bin *bins;
+    /* Further metrics (NaN when not applicable or not asked for; each is
+     * defined where calib_evaluate() documents it). */
+    double ece_debiased_l2;
+    double ece_over, ece_under;
+    double smece, smece_bandwidth;
+    double classwise_ece;
+    double brier_reliability, brier_resolution, brier_uncertainty;
+    double auroc, aurc;
+    double selective_cov_acc_area, selective_acc_at_10;
+    /* Bootstrap intervals (calib_eval_options.bootstrap > 0): ci[id] is
+     * [lower, upper] of metric id at level ci_level, NaN where the metric
+     * is NaN. */
+    int has_ci;
+    double ci_level;
+    int ci_resamples;
+    uint64_t ci_seed;
+    double ci[CALIB_M_COUNT][2];
     /* Per group, when the data have groups: the same metrics for the rows
      * of group i, named group_names[i], in first-appearance order. */
     size_t n_groups;
@@ -422,6 +484,11 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
                    calib_metrics **out, calib_error *err);
 
 void calib_metrics_free(calib_metrics *m);
+
+/* Metric `id` of m (NaN when it is NaN in m, or id is out of range), and
+ * its JSON key ("ece_debiased_l2"; NULL when id is out of range). */
+double calib_metric_value(const calib_metrics *m, calib_metric_id id);
+const char *calib_metric_name(calib_metric_id id);
 
 /* Returns the metrics as a JSON object (DESIGN.md's keys) in *json,
  * malloc'd, NUL-terminated; the caller frees it with free().  Numbers are

@@ -166,6 +166,10 @@ int calib__fail(calib_error *err, int code, const char *file, size_t line,
 /* Clears *err (if not NULL) to CALIB_OK; returns CALIB_OK. */
 int calib__ok(calib_error *err);
 
+/* Sets every metric beyond the binned core of m to NaN and clears its
+ * intervals (metric_id.c): a new calib_metrics starts so. */
+void calib__metrics_clear_extra(calib_metrics *m);
+
 /* ------------------------------------------------------------------ */
 /* Per-row kernels (metrics.c, temperature.c)                          */
 /* ------------------------------------------------------------------ */

@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static void key(calib__buf *b, const char *name)
@@ -89,6 +90,30 @@ static void object(calib__buf *b, const calib_metrics *m,
     count(b, "n_bins", m->n_bins);
     num(b, "weight", m->weight);
     count(b, "ece_n", m->ece_n);
+    for (int id = CALIB_M_ECE_DEBIASED_L2; id < CALIB_M_COUNT; id++) {
+        num(b, calib_metric_name((calib_metric_id)id),
+            calib_metric_value(m, (calib_metric_id)id));
+        if (id == CALIB_M_SMECE)
+            num(b, "smece_bandwidth", m->smece_bandwidth);
+    }
+    if (m->has_ci) {
+        num(b, "ci_level", m->ci_level);
+        key(b, "ci_resamples");
+        calib__buf_printf(b, "%d", m->ci_resamples);
+        key(b, "ci_seed");
+        calib__buf_printf(b, "%llu", (unsigned long long)m->ci_seed);
+        for (int id = 0; id < CALIB_M_COUNT; id++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_ci",
+                     calib_metric_name((calib_metric_id)id));
+            key(b, name);
+            calib__buf_puts(b, "[");
+            calib__buf_json_number(b, m->ci[id][0]);
+            calib__buf_puts(b, ",");
+            calib__buf_json_number(b, m->ci[id][1]);
+            calib__buf_puts(b, "]");
+        }
+    }
     if (r)
         read_stats(b, r);
     if (m->n_groups) {

@@ -259,6 +259,7 @@ calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
         free(m);
         return NULL;
     }
+    calib__metrics_clear_extra(m);
     totals t;
     memset(&t, 0, sizeof t);
     for (size_t b = 0; b < P->n_cells; b++)
@@ -310,6 +311,10 @@ void calib_eval_options_init(calib_eval_options *opt)
     opt->binning = CALIB_BINNING_WIDTH;
     opt->rule = CALIB_RULE_SKLEARN;
     opt->threads = 0;
+    opt->extra = CALIB_EXTRA_ALL;
+    opt->bootstrap = 0;
+    opt->ci_level = 0.95;
+    opt->seed = 0;
 }
 
 int calib__check_eval_options(const calib_eval_options *o, calib_error *err)
@@ -323,6 +328,17 @@ int calib__check_eval_options(const calib_eval_options *o, calib_error *err)
     if ((unsigned)o->rule > CALIB_RULE_HOLLANCE)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "unknown bin rule %d", (int)o->rule);
+    if (o->extra & ~(unsigned)CALIB_EXTRA_ALL)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "unknown extra-metric bits 0x%x", o->extra);
+    if (o->bootstrap < 0 || o->bootstrap > 1000000)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "bootstrap resamples must be 0 .. 1000000, not %d",
+                           o->bootstrap);
+    if (o->bootstrap > 0 && !(o->ci_level > 0.0 && o->ci_level < 1.0))
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "the interval level must be a fraction in (0, 1), "
+                           "not %g (0.95 means 95 %%)", o->ci_level);
     return CALIB_OK;
 }
 
@@ -399,5 +415,13 @@ int calib__evaluate_toplabel(size_t n, const double *conf,
     ds.conf = conf;
     ds.correct = correct;
     ds.weights = weights;
-    return calib_evaluate(&ds, opt, out, err);
+    /* internal callers (the ECE objective's search) want the core only */
+    calib_eval_options o;
+    if (opt)
+        o = *opt;
+    else
+        calib_eval_options_init(&o);
+    o.extra = 0;
+    o.bootstrap = 0;
+    return calib_evaluate(&ds, &o, out, err);
 }

@@ -59,7 +59,9 @@ class ReadOptions(ctypes.Structure):
 
 class EvalOptions(ctypes.Structure):
     _fields_ = [("bins", c_int), ("binning", c_int), ("rule", c_int),
-                ("threads", c_int)]
+                ("threads", c_int), ("extra", ctypes.c_uint),
+                ("bootstrap", c_int), ("ci_level", c_double),
+                ("seed", ctypes.c_uint64)]
 
 
 class FitOptions(ctypes.Structure):
