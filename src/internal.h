@@ -211,6 +211,20 @@ int calib__evaluate_toplabel(size_t n, const double *conf,
                              calib_metrics **out, calib_error *err);
 
 /* ------------------------------------------------------------------ */
+/* Bootstrap (bootstrap.c)                                             */
+/* ------------------------------------------------------------------ */
+
+/* The multiplicities counts[0..n) of replicate r's N draws with
+ * replacement from n rows, seeded by (seed, r) as calib.h documents. */
+void calib__bootstrap_counts(uint64_t seed, uint64_t r, size_t n,
+                             uint32_t *counts);
+
+/* Fills the intervals of m (ds's metrics, groups included) from
+ * o->bootstrap replicates; calib_evaluate's last step. */
+int calib__bootstrap(const calib_dataset *ds, const calib_eval_options *o,
+                     calib_metrics *m, calib_error *err);
+
+/* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 

@@ -392,14 +392,20 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
         return rc;
     if (ds->n == 0)
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
-    if (o.binning == CALIB_BINNING_WIDTH)
-        return evaluate_width(ds, &o, out, err);
-    rc = calib__evaluate_mass(ds, &o, out);
-    if (rc != CALIB_OK)
+    if (o.binning == CALIB_BINNING_WIDTH) {
+        rc = evaluate_width(ds, &o, out, err);
+    } else if ((rc = calib__evaluate_mass(ds, &o, out)) != CALIB_OK) {
         return calib__fail(err, rc, NULL, 0, 0, 0, "%s",
                            rc == CALIB_ENOMEM ? "out of memory"
                                               : "internal error");
-    return calib__ok(err);
+    }
+    /* last: the replicates call calib_evaluate for every other metric */
+    if (rc == CALIB_OK && o.bootstrap > 0 &&
+        (rc = calib__bootstrap(ds, &o, *out, err)) != CALIB_OK) {
+        calib_metrics_free(*out);
+        *out = NULL;
+    }
+    return rc == CALIB_OK ? calib__ok(err) : rc;
 }
 
 int calib__evaluate_toplabel(size_t n, const double *conf,
