@@ -497,6 +497,91 @@ const char *calib_metric_name(calib_metric_id id);
 int calib_metrics_to_json(const calib_metrics *m, const calib_read_stats *read,
                           char **json, calib_error *err);
 
+/* ---- Bootstrap intervals and the paired bootstrap (issue 6) ------- */
+
+/* calib_evaluate() with opt->bootstrap = R > 0 also fills ci[][] (and
+ * has_ci, ci_level, ci_resamples, ci_seed) of the whole set and of every
+ * group, for every metric whose value is finite:
+ *
+ *  - Resampling.  Replicate r (0 <= r < R) draws N row indices uniformly
+ *    with replacement; row i is drawn c_i times (sum c_i = N).  The
+ *    replicate is the dataset of the drawn rows (row i repeated c_i times,
+ *    with its weight and group), and its metric is what calib_evaluate
+ *    gives on that dataset: equal-mass edges, smooth ECE, AUROC, ... are
+ *    recomputed from the drawn rows.  A group's replicate is the same draw
+ *    restricted to the group's rows (its size varies); a replicate that
+ *    draws no row of a group has no value for it.
+ *  - Seeding.  The draws of replicate r depend on (seed, r) only, so the
+ *    intervals are bit-identical for a seed at any thread count.  With
+ *    mix(z) splitmix64's output function (z ^= z >> 30,
+ *    z *= 0xbf58476d1ce4e5b9, z ^= z >> 27, z *= 0x94d049bb133111eb,
+ *    z ^= z >> 31; arithmetic mod 2^64): state = mix(seed ^ mix(r)); each
+ *    of the N draws adds 0x9e3779b97f4a7c15 to state, takes
+ *    x = mix(state), and forms the 128-bit product x * N (Lemire 2019):
+ *    while its low 64 bits are below (2^64 - N) mod N the draw is repeated,
+ *    else the row index is its high 64 bits.
+ *  - Quantiles.  The replicate values that are not NaN (NaN: a group not
+ *    drawn, a total weight of 0) are sorted, x_0 <= ... <= x_{k-1}, and
+ *    the interval is [Q((1 - level)/2), Q((1 + level)/2)] by numpy's
+ *    default 'linear' rule: h = (k - 1) q, j = floor(h),
+ *    Q = x_j + (h - j)(x_{j+1} - x_j) (x_{k-1} when h >= k - 1); so
+ *    np.percentile(values, 100 q) gives it.  ci_level 0.95 is a 95 %
+ *    interval, not 99.95 %.  NaN, NaN where the metric is NaN or every
+ *    replicate value is.  These are plain percentile intervals, not
+ *    bias-corrected: binned ECE is biased upwards on small N, and its
+ *    interval shows the estimator's spread, which need not contain the
+ *    true calibration error.
+ *  - Cost.  One pass computes each row's confidence, correct flag, NLL and
+ *    Brier; then each replicate evaluates the drawn rows' top-label view
+ *    (about 0.4 ms for N = 10^4 on one core) and sums their NLL and Brier
+ *    exactly; replicates run in parallel over opt->threads.  Memory:
+ *    R x (1 + groups) x CALIB_M_COUNT doubles and O(N) per thread.  A
+ *    metric that needs whole distribution rows (classwise ECE, with
+ *    CALIB_EXTRA_CLASSWISE on rows of fixed K) evaluates the drawn rows
+ *    themselves: about R full evaluations; leave the bit out of
+ *    opt->extra when that interval is not wanted. */
+
+/* One metric of a paired bootstrap: B - A. */
+typedef struct calib_paired_metric {
+    double a, b;          /* the metric of A and of B (all rows)          */
+    double diff;          /* b - a; NaN unless both are finite            */
+    double ci[2];         /* percentile interval of the replicates' b - a */
+    /* The fraction of replicates with b - a <= 0.  For a metric where
+     * lower is better (ECE, NLL, Brier) 1 - p_le_0 is the one-sided
+     * bootstrap p-value of "B is better than A"; for accuracy, p_le_0 is
+     * that of "B is more accurate".  It is a resampling estimate, not an
+     * exact test: near 0 or 1 it needs many resamples to mean much. */
+    double p_le_0;
+    size_t replicates;    /* replicates where both values were defined    */
+} calib_paired_metric;
+
+typedef struct calib_paired {
+    size_t n;             /* rows of each set                              */
+    double ci_level;
+    int resamples;
+    uint64_t seed;
+    calib_paired_metric m[CALIB_M_COUNT];  /* by calib_metric_id          */
+} calib_paired;
+
+/* The paired bootstrap of two prediction sets of the same rows in the
+ * same order (two models on one benchmark): replicate r draws one index
+ * multiset, as calib_evaluate's bootstrap does with opt->seed, and
+ * evaluates A and B on it; each metric finite on both gets the
+ * difference B - A, its percentile interval at opt->ci_level and p_le_0
+ * (calib_paired_metric).  Groups are not resampled separately (the sets'
+ * groups are ignored).  The rows must correspond: the same N, and where
+ * both sets have labels (distribution rows) the same label in every row;
+ * calib cannot check more (top-label rows carry no label).  *out is the
+ * caller's, freed with calib_paired_free().  Errors: CALIB_EINVAL (NULL
+ * arguments, bad options, opt->bootstrap < 1), CALIB_EDATA (different N,
+ * a label that differs: err->row says where; N = 0), CALIB_ENOMEM. */
+int calib_paired_bootstrap(const calib_dataset *a, const calib_dataset *b,
+                           const calib_eval_options *opt, calib_paired **out,
+                           calib_error *err);
+void calib_paired_free(calib_paired *p);
+
+/* ---- end of the bootstrap block ------------------------------------ */
+
 /* A streaming accumulator for the equal-width metrics, NLL and Brier: its
  * memory is O(bins + groups) whatever the number of rows.  Two accumulators
  * with the same options merge exactly, so shards can be summed where they
