@@ -38,7 +38,9 @@ enum {
                                  then --label-col names the CSV label     */
     CLI_OPT_DIAGRAM = 1 << 8, /* --diagram OUT.svg|png|pdf                */
     CLI_OPT_TEXTPLOT = 1 << 9,/* --ascii --no-diagram: the terminal chart */
-    CLI_OPT_PARTIAL = 1 << 10 /* --partial: write a partial state         */
+    CLI_OPT_PARTIAL = 1 << 10,/* --partial: write a partial state         */
+    CLI_OPT_CI = 1 << 11,     /* --ci --bootstrap --seed: intervals       */
+    CLI_OPT_PAIRED = 1 << 12  /* --paired: the paired bootstrap           */
 };
 
 /* Positional arguments: several files at once (`calib eval
@@ -63,6 +65,7 @@ typedef struct cli_opts {
     int ascii;                /* --ascii: the terminal chart in ASCII     */
     int no_diagram;           /* --no-diagram: no terminal chart          */
     int partial;              /* --partial: the accumulator's state       */
+    int paired;               /* --paired: B - A on one resampling        */
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -136,7 +139,8 @@ char *cli_task_name(const char *path);
 int cli_read_inputs(const cli_inputs *in, const cli_opts *o,
                     calib_dataset **out);
 /* Metrics of every input, streamed through one accumulator when the
- * binning allows it, else read whole and joined.  *st sums the reads. */
+ * binning allows it and no interval is asked for, else read whole and
+ * joined.  *st sums the reads. */
 int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
                     calib_metrics **m, calib_read_stats *st);
 /* The partial state of every input streamed through one accumulator
@@ -184,6 +188,8 @@ void cli_print_chart(FILE *f, const char *text);
  * (clamped values, probability rows with a sum off 1, clipped NLL). */
 void cli_each_warning(const calib_read_stats *st, const calib_metrics *m,
                       void (*warn)(const char *text, void *ctx), void *ctx);
+/* Prints " [lo, hi]" of metric id when m has intervals (else nothing). */
+void cli_print_ci(FILE *f, const calib_metrics *m, calib_metric_id id);
 /* Table printers that fit and demo share. */
 void cli_print_metrics(FILE *f, const calib_metrics *m);
 void cli_print_pair(FILE *f, const calib_metrics *before,
@@ -248,6 +254,21 @@ int cmd_diagram(int argc, char **argv);
 
 /* cmd_compare.c */
 int cmd_compare(int argc, char **argv);
+
+/* paired.c: compare --paired */
+/* Reads set i (o->pos[i]) whole into *ds and evaluates it into *m, *st
+ * its read counts.  Returns 0 or an exit code after the error. */
+int cli_paired_read(const cli_opts *o, int i, calib_dataset **ds,
+                    calib_metrics **m, calib_read_stats *st);
+/* calib_paired_bootstrap of a and b with o's --bootstrap (default 1000),
+ * --ci and --seed.  Returns 0 or an exit code after the error. */
+int cli_paired_run(const cli_opts *o, const calib_dataset *a,
+                   const calib_dataset *b, calib_paired **p);
+/* The paired table (b minus a, labelled la and lb), and the JSON members
+ * ", \"paired\": {...}, \"paired_options\": {...}". */
+void cli_paired_print(FILE *f, const calib_paired *p, const char *la,
+                      const char *lb);
+void cli_paired_json(FILE *f, const calib_paired *p);
 
 /* cmd_report.c */
 int cmd_report(int argc, char **argv);

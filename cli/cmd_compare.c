@@ -23,7 +23,8 @@ static const char usage[] =
     "usage: calib compare A B [C...] [--label NAME]... [input options]\n"
     "                     [--group C] [--bins M] [--binning width|mass]\n"
     "                     [--bin-rule R] [--diagram OUT.svg|png|pdf] [--json]\n"
-    "                     [-o OUT]\n"
+    "                     [-o OUT] [--ci L] [--bootstrap R] [--seed S]\n"
+    "                     [--paired]\n"
     "\n"
     "Evaluates each set (a file, or a directory: its files are the groups)\n"
     "with the same bins and prints their metrics side by side with the\n"
@@ -36,6 +37,14 @@ static const char usage[] =
     "  --label-col C        the CSV label column (what eval calls --label)\n"
     "  --diagram OUT        also draw the overlaid reliability diagram\n"
     "  --json               write JSON: sets, differences, groups\n"
+    "  --ci L, --bootstrap R, --seed S\n"
+    "                       each set's bootstrap intervals, as in eval\n"
+    "  --paired             A and B hold the same rows in the same order\n"
+    "                       (two models on one benchmark): resample both\n"
+    "                       together and give B - A of every metric with its\n"
+    "                       interval and P(d <= 0); 1000 resamples unless\n"
+    "                       --bootstrap says (sets' own intervals only with\n"
+    "                       --ci or --bootstrap)\n"
     "  input and metric options as for calib eval (see calib eval --help)\n";
 
 typedef struct set {
@@ -43,6 +52,7 @@ typedef struct set {
     char *own_label;
     calib_metrics *m;
     calib_read_stats st;
+    calib_dataset *ds;        /* --paired: the rows, read whole */
 } set;
 
 /* ---- metrics by name ----------------------------------------------- */
@@ -73,6 +83,23 @@ static void cell(FILE *f, double x, int sign)
 
 /* ---- the overall table --------------------------------------------- */
 
+/* Each set's intervals of the metrics with ids 0..6. */
+static void print_intervals(FILE *f, const set *s, int n)
+{
+    static const char *const names[7] = {"accuracy", "mean confidence",
+                                         "ECE", "MCE", "RMSCE", "NLL",
+                                         "Brier"};
+    fprintf(f, "  %g %% bootstrap percentile intervals (%d resamples, seed "
+               "%llu)\n", 100.0 * s[0].m->ci_level, s[0].m->ci_resamples,
+            (unsigned long long)s[0].m->ci_seed);
+    for (int id = 0; id < 7; id++) {
+        fprintf(f, "  %-18s", names[id]);
+        for (int i = 0; i < n; i++)
+            cli_print_ci(f, s[i].m, (calib_metric_id)id);
+        fputc('\n', f);
+    }
+}
+
 static void print_sets(FILE *f, const set *s, int n)
 {
     fprintf(f, "  %-18s", "");
@@ -97,6 +124,8 @@ static void print_sets(FILE *f, const set *s, int n)
     }
     if (n > 1)
         fprintf(f, "  (d:X = X minus %s)\n", s[0].label);
+    if (s[0].m->has_ci)
+        print_intervals(f, s, n);
     fprintf(f, "  (gap > 0: over-confident; %zu bins, %s)\n", s[0].m->n_bins,
             s[0].m->binning == CALIB_BINNING_MASS
                 ? "equal-mass"
@@ -263,7 +292,8 @@ static void json_groups(FILE *f, int n, const group_row *rows, size_t n_rows)
 
 /* ---- the subcommand ------------------------------------------------ */
 
-static int write_compare(const cli_opts *o, const set *s, int n)
+static int write_compare(const cli_opts *o, const set *s, int n,
+                         const calib_paired *p)
 {
     group_row *rows = NULL;
     size_t n_rows = 0;
@@ -278,9 +308,13 @@ static int write_compare(const cli_opts *o, const set *s, int n)
     if (o->json) {
         ex = json_sets(out.f, o, s, n);
         json_groups(out.f, n, rows, n_rows);
+        if (p)
+            cli_paired_json(out.f, p);
         fputs("}\n", out.f);
     } else {
         print_sets(out.f, s, n);
+        if (p)
+            cli_paired_print(out.f, p, s[0].label, s[1].label);
         if (n_rows)
             print_groups(out.f, s, n, rows, n_rows);
     }
@@ -334,11 +368,16 @@ static void warn_set(const char *text, void *ctx)
 /* Evaluates set i: its file, or its directory's files as groups. */
 static int eval_set(const cli_opts *o, int i, set *s)
 {
-    cli_inputs in;
-    int ex = cli_inputs_expand(&o->pos[i], 1, &in);
-    if (!ex)
-        ex = cli_eval_inputs(&in, o, &s->m, &s->st);
-    cli_inputs_free(&in);
+    int ex;
+    if (o->paired) {
+        ex = cli_paired_read(o, i, &s->ds, &s->m, &s->st);
+    } else {
+        cli_inputs in;
+        ex = cli_inputs_expand(&o->pos[i], 1, &in);
+        if (!ex)
+            ex = cli_eval_inputs(&in, o, &s->m, &s->st);
+        cli_inputs_free(&in);
+    }
     if (ex)
         return ex;
     s->label = i < o->n_names ? o->names[i] : NULL;
@@ -358,6 +397,11 @@ static int check_args(const cli_opts *o)
                   "--help)", MAX_SETS, o->n_pos);
         return CLI_EX_USAGE;
     }
+    if (o->paired && o->n_pos != 2) {
+        cli_error("compare: --paired compares two sets, A and B, not %d",
+                  o->n_pos);
+        return CLI_EX_USAGE;
+    }
     if (o->n_names && o->n_names != o->n_pos) {
         cli_error("compare: %d labels for %d sets", o->n_names, o->n_pos);
         return CLI_EX_USAGE;
@@ -370,7 +414,8 @@ int cmd_compare(int argc, char **argv)
     cli_opts o;
     int ex = cli_parse(argc, argv, "compare",
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_OUT |
-                           CLI_OPT_JSON | CLI_OPT_NAMES | CLI_OPT_DIAGRAM,
+                           CLI_OPT_JSON | CLI_OPT_NAMES | CLI_OPT_DIAGRAM |
+                           CLI_OPT_CI | CLI_OPT_PAIRED,
                        &o);
     if (ex)
         return ex;
@@ -385,12 +430,17 @@ int cmd_compare(int argc, char **argv)
     int n = 0;
     for (; n < o.n_pos && !ex; n++)
         ex = eval_set(&o, n, &s[n]);
+    calib_paired *p = NULL;
+    if (!ex && o.paired)
+        ex = cli_paired_run(&o, s[0].ds, s[1].ds, &p);
     if (!ex && o.diagram)
         ex = write_diagram(&o, s, n);
     if (!ex)
-        ex = write_compare(&o, s, n);
+        ex = write_compare(&o, s, n, p);
+    calib_paired_free(p);
     for (int i = 0; i < n; i++) {
         calib_metrics_free(s[i].m);
+        calib_dataset_free(s[i].ds);
         free(s[i].own_label);
     }
     return ex;

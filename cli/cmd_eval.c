@@ -17,7 +17,8 @@
 static const char usage[] =
     "usage: calib eval FILE [input options] [--bins M] [--binning width|mass]\n"
     "                 [--bin-rule R] [--threads N] [--json] [-o OUT]\n"
-    "                 [--ascii] [--no-diagram]\n"
+    "                 [--ascii] [--no-diagram] [--ci L] [--bootstrap R]\n"
+    "                 [--seed S]\n"
     "       calib eval TEST --calibrator CAL.json [options]\n"
     "       calib eval --val VAL --test TEST [options]\n"
     "       calib eval FILE... [input options] [--bins M] [--bin-rule R]\n"
@@ -63,6 +64,12 @@ static const char usage[] =
     "  --threads N            threads (default 0: every core)\n"
     "  --method temperature   with --val/--test: the method to fit\n"
     "  --objective nll|ece|brier  with --val/--test: what the fit minimises\n"
+    "  --ci L                 bootstrap percentile intervals at level L: a\n"
+    "                         fraction (0.95) or a percent (95); 1000\n"
+    "                         resamples unless --bootstrap says\n"
+    "  --bootstrap R          R resamples (alone: --ci 0.95)\n"
+    "  --seed S               the resampling seed (default 0): the same S\n"
+    "                         gives the same intervals on any thread count\n"
     "  --json                 write JSON instead of the table\n"
     "  --ascii                draw the reliability diagram in ASCII only\n"
     "  --no-diagram           no reliability diagram after the metric table\n"
@@ -194,7 +201,26 @@ static void print_binning(FILE *f, const calib_metrics *m)
                 calib_bin_rule_name(m->rule));
 }
 
-/* One metric per line; `after` NULL prints one column. */
+void cli_print_ci(FILE *f, const calib_metrics *m, calib_metric_id id)
+{
+    if (!m->has_ci)
+        return;
+    if (isnan(m->ci[id][0]))
+        fprintf(f, "  %-23s", "");
+    else
+        fprintf(f, "  [%9.6f, %9.6f]", m->ci[id][0], m->ci[id][1]);
+}
+
+static void print_ci_note(FILE *f, const calib_metrics *m)
+{
+    if (m->has_ci)
+        fprintf(f, "  ([lower, upper]: %g %% bootstrap percentile intervals, "
+                   "%d resamples, seed %llu)\n", 100.0 * m->ci_level,
+                m->ci_resamples, (unsigned long long)m->ci_seed);
+}
+
+/* One metric per line (rows 0..6 are metric ids 0..6); `after` NULL
+ * prints one column, with its intervals when it has them. */
 static void print_rows(FILE *f, const calib_metrics *b,
                        const calib_metrics *a)
 {
@@ -209,6 +235,8 @@ static void print_rows(FILE *f, const calib_metrics *b,
                                 m->mce, m->rmsce, m->nll, m->brier};
             print_num(f, v[i]);
         }
+        if (!a)
+            cli_print_ci(f, b, (calib_metric_id)i);
         fputc('\n', f);
     }
 }
@@ -217,6 +245,7 @@ void cli_print_metrics(FILE *f, const calib_metrics *m)
 {
     print_rows(f, m, NULL);
     print_binning(f, m);
+    print_ci_note(f, m);
 }
 
 void cli_print_pair(FILE *f, const calib_metrics *before,
@@ -260,14 +289,16 @@ static void print_group_line(FILE *f, int w, const char *name,
                         m->mce, m->nll, m->brier};
     for (int i = 0; i < 6; i++)
         print_num(f, v[i]);
+    cli_print_ci(f, m, CALIB_M_ECE);
     fputc('\n', f);
 }
 
 static void print_groups(FILE *f, const calib_metrics *m)
 {
     const int w = name_width(m);
-    fprintf(f, "  %-*s %8s %11s %11s %11s %11s %11s %11s\n", w, "group", "n",
-            "accuracy", "conf", "ECE", "MCE", "NLL", "Brier");
+    fprintf(f, "  %-*s %8s %11s %11s %11s %11s %11s %11s%s\n", w, "group",
+            "n", "accuracy", "conf", "ECE", "MCE", "NLL", "Brier",
+            m->has_ci ? "  ECE interval" : "");
     for (size_t g = 0; g < m->n_groups; g++)
         print_group_line(f, w, m->group_names[g], m->groups[g]);
     print_group_line(f, w, "overall", m);
@@ -487,6 +518,12 @@ static int check_partial(const cli_opts *o)
                   "--val/--test");
         return CLI_EX_USAGE;
     }
+    if (o->eval.bootstrap) {
+        cli_error("eval: --partial writes exact sums; bootstrap intervals "
+                  "(--ci, --bootstrap) need every row: evaluate without "
+                  "--partial");
+        return CLI_EX_USAGE;
+    }
     if (o->eval.binning == CALIB_BINNING_MASS) {
         cli_error("eval: --partial supports equal-width metrics, NLL and "
                   "Brier, merged exactly; equal-mass binning is not "
@@ -525,7 +562,7 @@ int cmd_eval(int argc, char **argv)
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
                            CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_CAL |
                            CLI_OPT_SETS | CLI_OPT_TEXTPLOT |
-                           CLI_OPT_PARTIAL,
+                           CLI_OPT_PARTIAL | CLI_OPT_CI,
                        &o);
     if (ex)
         return ex;

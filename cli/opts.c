@@ -151,6 +151,48 @@ static int set_partial(cli_opts *o, const char *n, const char *v)
     return 0;
 }
 
+/* --ci takes a fraction (0.95) or a percent (95, or "95%"); 1 is
+ * neither, so it is refused rather than guessed. */
+static int set_ci(cli_opts *o, const char *n, const char *v)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    const int percent = *end == '%' || x > 1.0;
+    if (*end == '%')
+        end++;
+    if (errno || end == v || *end || !(x > 0.0) || x == 1.0 ||
+        (percent && !(x < 100.0)))
+        return bad_value(n, v, "a level in (0, 1) such as 0.95, or a "
+                               "percent in (1, 100) such as 95");
+    o->eval.ci_level = percent ? x / 100.0 : x;
+    if (!o->eval.bootstrap)
+        o->eval.bootstrap = 1000;
+    return 0;
+}
+
+static int set_bootstrap(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 1, 1000000, &o->eval.bootstrap);
+}
+
+static int set_seed(cli_opts *o, const char *n, const char *v)
+{
+    char *end;
+    errno = 0;
+    const unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || v[0] == '+')
+        return bad_value(n, v, "an integer in 0..18446744073709551615");
+    o->eval.seed = (uint64_t)x;
+    return 0;
+}
+
+static int set_paired(cli_opts *o, const char *n, const char *v)
+{
+    o->paired = 1;
+    return 0;
+}
+
 static int set_help(cli_opts *o, const char *n, const char *v)
 {
     o->help = 1;
@@ -231,6 +273,10 @@ static const opt_spec specs[] = {
     {"--ascii", CLI_OPT_TEXTPLOT, NO_ARG, set_ascii},
     {"--no-diagram", CLI_OPT_TEXTPLOT, NO_ARG, set_no_diagram},
     {"--partial", CLI_OPT_PARTIAL, NO_ARG, set_partial},
+    {"--ci", CLI_OPT_CI, ARG, set_ci},
+    {"--bootstrap", CLI_OPT_CI, ARG, set_bootstrap},
+    {"--seed", CLI_OPT_CI, ARG, set_seed},
+    {"--paired", CLI_OPT_PAIRED, NO_ARG, set_paired},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
     {"--test", CLI_OPT_SETS, ARG, set_test},
