@@ -23,11 +23,12 @@ from ._lib import OK, EINVAL, EDATA, EOPEN, ECREATE, EIO, ENOMEM, \
     ECONVERGE, EINTERNAL
 from ._data import CalibError, Data, data, read
 from ._api import Calibrator, diagram, evaluate, fit, merge, partial, \
-    version
+    paired_bootstrap, version
 
 __version__ = "0.1.0"
 
 __all__ = ["CalibError", "Calibrator", "Data", "data", "diagram",
-           "evaluate", "fit", "merge", "partial", "read", "version",
+           "evaluate", "fit", "merge", "paired_bootstrap", "partial",
+           "read", "version",
            "library_path", "OK", "EINVAL", "EDATA", "EOPEN", "ECREATE",
            "EIO", "ENOMEM", "ECONVERGE", "EINTERNAL"]

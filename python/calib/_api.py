@@ -9,6 +9,7 @@ dict of those keywords.  Options are named as the CLI's (--bins, --binning,
 """
 import ctypes
 import json
+import math
 import os
 
 import numpy as np
@@ -38,6 +39,27 @@ def _eval_options(bins, binning, bin_rule, threads):
              "torchmetrics, gpleiss, hollance)" % (bin_rule,))
     o.bins, o.binning, o.rule = int(bins), BINNINGS[binning], rule.value
     o.threads = int(threads)
+    return o
+
+
+def _ci_options(o, ci, bootstrap, seed):
+    """Bootstrap intervals as the CLI's --ci/--bootstrap/--seed: ci alone
+    means 1000 resamples, bootstrap alone a 0.95 level; ci is a fraction
+    (0.95) or a percent (95)."""
+    if ci is None and bootstrap is None:
+        return o
+    level = 0.95 if ci is None else float(ci)
+    if 1.0 < level < 100.0:
+        level /= 100.0
+    if not 0.0 < level < 1.0:
+        fail(_lib.EINVAL, "ci must be a fraction in (0, 1) such as 0.95, or "
+             "a percent in (1, 100) such as 95, not %r" % (ci,))
+    o.ci_level = level
+    o.bootstrap = 1000 if bootstrap is None else int(bootstrap)
+    if o.bootstrap < 1:
+        fail(_lib.EINVAL, "bootstrap must be at least 1, not %r"
+             % (bootstrap,))
+    o.seed = int(seed)
     return o
 
 
@@ -91,7 +113,8 @@ def _split_source(conf, kw):
 
 def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
              weights=None, groups=None, bins=15, binning="width",
-             bin_rule="sklearn", threads=0, group_names=None, data=None):
+             bin_rule="sklearn", threads=0, group_names=None, data=None,
+             ci=None, bootstrap=None, seed=0):
     """Returns every metric as a dict with the keys of ``calib eval
     --json``: n, classes, accuracy, mean_confidence, ece, mce, rmsce, nll,
     nll_clipped_rows, nll_from_probs, brier, brier_kind, bins (a list of
@@ -109,12 +132,21 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
     Options: ``bins`` (M, default 15), ``binning`` ("width" or "mass"),
     ``bin_rule`` ("sklearn", "netcal", "torchmetrics", "gpleiss",
     "hollance"), ``threads`` (0 = every core; results are bit-identical
-    for any count).  Raises CalibError.
+    for any count).
+
+    Intervals, as the CLI's --ci, --bootstrap, --seed: ``ci`` (a level,
+    0.95 or 95) and/or ``bootstrap`` (resamples; ``ci`` alone means 1000,
+    ``bootstrap`` alone a 0.95 level), ``seed`` (default 0) add
+    ``<metric>_ci: [lower, upper]`` for every metric (None where the
+    metric is None), ci_level, ci_resamples and ci_seed, per group too:
+    percentile intervals of the resampled rows, bit-identical for a seed
+    at any thread count (calib.h defines them).  Raises CalibError.
     """
     source, arrays = _split_source(conf, dict(
         correct=correct, logits=logits, probs=probs, labels=labels,
         weights=weights, groups=groups, group_names=group_names, data=data))
-    opt = _eval_options(bins, binning, bin_rule, threads)
+    opt = _ci_options(_eval_options(bins, binning, bin_rule, threads), ci,
+                      bootstrap, seed)
 
     def run(ds):
         m = _evaluate(ds, opt)
@@ -122,6 +154,66 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
         lib.calib_dataset_stats(ds.handle, ctypes.byref(st))
         return _metrics_json(m.ptr, st)
     return _with_data(source, arrays, run)
+
+
+def paired_bootstrap(a, b, ci=0.95, bootstrap=1000, seed=0, bins=15,
+                     binning="width", bin_rule="sklearn", threads=0):
+    """The paired bootstrap of two prediction sets of the same rows in the
+    same order (two models on one benchmark), as ``calib compare A B
+    --paired --json``: returns {"paired": {metric: {"diff", "ci",
+    "p_le_0", "a", "b", "replicates"}}, "paired_options": {"n",
+    "ci_level", "resamples", "seed"}} for every metric finite on both.
+    diff is B - A; ci its percentile interval over ``bootstrap``
+    replicates that each resample both sets with one draw; p_le_0 the
+    fraction of replicates with B - A <= 0 (for ECE, NLL, Brier,
+    1 - p_le_0 is a one-sided bootstrap p-value of "B is better").
+
+    ``a`` and ``b``: a calib.Data, a dict of calib.data keywords, or a
+    path each.  Raises CalibError (EDATA when the row counts differ or a
+    row's label differs between them).
+    """
+    opt = _ci_options(_eval_options(bins, binning, bin_rule, threads), ci,
+                      bootstrap, seed)
+    da, own_a = as_data(a)
+    try:
+        db, own_b = as_data(b)
+        try:
+            return _paired(da, db, opt)
+        finally:
+            if own_b:
+                db.close()
+    finally:
+        if own_a:
+            da.close()
+
+
+def _paired(da, db, opt):
+    out = ctypes.POINTER(_lib.Paired)()
+    err = _lib.Error()
+    check(lib.calib_paired_bootstrap(da.handle, db.handle, ctypes.byref(opt),
+                                     ctypes.byref(out), ctypes.byref(err)),
+          err)
+    try:
+        p = out.contents
+
+        def num(x):
+            return None if math.isnan(x) or math.isinf(x) else float(x)
+        paired = {}
+        for i in range(_lib.M_COUNT):
+            pm = p.m[i]
+            name = lib.calib_metric_name(i).decode()
+            if math.isnan(pm.diff):
+                continue
+            paired[name] = {"diff": num(pm.diff),
+                            "ci": [num(pm.ci[0]), num(pm.ci[1])],
+                            "p_le_0": num(pm.p_le_0), "a": num(pm.a),
+                            "b": num(pm.b), "replicates": int(pm.replicates)}
+        return {"paired": paired,
+                "paired_options": {"n": int(p.n), "ci_level": p.ci_level,
+                                   "resamples": int(p.resamples),
+                                   "seed": int(p.seed)}}
+    finally:
+        lib.calib_paired_free(out)
 
 
 # ---------------------------------------------------------------- fitting

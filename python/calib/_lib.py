@@ -64,6 +64,20 @@ class EvalOptions(ctypes.Structure):
                 ("seed", ctypes.c_uint64)]
 
 
+M_COUNT = 19  # calib_metric_id's CALIB_M_COUNT (calib_paired's layout)
+
+
+class PairedMetric(ctypes.Structure):
+    _fields_ = [("a", c_double), ("b", c_double), ("diff", c_double),
+                ("ci", c_double * 2), ("p_le_0", c_double),
+                ("replicates", c_size)]
+
+
+class Paired(ctypes.Structure):
+    _fields_ = [("n", c_size), ("ci_level", c_double), ("resamples", c_int),
+                ("seed", ctypes.c_uint64), ("m", PairedMetric * M_COUNT)]
+
+
 class FitOptions(ctypes.Structure):
     _fields_ = [("method", c_int), ("objective", c_int),
                 ("eval", EvalOptions), ("t_min", c_double),
@@ -169,6 +183,10 @@ _OPTIONAL = [
                                     POINTER(c_void_p), ERR]),
     ("calib_accum_from_json", c_int, [c_char_p, c_size, PP,
                                       POINTER(ReadStats), ERR]),
+    ("calib_paired_bootstrap", c_int, [P, P, POINTER(EvalOptions),
+                                       POINTER(POINTER(Paired)), ERR]),
+    ("calib_paired_free", None, [POINTER(Paired)]),
+    ("calib_metric_name", c_char_p, [c_int]),
 ]
 
 for _name, _res, _args in _PROTOTYPES:
