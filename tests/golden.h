@@ -120,6 +120,30 @@ static inline calib_error read_fails(const char *path,
     return e;
 }
 
+/* Wraps caller arrays (calib_dataset_wrap), failing the test with the
+ * library's message if it cannot.  Free with calib_dataset_free(). */
+static inline calib_dataset *wrap_ok(const calib_arrays *a)
+{
+    calib_dataset *ds = NULL;
+    calib_error err;
+    if (calib_dataset_wrap(a, &ds, &err) != CALIB_OK)
+        fail_msg("wrap: %s (row %zu col %zu)", err.message, err.row,
+                 err.column);
+    return ds;
+}
+
+/* calib_evaluate, failing the test with the library's message if it
+ * cannot.  Free with calib_metrics_free(). */
+static inline calib_metrics *evaluate_ok(const calib_dataset *ds,
+                                         const calib_eval_options *o)
+{
+    calib_metrics *m = NULL;
+    calib_error err;
+    if (calib_evaluate(ds, o, &m, &err) != CALIB_OK)
+        fail_msg("evaluate: %s", err.message);
+    return m;
+}
+
 static inline void assert_contains(const char *s, const char *part)
 {
     if (!strstr(s, part))

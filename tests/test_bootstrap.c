@@ -23,25 +23,6 @@ static double uniform(void)
     return (double)((z ^ (z >> 31)) >> 11) * 0x1p-53;
 }
 
-static calib_dataset *wrap_ok(const calib_arrays *a)
-{
-    calib_dataset *ds = NULL;
-    calib_error err;
-    if (calib_dataset_wrap(a, &ds, &err) != CALIB_OK)
-        fail_msg("wrap: %s", err.message);
-    return ds;
-}
-
-static calib_metrics *eval_ok(const calib_dataset *ds,
-                              const calib_eval_options *o)
-{
-    calib_metrics *m = NULL;
-    calib_error err;
-    if (calib_evaluate(ds, o, &m, &err) != CALIB_OK)
-        fail_msg("evaluate: %s", err.message);
-    return m;
-}
-
 /* ------------------------------------------------------------------ */
 /* Against numpy                                                       */
 /* ------------------------------------------------------------------ */
@@ -146,7 +127,7 @@ static void run_interval_case(const json_t *c)
     calib_eval_options o;
     options_of(c, &o);
     calib_dataset *ds = wrap_ok(&a);
-    calib_metrics *m = eval_ok(ds, &o);
+    calib_metrics *m = evaluate_ok(ds, &o);
     const char *name = json_string_value(json_object_get(c, "name"));
     check_ci(m, json_object_get(c, "expected"), name);
     assert_int_equal(m->ci_resamples, o.bootstrap);
@@ -226,7 +207,7 @@ static calib_metrics *boot_eval(const calib_dataset *ds, int threads,
     o.bootstrap = R;
     o.seed = seed;
     o.ci_level = level;
-    return eval_ok(ds, &o);
+    return evaluate_ok(ds, &o);
 }
 
 static void assert_same_ci(const calib_metrics *a, const calib_metrics *b)

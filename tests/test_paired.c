@@ -23,11 +23,7 @@ static calib_dataset *wrap_logits(const double *z, const int32_t *y,
     a.k = k;
     a.scores = z;
     a.labels = y;
-    calib_dataset *ds = NULL;
-    calib_error err;
-    if (calib_dataset_wrap(&a, &ds, &err) != CALIB_OK)
-        fail_msg("wrap: %s", err.message);
-    return ds;
+    return wrap_ok(&a);
 }
 
 static calib_paired *paired_ok(const calib_dataset *a, const calib_dataset *b,
@@ -207,8 +203,7 @@ static void test_paired_densenet(void **state)
 static void view_equals_full(const calib_dataset *ds,
                              const calib_eval_options *o)
 {
-    calib_metrics *m = NULL;
-    assert_int_equal(calib_evaluate(ds, o, &m, NULL), CALIB_OK);
+    calib_metrics *m = evaluate_ok(ds, o);
     boot b;
     assert_int_equal(calib__boot_prepare(&b, ds, m, o, 1), CALIB_OK);
     assert_int_equal(b.src[CALIB_M_ECE], SRC_VIEW);
@@ -276,8 +271,7 @@ static void test_view_equals_full_rows(void **state)
         a.offsets = variant == 3 ? off : NULL;
         a.labels = variant == 3 ? yr : y;
         o.binning = variant == 2 ? CALIB_BINNING_MASS : CALIB_BINNING_WIDTH;
-        calib_dataset *ds = NULL;
-        assert_int_equal(calib_dataset_wrap(&a, &ds, NULL), CALIB_OK);
+        calib_dataset *ds = wrap_ok(&a);
         view_equals_full(ds, &o);
         calib_dataset_free(ds);
     }

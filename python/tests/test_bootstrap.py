@@ -11,25 +11,10 @@ import numpy as np
 import calib
 from calib import _lib
 from helpers import close, load_golden
+from test_golden import case_source
 
 CORE = ["accuracy", "mean_confidence", "ece", "mce", "rmsce", "nll", "brier"]
 TOL = 1e-12
-
-
-def case_arrays(c):
-    kw = {}
-    if c["kind"] == "toplabel":
-        kw["conf"] = np.array(c["conf"])
-        kw["correct"] = np.array(c["correct"], dtype=np.uint8)
-    else:
-        kw["logits"] = np.array(c["scores"]).reshape(c["n"], c["k"])
-        kw["labels"] = np.array(c["labels"], dtype=np.int64)
-    if "weights" in c:
-        kw["weights"] = np.array(c["weights"])
-    if "groups" in c:
-        kw["groups"] = np.array(c["groups"], dtype=np.uint32)
-        kw["group_names"] = c["group_names"]
-    return kw
 
 
 class TestBootstrap(unittest.TestCase):
@@ -47,7 +32,7 @@ class TestBootstrap(unittest.TestCase):
     def test_intervals_match_numpy(self):
         for c in self.g["intervals"]:
             o = c["options"]
-            m = calib.evaluate(**case_arrays(c), bins=o["bins"],
+            m = calib.evaluate(**case_source(c), bins=o["bins"],
                                binning=o["binning"], ci=c["level"],
                                bootstrap=c["resamples"], seed=int(c["seed"]))
             self.assertEqual(m["ci_resamples"], c["resamples"])
@@ -61,7 +46,7 @@ class TestBootstrap(unittest.TestCase):
 
     def test_level_spellings_and_threads(self):
         c = self.g["intervals"][0]
-        kw = case_arrays(c)
+        kw = case_source(c)
         a = calib.evaluate(**kw, ci=0.9, bootstrap=60, threads=1)
         b = calib.evaluate(**kw, ci=90, bootstrap=60, threads=8)
         self.assertEqual(a, b)

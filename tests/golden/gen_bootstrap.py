@@ -102,7 +102,8 @@ def interval_case(name, kind, opt, level, R, seed, groups=None, names=None,
                 reps[p][k].append(v[k])
     expected = {p: {k: percentile_ci(reps[p][k], level) for k in METRICS}
                 for p in pops}
-    case = {"name": name, "kind": kind, "options": opt, "level": level,
+    case = {"name": name, "kind": kind, "dtype": "f64", "options": opt,
+            "level": level,
             "resamples": R, "seed": str(seed), "n": n,
             "expected": expected[""],
             "groups_expected": {p: expected[p] for p in pops if p}}
