@@ -71,7 +71,8 @@ int calib__boot_scratch_new(const boot *b, boot_scratch *s)
     s->nll = calloc(b->n_pops, sizeof *s->nll);
     s->brier = calloc(b->n_pops, sizeof *s->brier);
     s->weight = calloc(b->n_pops, sizeof *s->weight);
-    int ok = s->idx && s->conf && s->correct && s->nll && s->brier && s->weight;
+    int ok = s->idx && s->conf && s->correct && s->nll && s->brier &&
+             s->weight;
     if (ok && ds->weights)
         ok = (s->weights = malloc(n * sizeof *s->weights)) != NULL;
     if (ok && b->use_groups)
