@@ -92,14 +92,19 @@ static void run_interval_case(const json_t *c)
     uint8_t *correct = calloc(n, 1);
     int32_t *labels = calloc(n, sizeof *labels);
     uint32_t *groups = calloc(n, sizeof *groups);
+    float *conf32 = calloc(n, sizeof *conf32);
     a.kind = top ? CALIB_TOPLABEL : CALIB_LOGITS;
     a.n = n;
     if (top) {
         conf = golden_doubles(c, "conf", NULL);
         cor = golden_ints(c, "correct", NULL);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             correct[i] = (uint8_t)cor[i];
-        a.conf = conf;
+            conf32[i] = (float)conf[i]; /* exact for an f32 case */
+        }
+        a.dtype = strcmp(json_string_value(json_object_get(c, "dtype")),
+                         "f32") ? CALIB_F64 : CALIB_F32;
+        a.conf = a.dtype == CALIB_F32 ? (const void *)conf32 : conf;
         a.correct = correct;
     } else {
         scores = golden_doubles(c, "scores", NULL);
@@ -141,7 +146,7 @@ static void run_interval_case(const json_t *c)
     calib_metrics_free(m);
     calib_dataset_free(ds);
     free(conf), free(scores), free(w), free(cor), free(lab), free(grp);
-    free(correct), free(labels), free(groups);
+    free(correct), free(labels), free(groups), free(conf32);
 }
 
 static void test_intervals_golden(void **state)

@@ -84,7 +84,7 @@ def rows_of(kind, conf=None, correct=None, scores=None, labels=None,
 
 
 def interval_case(name, kind, opt, level, R, seed, groups=None, names=None,
-                  **data):
+                  dtype="f64", **data):
     rows = rows_of(kind, **data)
     n = len(rows["conf"])
     pops = {"": None}
@@ -102,7 +102,7 @@ def interval_case(name, kind, opt, level, R, seed, groups=None, names=None,
                 reps[p][k].append(v[k])
     expected = {p: {k: percentile_ci(reps[p][k], level) for k in METRICS}
                 for p in pops}
-    case = {"name": name, "kind": kind, "dtype": "f64", "options": opt,
+    case = {"name": name, "kind": kind, "dtype": dtype, "options": opt,
             "level": level,
             "resamples": R, "seed": str(seed), "n": n,
             "expected": expected[""],
@@ -170,9 +170,12 @@ def main():
     out["intervals"].append(interval_case(
         "logits_weighted", "logits", gm.opt(10), 0.95, 150, (1 << 63) + 11,
         scores=z, labels=y, weights=w))
+    # float32 confidences (an LLM eval's), read exactly as doubles here
     out["intervals"].append(interval_case(
-        "toplabel_mass", "toplabel", gm.opt(10, "mass"), 0.5, 120, 3,
-        conf=conf[:200], correct=cor[:200]))
+        "toplabel_mass_f32", "toplabel", gm.opt(10, "mass"), 0.5, 120, 3,
+        groups=g[:200], names=["alpha", "beta", "gamma"], dtype="f32",
+        conf=conf[:200].astype(np.float32).astype(np.float64),
+        correct=cor[:200]))
     out["paired"] = paired_case(rng)
     with open(os.path.join(outdir, "bootstrap_cases.json"), "w") as f:
         json.dump(out, f)
