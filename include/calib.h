@@ -308,6 +308,11 @@ typedef struct calib_read_options {
     calib_seq_conf seq_conf;
     const char *choices;    /* CALIB_SEQ_ANSWER: "A,B,C,D"              */
     calib_lmeval_norm norm;
+    /* Gzip bombs: once a gzip input has inflated past 64 MiB, more than
+     * this many bytes out per compressed byte in is CALIB_EDATA.  Real
+     * data inflate 2-50 times; deflate's ceiling is 1032.  0 = 200;
+     * INFINITY = no limit.  Limits and policy: docs/bad-input.md. */
+    double max_gzip_ratio;
 } calib_read_options;
 
 void calib_read_options_init(calib_read_options *opt);

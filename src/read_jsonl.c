@@ -305,8 +305,10 @@ int calib__jsonl_open(const char *path, const calib_read_options *opt,
     j->skip_bad_rows = opt->skip_bad_rows;
     j->group = opt->group_name ? NULL : opt->group;
     int rc = calib__src_open(path, &j->src, err);
-    if (!rc)
+    if (!rc) {
+        calib__src_limit(j->src, opt->max_gzip_ratio);
         rc = first_value(j, err);
+    }
     if (rc) {
         calib__jsonl_close(j);
         return rc;

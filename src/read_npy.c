@@ -292,10 +292,11 @@ static int parse_file(npy_array *a, calib_error *err)
     return rc ? rc : check_size(a, start + hlen, err);
 }
 
-static int load_array(npy_array *a, const char *path, calib_error *err)
+static int load_array(npy_array *a, const char *path, double max_ratio,
+                      calib_error *err)
 {
     a->path = path;
-    int rc = calib__blob_load(path, &a->blob, err);
+    int rc = calib__blob_load(path, max_ratio, &a->blob, err);
     return rc ? rc : parse_file(a, err);
 }
 
@@ -392,13 +393,14 @@ int calib__npy_open(const char *path, const calib_read_options *opt,
     }
     const char *side = NULL;
     p->skip_bad_rows = opt->skip_bad_rows;
-    int rc = load_array(&p->main, p->path, err);
+    int rc = load_array(&p->main, p->path, opt->max_gzip_ratio, err);
     if (!rc)
         rc = choose_kind(p, opt, &side, err);
     if (!rc && !(p->side_path = strdup(side)))
         rc = calib__fail(err, CALIB_ENOMEM, side, 0, 0, 0, "out of memory");
     if (!rc)
-        rc = load_array(&p->side, p->side_path, err);
+        rc = load_array(&p->side, p->side_path, opt->max_gzip_ratio,
+                        err);
     if (!rc)
         rc = check_side(p, err);
     if (!rc && !(p->tmp = malloc(p->k * sizeof *p->tmp)))
