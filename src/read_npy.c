@@ -243,7 +243,9 @@ static size_t cols_of(const npy_array *a)
     return a->ndim == 2 ? a->shape[1] : 1;
 }
 
-/* Checks that the data the shape promises are there. */
+/* Checks that the data are what the shape promises, no less and no more:
+ * numpy writes nothing after them, so extra bytes mean a header that lies
+ * (rows read from it would be misaligned or short). */
 static int check_size(npy_array *a, size_t off, calib_error *err)
 {
     size_t count, bytes;
@@ -252,12 +254,15 @@ static int check_size(npy_array *a, size_t off, calib_error *err)
         return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
                            "shape (%zu, %zu) overflows", rows_of(a),
                            cols_of(a));
-    if (bytes > a->blob.len - off)
+    if (bytes != a->blob.len - off)
         return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
                            "shape (%zu, %zu) of %d-byte values needs %zu bytes "
-                           "of data, the file holds %zu (truncated?)",
+                           "of data, the file holds %zu (%s)",
                            rows_of(a), cols_of(a), a->size, bytes,
-                           a->blob.len - off);
+                           a->blob.len - off,
+                           bytes > a->blob.len - off
+                               ? "truncated?"
+                               : "the header does not describe the data");
     a->data = a->blob.data + off;
     return CALIB_OK;
 }
