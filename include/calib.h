@@ -597,7 +597,8 @@ typedef struct calib_calibrator calib_calibrator;
  * A case with no finite optimum (every row correct with a positive margin,
  * a constant predictor, one class, ...) is not an error: T is clamped at
  * the end of the search range it ran into and a diagnostic says why
- * (calib_calibrator_diagnostic).  Errors: CALIB_EINVAL, CALIB_ENOMEM,
+ * (calib_calibrator_diagnostic).  Errors: CALIB_EINVAL, CALIB_EDATA
+ * (every row has weight 0), CALIB_ENOMEM,
  * CALIB_ECONVERGE (the solver failed; never a quiet nonsense value). */
 int calib_fit(const calib_dataset *val, const calib_fit_options *opt,
               calib_calibrator **out, calib_error *err);
