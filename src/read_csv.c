@@ -729,7 +729,8 @@ static int one_row(calib__csv *c, const char *rec, size_t len, int quoted,
         return rc;
     if (nf != c->n_fields)
         return row_fail(c, err, at, (nf < c->n_fields ? nf : c->n_fields) + 1,
-                        "%zu fields, expected %zu", nf, c->n_fields);
+                        "%zu field%s, expected %zu", nf, nf == 1 ? "" : "s",
+                        c->n_fields);
     const size_t i = rows->n;
     double *const scores = rows->scores ? rows->scores + i * c->k : NULL;
     row_values v = {0.0, 1.0, 0, 0, 0, NULL};
