@@ -98,6 +98,8 @@ case("quoted_newline", ["eval", "a.csv", "--group", "g"], 0,
      check=lambda js, err: "two\nlines" in js["groups"])
 case("line_after_quoted_newline", ["eval", "a.csv", "--group", "g"], 65, "a.csv:4:1: field 'confidence': NaN",
      files={"a.csv": grouped('0.5,1,"two\nlines"', "nan,0,x")})
+case("quote_inside_unquoted", ["eval", "a.csv", "--group", "g"], 65, "a.csv:2:3: quote inside an unquoted field",
+     files={"a.csv": grouped('0.5,1,a"b"')})
 case("doubled_quote", ["eval", "a.csv", "--group", "g"], 0, files={"a.csv": grouped('0.5,1,"say ""hi"""')},
      counts=(1, 1, 0), check=lambda js, err: list(js["groups"]) == ['say "hi"'])
 case("quoted_number", ["eval", "a.csv"], 0, files={"a.csv": top('"0.5","1"')}, counts=(1, 1, 0))
