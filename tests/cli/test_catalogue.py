@@ -71,6 +71,11 @@ def grouped(*rows):
     return csv("confidence,correct,g", *rows)
 
 
+def ev(name, data, code, *msgs, **kw):
+    """`calib eval a.csv` of `data`: the commonest row."""
+    case(name, ["eval", "a.csv"], code, *msgs, files={"a.csv": data}, **kw)
+
+
 def no_rows(name, data, cmd="eval"):
     case(name, [cmd, "a.csv"], 65, "a.csv: no data rows", files={"a.csv": data})
 
@@ -81,15 +86,11 @@ no_rows("header_only", b"confidence,correct\n")
 no_rows("header_only_crlf", b"confidence,correct\r\n")
 no_rows("blank_lines_only", b"\n\n\r\n")
 no_rows("header_only_fit", b"logit_0,logit_1,label\n", "fit")
-case("bom", ["eval", "a.csv"], 0, files={"a.csv": b"\xef\xbb\xbf" + TOP}, counts=(3, 3, 0))
-case("crlf", ["eval", "a.csv"], 0, files={"a.csv": csv("confidence,correct", "0.5,1", "0.7,0", nl="\r\n")},
-     counts=(2, 2, 0))
-case("crlf_and_lf_mixed", ["eval", "a.csv"], 0, files={"a.csv": b"confidence,correct\r\n0.5,1\n0.7,0\r\n"},
-     counts=(2, 2, 0))
-case("no_final_newline", ["eval", "a.csv"], 0, files={"a.csv": b"confidence,correct\n0.5,1\n0.7,0"},
-     counts=(2, 2, 0))
-case("blank_lines_between_rows", ["eval", "a.csv"], 0, files={"a.csv": b"\nconfidence,correct\n\n0.5,1\n\n0.7,0\n\n"},
-     counts=(2, 2, 0))
+ev("bom", b"\xef\xbb\xbf" + TOP, 0, counts=(3, 3, 0))
+ev("crlf", csv("confidence,correct", "0.5,1", "0.7,0", nl="\r\n"), 0, counts=(2, 2, 0))
+ev("crlf_and_lf_mixed", b"confidence,correct\r\n0.5,1\n0.7,0\r\n", 0, counts=(2, 2, 0))
+ev("no_final_newline", b"confidence,correct\n0.5,1\n0.7,0", 0, counts=(2, 2, 0))
+ev("blank_lines_between_rows", b"\nconfidence,correct\n\n0.5,1\n\n0.7,0\n\n", 0, counts=(2, 2, 0))
 case("quoted_separator", ["eval", "a.csv", "--group", "g"], 0,
      files={"a.csv": grouped('0.5,1,"law, tax"', "0.7,0,math")}, counts=(2, 2, 0),
      check=lambda js, err: sorted(js["groups"]) == ["law, tax", "math"])
@@ -102,28 +103,25 @@ case("quote_inside_unquoted", ["eval", "a.csv", "--group", "g"], 65, "a.csv:2:3:
      files={"a.csv": grouped('0.5,1,a"b"')})
 case("doubled_quote", ["eval", "a.csv", "--group", "g"], 0, files={"a.csv": grouped('0.5,1,"say ""hi"""')},
      counts=(1, 1, 0), check=lambda js, err: list(js["groups"]) == ['say "hi"'])
-case("quoted_number", ["eval", "a.csv"], 0, files={"a.csv": top('"0.5","1"')}, counts=(1, 1, 0))
+ev("quoted_number", top('"0.5","1"'), 0, counts=(1, 1, 0))
 case("unclosed_quote", ["eval", "a.csv", "--group", "g"], 65, "a.csv:2: quoted field not closed",
      files={"a.csv": grouped('0.5,1,"open', "0.7,0,x")})
 case("text_after_quote", ["eval", "a.csv", "--group", "g"], 65, "a.csv:2:3: text after a closing quote",
      files={"a.csv": grouped('0.5,1,"a"b')})
-case("too_many_fields", ["eval", "a.csv"], 65, "a.csv:3:3: 3 fields, expected 2",
-     files={"a.csv": top("0.5,1", "0.7,0,9")})
-case("too_few_fields", ["eval", "a.csv"], 65, "a.csv:2:2: 1 field, expected 2",
-     files={"a.csv": top("0.5", "0.7,0")})
+ev("too_many_fields", top("0.5,1", "0.7,0,9"), 65, "a.csv:3:3: 3 fields, expected 2")
+ev("too_few_fields", top("0.5", "0.7,0"), 65, "a.csv:2:2: 1 field, expected 2")
 case("wrong_counts_skipped", ["eval", "a.csv", "--skip-bad-rows"], 0,
      files={"a.csv": top("0.5,1", "0.5", "0.7,0,9", "0.2,0")}, counts=(4, 2, 2),
      check=lambda js, err: "2 bad rows skipped" in err)
-case("trailing_separators", ["eval", "a.csv"], 0, files={"a.csv": csv("confidence,correct,", "0.5,1,")},
-     counts=(1, 1, 0))
-case("duplicate_column", ["eval", "a.csv"], 65, "a.csv:1:2: column 'confidence' appears twice",
-     files={"a.csv": csv("confidence,confidence,correct", "0.5,0.9,1")})
+ev("trailing_separators", csv("confidence,correct,", "0.5,1,"), 0, counts=(1, 1, 0))
+ev("duplicate_column", csv("confidence,confidence,correct", "0.5,0.9,1"), 65,
+   "a.csv:1:2: column 'confidence' appears twice")
 case("missing_named_column", ["eval", "a.csv", "--conf", "nosuch"], 64, "a.csv:1: no such column 'nosuch'",
      files={"a.csv": TOP})
 case("missing_label_column", ["eval", "a.csv", "--logits", "logit_*"], 64, "a.csv:1: cannot tell which columns",
      files={"a.csv": csv("logit_0,logit_1", "1,2")})
-case("no_usable_columns", ["eval", "a.csv"], 64, "cannot tell which columns hold the predictions", "foo, bar",
-     files={"a.csv": csv("foo,bar", "1,2")})
+ev("no_usable_columns", csv("foo,bar", "1,2"), 64, "cannot tell which columns hold the predictions",
+   "foo, bar")
 case("tsv", ["eval", "a.tsv"], 0, files={"a.tsv": TOP.replace(b",", b"\t")}, counts=(3, 3, 0))
 case("tsv_decimal_comma", ["eval", "a.tsv"], 65, "a.tsv:2:1: field 'confidence': '0,5' is not a number",
      files={"a.tsv": csv("confidence\tcorrect", "0,5\t1")})
@@ -133,8 +131,7 @@ case("line_over_max_line", ["eval", "a.csv", "--group", "g", "--max-line", "1M"]
      "a.csv:2: line longer than 1048576 bytes", files={"a.csv": long_group})
 case("max_line_raised", ["eval", "a.csv", "--group", "g", "--max-line", "3M"], 0,
      files={"a.csv": long_group}, counts=(1, 1, 0))
-case("nul_byte", ["eval", "a.csv"], 65, "a.csv:2:2: field 'correct': '1\\x00' is not 0/1",
-     files={"a.csv": top("0.5,1\0")})
+ev("nul_byte", top("0.5,1\0"), 65, "a.csv:2:2: field 'correct': '1\\x00' is not 0/1")
 case("not_csv_but_npy", ["eval", "-", "--labels", "y.npy"], 64, "<stdin>:1: this is not CSV but .npy",
      "--format npy", files={"y.npy": Y}, stdin=arr(Z))
 case("not_csv_but_json", ["eval", "-"], 64, "this is not CSV but JSON", stdin=jsonl(lm(0)))
@@ -146,67 +143,54 @@ for name, bad in (("utf8_invalid", b"\xff\xfe"), ("utf8_overlong", b"\xc0\xaf"),
          files={"a.csv": b"confidence,correct,g\n0.5,1," + bad + b"\n"})
 case("utf8_invalid_skipped", ["eval", "a.csv", "--group", "g", "--skip-bad-rows"], 0,
      files={"a.csv": b"confidence,correct,g\n0.5,1,\xff\n0.6,0,b\n"}, counts=(2, 1, 1))
-case("utf8_in_unused_column", ["eval", "a.csv"], 0, files={"a.csv": b"confidence,correct,note\n0.5,1,\xff\n"},
-     counts=(1, 1, 0))
-case("utf8_in_number", ["eval", "a.csv"], 65, "a.csv:2:1: field 'confidence': '\\xff\\xfe' is not a number",
-     files={"a.csv": b"confidence,correct\n\xff\xfe,1\n"})
+ev("utf8_in_unused_column", b"confidence,correct,note\n0.5,1,\xff\n", 0, counts=(1, 1, 0))
+ev("utf8_in_number", b"confidence,correct\n\xff\xfe,1\n", 65,
+   "a.csv:2:1: field 'confidence': '\\xff\\xfe' is not a number")
 case("utf8_valid_group", ["eval", "a.csv", "--group", "g"], 0, files={"a.csv": grouped("0.5,1,théorie", "0.6,0,数学")},
      counts=(2, 2, 0), check=lambda js, err: sorted(js["groups"]) == ["théorie", "数学"])
 
 # -- numbers -----------------------------------------------------------------
-case("nan", ["eval", "a.csv"], 65, "a.csv:3:1: field 'confidence': NaN", files={"a.csv": top("0.5,1", "nan,0")})
-case("inf", ["eval", "a.csv"], 65, "a.csv:2:1: field 'confidence': an infinity", files={"a.csv": top("inf,0")})
-case("minus_inf_logit", ["eval", "a.csv"], 65, "a.csv:2:2: field 'logit_1': negative infinity",
-     files={"a.csv": logits("0,-inf,0")})
-case("overflow_to_inf", ["eval", "a.csv"], 65, "a.csv:2:1: field 'logit_0': an infinity",
-     files={"a.csv": logits("1e400,0,0")})
+ev("nan", top("0.5,1", "nan,0"), 65, "a.csv:3:1: field 'confidence': NaN")
+ev("inf", top("inf,0"), 65, "a.csv:2:1: field 'confidence': an infinity")
+ev("minus_inf_logit", logits("0,-inf,0"), 65, "a.csv:2:2: field 'logit_1': negative infinity")
+ev("overflow_to_inf", logits("1e400,0,0"), 65, "a.csv:2:1: field 'logit_0': an infinity")
 case("nan_skipped", ["eval", "a.csv", "--skip-bad-rows"], 0, files={"a.csv": top("0.5,1", "nan,0", "0.7,0")},
      counts=(3, 2, 1))
-case("subnormal_confidence", ["eval", "a.csv"], 0, files={"a.csv": top("1e-320,0", "0.5,1")}, counts=(2, 2, 0))
-case("subnormal_logit", ["eval", "a.csv"], 0, files={"a.csv": logits("1e-320,0,0", "4.9e-324,-4.9e-324,1")},
-     counts=(2, 2, 0))
-case("huge_logits", ["eval", "a.csv"], 0, files={"a.csv": logits("1e308,-1e308,0")}, counts=(1, 1, 0),
-     check=lambda js, err: js["nll"] == 0 and js["accuracy"] == 1)
-case("hex_float", ["eval", "a.csv"], 65, "a.csv:2:1: field 'confidence': '0x1p-1' is not a number",
-     files={"a.csv": top("0x1p-1,1")})
-case("empty_field", ["eval", "a.csv"], 65, "a.csv:2:1: field 'confidence': '' is not a number",
-     files={"a.csv": top(",1")})
-case("number_forms", ["eval", "a.csv"], 0, files={"a.csv": top(".5,1", "+0.5,0", "5e-1,1", " 0.5 , 0 ")},
-     counts=(4, 4, 0), check=lambda js, err: js["mean_confidence"] == 0.5)
-case("percent_confidence", ["eval", "a.csv"], 0, files={"a.csv": top("85%,1", "40.5 %,0")}, counts=(2, 2, 0),
-     check=lambda js, err: js["mean_confidence"] == (0.85 + 0.405) / 2)
-case("percent_over_100", ["eval", "a.csv"], 65, "a.csv:2:1: field 'confidence': confidence 1.5 outside [0,1]",
-     files={"a.csv": top("150%,0")})
-case("percent_in_logit", ["eval", "a.csv"], 65, "a.csv:2:1: field 'logit_0': '50%' is not a number",
-     files={"a.csv": logits("50%,1,0")})
+ev("subnormal_confidence", top("1e-320,0", "0.5,1"), 0, counts=(2, 2, 0))
+ev("subnormal_logit", logits("1e-320,0,0", "4.9e-324,-4.9e-324,1"), 0, counts=(2, 2, 0))
+ev("huge_logits", logits("1e308,-1e308,0"), 0, counts=(1, 1, 0),
+    check=lambda js, err: js["nll"] == 0 and js["accuracy"] == 1)
+ev("hex_float", top("0x1p-1,1"), 65, "a.csv:2:1: field 'confidence': '0x1p-1' is not a number")
+ev("empty_field", top(",1"), 65, "a.csv:2:1: field 'confidence': '' is not a number")
+ev("number_forms", top(".5,1", "+0.5,0", "5e-1,1", " 0.5 , 0 "), 0, counts=(4, 4, 0),
+    check=lambda js, err: js["mean_confidence"] == 0.5)
+ev("percent_confidence", top("85%,1", "40.5 %,0"), 0, counts=(2, 2, 0),
+    check=lambda js, err: js["mean_confidence"] == (0.85 + 0.405) / 2)
+ev("percent_over_100", top("150%,0"), 65, "a.csv:2:1: field 'confidence': confidence 1.5 outside [0,1]")
+ev("percent_in_logit", logits("50%,1,0"), 65, "a.csv:2:1: field 'logit_0': '50%' is not a number")
 
 # -- ranges: [0,1], the 1e-3 clamp, sums, labels, flags, weights --------------
-case("clamped_above_1", ["eval", "a.csv"], 0, files={"a.csv": top("1.0009,1", "0.5,0")}, counts=(2, 2, 0),
-     check=lambda js, err: js["values_clamped"] == 1 and "clamped" in err)
-case("clamped_below_0", ["eval", "a.csv"], 0, files={"a.csv": top("-0.0005,0")}, counts=(1, 1, 0),
-     check=lambda js, err: js["values_clamped"] == 1 and js["mean_confidence"] == 0)
-case("above_1_beyond_clamp", ["eval", "a.csv"], 65, "a.csv:2:1: field 'confidence': confidence 1.0011",
-     "outside [0,1]", files={"a.csv": top("1.0011,0")})
-case("below_0", ["eval", "a.csv"], 65, "a.csv:2:1:", "outside [0,1]", files={"a.csv": top("-0.5,0")})
-case("prob_clamped", ["eval", "a.csv"], 0, files={"a.csv": probs("1.0005,0,0")}, counts=(1, 1, 0),
-     check=lambda js, err: js["values_clamped"] == 1 and js["rows_sum_off"] == 1)
-case("prob_negative", ["eval", "a.csv"], 65, "a.csv:2:1: field 'prob_0':", "outside [0,1]",
-     files={"a.csv": probs("-0.5,1.5,0")})
-case("prob_sum_off", ["eval", "a.csv"], 65, "a.csv:2:1: field 'prob_0': row sums to 1.1", files={"a.csv": probs("0.5,0.6,1")})
-case("prob_sum_slightly_off", ["eval", "a.csv"], 0, files={"a.csv": probs("0.5,0.5004,1")}, counts=(1, 1, 0),
-     check=lambda js, err: js["rows_sum_off"] == 1 and "not renormalised" in err)
-case("correct_not_01", ["eval", "a.csv"], 65, "a.csv:2:2: field 'correct': '2' is not 0/1 or true/false",
-     files={"a.csv": top("0.5,2")})
-case("correct_spellings", ["eval", "a.csv"], 0, files={"a.csv": top("0.5,true", "0.5,False", "0.5,1.0", "0.5,0.0")},
-     counts=(4, 4, 0), check=lambda js, err: js["accuracy"] == 0.5)
-case("label_too_big", ["eval", "a.csv"], 65, "a.csv:3:3: field 'label': label 2 outside [0,2)",
-     files={"a.csv": logits("0,1,1", "0,1,2")})
-case("label_negative", ["eval", "a.csv"], 65, "a.csv:2:3: field 'label': label -1 outside [0,2)",
-     files={"a.csv": logits("0,1,-1")})
-case("label_fraction", ["eval", "a.csv"], 65, "a.csv:2:3: field 'label': '1.5' is not an integer label",
-     files={"a.csv": logits("0,1,1.5")})
-case("label_huge", ["eval", "a.csv"], 65, "a.csv:2:3: field 'label': '99999999999999999999' is not an integer",
-     files={"a.csv": logits("0,1,99999999999999999999")})
+ev("clamped_above_1", top("1.0009,1", "0.5,0"), 0, counts=(2, 2, 0),
+    check=lambda js, err: js["values_clamped"] == 1 and "clamped" in err)
+ev("clamped_below_0", top("-0.0005,0"), 0, counts=(1, 1, 0),
+    check=lambda js, err: js["values_clamped"] == 1 and js["mean_confidence"] == 0)
+ev("above_1_beyond_clamp", top("1.0011,0"), 65, "a.csv:2:1: field 'confidence': confidence 1.0011",
+   "outside [0,1]")
+ev("below_0", top("-0.5,0"), 65, "a.csv:2:1:", "outside [0,1]")
+ev("prob_clamped", probs("1.0005,0,0"), 0, counts=(1, 1, 0),
+    check=lambda js, err: js["values_clamped"] == 1 and js["rows_sum_off"] == 1)
+ev("prob_negative", probs("-0.5,1.5,0"), 65, "a.csv:2:1: field 'prob_0':", "outside [0,1]")
+ev("prob_sum_off", probs("0.5,0.6,1"), 65, "a.csv:2:1: field 'prob_0': row sums to 1.1")
+ev("prob_sum_slightly_off", probs("0.5,0.5004,1"), 0, counts=(1, 1, 0),
+    check=lambda js, err: js["rows_sum_off"] == 1 and "not renormalised" in err)
+ev("correct_not_01", top("0.5,2"), 65, "a.csv:2:2: field 'correct': '2' is not 0/1 or true/false")
+ev("correct_spellings", top("0.5,true", "0.5,False", "0.5,1.0", "0.5,0.0"), 0, counts=(4, 4, 0),
+    check=lambda js, err: js["accuracy"] == 0.5)
+ev("label_too_big", logits("0,1,1", "0,1,2"), 65, "a.csv:3:3: field 'label': label 2 outside [0,2)")
+ev("label_negative", logits("0,1,-1"), 65, "a.csv:2:3: field 'label': label -1 outside [0,2)")
+ev("label_fraction", logits("0,1,1.5"), 65, "a.csv:2:3: field 'label': '1.5' is not an integer label")
+ev("label_huge", logits("0,1,99999999999999999999"), 65,
+   "a.csv:2:3: field 'label': '99999999999999999999' is not an integer")
 case("label_skipped", ["eval", "a.csv", "--skip-bad-rows"], 0, files={"a.csv": logits("0,1,1", "0,1,7", "1,0,0")},
      counts=(3, 2, 1))
 case("pred_label_mismatch_ok", ["eval", "a.csv", "--conf", "confidence", "--pred", "pred", "--label", "label"], 0,
@@ -222,21 +206,19 @@ case("weights_all_zero_fit", ["fit", "a.csv", "--weight", "w"], 65, "every valid
      files={"a.csv": csv("confidence,correct,w", "0.5,1,0", "0.7,0,0")})
 
 # -- degenerate sets: K = 1, N = 0, N = 1, all-equal logits -------------------
-case("k1_eval", ["eval", "a.csv"], 0, files={"a.csv": csv("logit_0,label", "0.3,0", "-2,0")}, counts=(2, 2, 0),
-     check=lambda js, err: js["classes"] == 1 and js["accuracy"] == 1 and js["ece"] == 0 and js["nll"] == 0)
-case("k1_label_1", ["eval", "a.csv"], 65, "a.csv:2:2: field 'label': label 1 outside [0,1)",
-     files={"a.csv": csv("logit_0,label", "0.3,1")})
+ev("k1_eval", csv("logit_0,label", "0.3,0", "-2,0"), 0, counts=(2, 2, 0),
+    check=lambda js, err: js["classes"] == 1 and js["accuracy"] == 1 and js["ece"] == 0 and js["nll"] == 0)
+ev("k1_label_1", csv("logit_0,label", "0.3,1"), 65, "a.csv:2:2: field 'label': label 1 outside [0,1)")
 case("k1_fit", ["fit", "a.csv"], 0, files={"a.csv": csv("logit_0,label", "0.3,0", "-2,0")}, counts=(2, 2, 0),
      check=lambda js, err: "a single class" in err and js["temperature"] == 1)
 case("n0_partial", ["eval", "a.csv", "--partial"], 0, files={"a.csv": b"confidence,correct\n"}, counts=(0, 0, 0))
 case("n0_after_skipping", ["eval", "a.csv", "--skip-bad-rows"], 65, "a.csv: no data rows",
      files={"a.csv": top("nan,1", "2,0")})
-case("n1_eval", ["eval", "a.csv"], 0, files={"a.csv": top("0.8,1")}, counts=(1, 1, 0),
-     check=lambda js, err: abs(js["ece"] - 0.2) < 1e-15)
+ev("n1_eval", top("0.8,1"), 0, counts=(1, 1, 0), check=lambda js, err: abs(js["ece"] - 0.2) < 1e-15)
 case("n1_fit", ["fit", "a.csv"], 0, files={"a.csv": logits("2,0,0")}, counts=(1, 1, 0),
      check=lambda js, err: "single validation row" in err)
-case("equal_logits_eval", ["eval", "a.csv"], 0, files={"a.csv": csv("logit_0,logit_1,logit_2,label", "1,1,1,0", "1,1,1,2")},
-     counts=(2, 2, 0), check=lambda js, err: js["accuracy"] == 0.5 and abs(js["mean_confidence"] - 1 / 3) < 1e-15)
+ev("equal_logits_eval", csv("logit_0,logit_1,logit_2,label", "1,1,1,0", "1,1,1,2"), 0, counts=(2, 2, 0),
+    check=lambda js, err: js["accuracy"] == 0.5 and abs(js["mean_confidence"] - 1 / 3) < 1e-15)
 case("equal_logits_fit", ["fit", "a.csv"], 0, files={"a.csv": logits("1,1,0", "-3,-3,1")}, counts=(2, 2, 0),
      check=lambda js, err: js["temperature"] == 1 and "does not depend on T" in err)
 case("all_correct_fit", ["fit", "a.csv"], 0, files={"a.csv": logits("5,0,0", "0,4,1", "3,1,0")}, counts=(3, 3, 0),
@@ -447,8 +429,8 @@ case("directory_without_inputs", ["eval", "d"], 66, "d: no .jsonl, .csv or .tsv 
 case("directory_of_inputs", ["eval", "d"], 0, files={"d/a.csv": TOP, "d/b.csv": top("0.2,0")}, counts=(4, 4, 0),
      check=lambda js, err: sorted(js["groups"]) == ["a", "b"])
 case("not_a_directory", ["eval", "a.csv/b.csv"], 66, "a.csv/b.csv: cannot open: Not a directory", files={"a.csv": TOP})
-case("unreadable_file", ["eval", "a.csv"], 66, "a.csv: cannot open: Permission denied", files={"a.csv": TOP},
-     chmod=("a.csv", 0), skip="root reads any file" if os.geteuid() == 0 else None)
+ev("unreadable_file", TOP, 66, "a.csv: cannot open: Permission denied", chmod=("a.csv", 0),
+   skip="root reads any file" if os.geteuid() == 0 else None)
 case("dev_null_as_csv", ["eval", "/dev/null", "--format", "csv"], 65, "/dev/null: no data rows")
 case("merge_directory", ["merge", "d"], 66, "d: cannot open: is a directory", files={"d/": None})
 case("merge_not_a_state", ["merge", "a.csv"], 65, "a.csv:1:10: partial state: '[' or '{' expected",
