@@ -162,7 +162,8 @@ static int push_dir(cli_inputs *in, size_t *cap, const char *dir)
         if (wanted(e->d_name, samples))
             ex = push(in, cap, dir, e->d_name);
     closedir(d);
-    qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
+    if (in->n > first) /* paths is NULL while empty: qsort(NULL) is UB */
+        qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
     if (!ex && in->n == first) {
         cli_error("%s: no .jsonl, .csv or .tsv files in the directory", dir);
         ex = CLI_EX_NOINPUT;
