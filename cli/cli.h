@@ -167,6 +167,9 @@ int cli_evaluate(const calib_dataset *ds, const calib_eval_options *eo,
                  calib_metrics **out);
 /* Prints "calib: FILE: no data rows" and returns CLI_EX_DATAERR. */
 int cli_no_rows(const char *path);
+/* fopen(path, "rb") of a file that is not a directory; NULL with *ex
+ * CLI_EX_NOINPUT after the error ("cannot open: is a directory"). */
+FILE *cli_open_input(const char *path, int *ex);
 
 /* cmd_eval.c */
 int cmd_eval(int argc, char **argv);

@@ -421,13 +421,10 @@ static char *slurp(FILE *f, size_t *len)
 
 int cli_load_calibrator(const char *path, calib_calibrator **out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        calib_error e = {.code = CALIB_EOPEN};
-        snprintf(e.message, sizeof e.message, "cannot open: %s",
-                 strerror(errno));
-        return cli_fail(CALIB_EOPEN, &e, path);
-    }
+    int ex;
+    FILE *f = cli_open_input(path, &ex);
+    if (!f)
+        return ex;
     size_t len = 0;
     char *text = slurp(f, &len);
     const int bad = ferror(f);

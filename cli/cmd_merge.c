@@ -50,11 +50,10 @@ typedef struct settings {
 /* Reads all of `path` into a malloc'd *text of *len bytes. */
 static int read_all(const char *path, char **text, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("%s: cannot open: %s", path, strerror(errno));
-        return CLI_EX_NOINPUT;
-    }
+    int ex;
+    FILE *f = cli_open_input(path, &ex);
+    if (!f)
+        return ex;
     size_t cap = 1 << 16, n = 0, got;
     char *buf = malloc(cap);
     while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {

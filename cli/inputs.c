@@ -13,14 +13,30 @@
 #include "cli.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 int cli_no_rows(const char *path)
 {
-    cli_error("%s: no data rows", path);
+    cli_error("%s: no data rows", strcmp(path, "-") ? path : "<stdin>");
     return CLI_EX_DATAERR;
+}
+
+FILE *cli_open_input(const char *path, int *ex)
+{
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    const int dir = f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+    *ex = f && !dir ? 0 : CLI_EX_NOINPUT;
+    if (!*ex)
+        return f;
+    cli_error("%s: cannot open: %s", path,
+              dir ? "is a directory" : strerror(errno));
+    if (f)
+        fclose(f);
+    return NULL;
 }
 
 int cli_read(const char *path, const calib_read_options *ro,
@@ -146,7 +162,8 @@ static int push_dir(cli_inputs *in, size_t *cap, const char *dir)
         if (wanted(e->d_name, samples))
             ex = push(in, cap, dir, e->d_name);
     closedir(d);
-    qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
+    if (in->n > first) /* paths is NULL while empty: qsort(NULL) is UB */
+        qsort(in->paths + first, in->n - first, sizeof *in->paths, cmp_str);
     if (!ex && in->n == first) {
         cli_error("%s: no .jsonl, .csv or .tsv files in the directory", dir);
         ex = CLI_EX_NOINPUT;

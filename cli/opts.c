@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,6 +125,33 @@ static int set_probs(cli_opts *o, const char *n, const char *v)
 static int set_skip(cli_opts *o, const char *n, const char *v)
 {
     o->read.skip_bad_rows = 1;
+    return 0;
+}
+
+/* --max-line BYTES: 1 .. 2^40 (a suffix K, M or G multiplies by 2^10,
+ * 2^20, 2^30). */
+static int set_max_line(cli_opts *o, const char *n, const char *v)
+{
+    char *end;
+    errno = 0;
+    const unsigned long long x = strtoull(v, &end, 10);
+    const int shift = !*end ? 0 : !strcmp(end, "K") ? 10
+                      : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
+    if (errno || end == v || v[0] == '-' || shift < 0 || x == 0 ||
+        x > (1ull << 40) >> shift)
+        return bad_value(n, v, "a size in bytes, 1 .. 2^40 (K, M, G allowed)");
+    o->read.max_line = (size_t)(x << shift);
+    return 0;
+}
+
+/* --max-gzip-ratio R: R >= 1, or 0 / inf for no limit. */
+static int set_max_ratio(cli_opts *o, const char *n, const char *v)
+{
+    char *end;
+    const double x = strtod(v, &end);
+    if (end == v || *end || !(x == 0.0 || x >= 1.0))
+        return bad_value(n, v, "a ratio >= 1, or 0 for no limit");
+    o->read.max_gzip_ratio = x == 0.0 ? INFINITY : x;
     return 0;
 }
 
@@ -261,6 +289,8 @@ static const opt_spec specs[] = {
     {"--group", CLI_OPT_INPUT, ARG, set_group},
     {"--weight", CLI_OPT_INPUT, ARG, set_weight},
     {"--skip-bad-rows", CLI_OPT_INPUT, NO_ARG, set_skip},
+    {"--max-line", CLI_OPT_INPUT, ARG, set_max_line},
+    {"--max-gzip-ratio", CLI_OPT_INPUT, ARG, set_max_ratio},
     {"--bins", CLI_OPT_EVAL, ARG, set_bins},
     {"--binning", CLI_OPT_EVAL, ARG, set_binning},
     {"--bin-rule", CLI_OPT_EVAL, ARG, set_rule},

@@ -4,6 +4,8 @@
  * directory and renamed over the destination only once everything was
  * written and flushed: rename() within one file system is atomic, so a
  * failed run leaves no output behind and never damages a previous one.
+ * A path that exists and is not a regular file (a device, a FIFO) is
+ * written in place, since it cannot be replaced.
  * Exit codes follow sysexits(3); every error is one line on stderr.
  */
 #include "cli.h"
@@ -97,6 +99,26 @@ static char *temp_name(const char *path)
     return t;
 }
 
+/* Is `path` a regular file, or nothing yet?  Anything else (/dev/null,
+ * /dev/stdout, a FIFO) must be written in place: renaming a temporary
+ * file over it would replace the device with a file (as root, for every
+ * process on the machine). */
+static int regular_or_new(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) != 0 || S_ISREG(st.st_mode);
+}
+
+static int open_device(cli_out *o)
+{
+    o->f = fopen(o->path, "w");
+    if (o->f)
+        return 0;
+    cli_error("%s: cannot create: %s", o->path, strerror(errno));
+    cli_out_abort(o);
+    return CLI_EX_CANTCREAT;
+}
+
 int cli_out_open(cli_out *o, const char *path)
 {
     memset(o, 0, sizeof *o);
@@ -105,6 +127,8 @@ int cli_out_open(cli_out *o, const char *path)
         return 0;
     }
     o->path = strdup(path);
+    if (o->path && !regular_or_new(path))
+        return open_device(o);
     o->tmp = temp_name(path);
     if (!o->path || !o->tmp) {
         cli_out_abort(o);
@@ -155,7 +179,7 @@ int cli_out_commit(cli_out *o)
         cli_out_abort(o);
         return CLI_EX_IOERR;
     }
-    if (rename(o->tmp, o->path) != 0) {
+    if (o->tmp && rename(o->tmp, o->path) != 0) {
         cli_error("%s: cannot create: %s", o->path, strerror(errno));
         cli_out_abort(o);
         return CLI_EX_CANTCREAT;

@@ -308,6 +308,11 @@ typedef struct calib_read_options {
     calib_seq_conf seq_conf;
     const char *choices;    /* CALIB_SEQ_ANSWER: "A,B,C,D"              */
     calib_lmeval_norm norm;
+    /* Gzip bombs: once a gzip input has inflated past 64 MiB, more than
+     * this many bytes out per compressed byte in is CALIB_EDATA.  Real
+     * data inflate 2-50 times; deflate's ceiling is 1032.  0 = 200;
+     * INFINITY = no limit.  Limits and policy: docs/bad-input.md. */
+    double max_gzip_ratio;
 } calib_read_options;
 
 void calib_read_options_init(calib_read_options *opt);
@@ -677,7 +682,8 @@ typedef struct calib_calibrator calib_calibrator;
  * A case with no finite optimum (every row correct with a positive margin,
  * a constant predictor, one class, ...) is not an error: T is clamped at
  * the end of the search range it ran into and a diagnostic says why
- * (calib_calibrator_diagnostic).  Errors: CALIB_EINVAL, CALIB_ENOMEM,
+ * (calib_calibrator_diagnostic).  Errors: CALIB_EINVAL, CALIB_EDATA
+ * (every row has weight 0), CALIB_ENOMEM,
  * CALIB_ECONVERGE (the solver failed; never a quiet nonsense value). */
 int calib_fit(const calib_dataset *val, const calib_fit_options *opt,
               calib_calibrator **out, calib_error *err);
@@ -713,7 +719,8 @@ int calib_calibrator_to_json(const calib_calibrator *c, char **json,
                              calib_error *err);
 /* Parses what calib_calibrator_to_json wrote (extra keys are ignored, so a
  * `calib fit` file with before/after metrics reads back).  Errors:
- * CALIB_EDATA (malformed JSON, unknown method, T <= 0 or not finite). */
+ * CALIB_EDATA (malformed JSON, a repeated key, unknown method, T <= 0,
+ * T or 1/T not finite). */
 int calib_calibrator_from_json(const char *json, size_t len,
                                calib_calibrator **out, calib_error *err);
 

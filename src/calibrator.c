@@ -244,8 +244,7 @@ static int apply_rows(const calib_calibrator *c, const calib_dataset *in,
         const size_t col = scale_row(in, i, t, z + calib__row_begin(in, i));
         if (col)
             return calib__fail(err, CALIB_EDATA, NULL, 0, i + 1, col,
-                               "row %zu: logit %zu divided by T = %g "
-                               "overflows", i + 1, col, t);
+                               "logit divided by T = %g overflows", t);
     }
     return CALIB_OK;
 }
@@ -345,10 +344,11 @@ static int read_core(const json_t *o, calib_calibrator *c, calib_error *err)
     if (!json_is_number(t))
         return bad(err, "\"temperature\" is missing or not a number");
     c->temperature = json_number_value(t);
-    if (!(isfinite(c->temperature) && c->temperature > 0.0))
+    if (!(isfinite(c->temperature) && c->temperature > 0.0 &&
+          isfinite(1.0 / c->temperature)))
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0,
                            "calibrator JSON: temperature %g is not a positive "
-                           "finite number", c->temperature);
+                           "finite number with a finite 1/T", c->temperature);
     if (f && !(json_is_string(f) &&
                (!strcmp(json_string_value(f), "softmax") ||
                 !strcmp(json_string_value(f), "binary"))))
@@ -399,7 +399,7 @@ int calib_calibrator_from_json(const char *json, size_t len,
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "calib_calibrator_from_json: NULL argument");
     json_error_t e;
-    json_t *o = json_loadb(json, len, 0, &e);
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
     if (!o)
         return calib__fail(err, CALIB_EDATA, NULL, (size_t)(e.line > 0 ? e.line : 0),
                            0, (size_t)(e.column > 0 ? e.column : 0),

@@ -231,9 +231,11 @@ static void fill_bins(calib_metrics *m, const pop *P, const binspec *bs,
         ms += w / w_ece * gap * gap;
         mce = gap > mce ? gap : mce;
     }
-    m->ece = ece;
-    m->mce = mce;
-    m->rmsce = sqrt(ms);
+    /* No weight in the ECE's n (every weight 0, or hollance with every
+     * p = 0): 0/0, not a perfect score. */
+    m->ece = w_ece > 0.0 ? ece : NAN;
+    m->mce = w_ece > 0.0 ? mce : NAN;
+    m->rmsce = w_ece > 0.0 ? sqrt(ms) : NAN;
 }
 
 /* sum w Brier: the general part plus the fast path's

@@ -45,6 +45,14 @@ int calib__src_record(calib__src *s, int quote, size_t max_line,
 
 void calib__src_close(calib__src *s);
 
+/* The default of calib_read_options.max_gzip_ratio. */
+#define CALIB__GZIP_RATIO 200.0
+
+/* Sets the gzip bomb limit of s (max_ratio <= 0: the default): past
+ * 64 MiB of output, inflating more than max_ratio times the compressed
+ * bytes consumed is CALIB_EDATA.  Call it before the first record. */
+void calib__src_limit(calib__src *s, double max_ratio);
+
 /* A whole input in memory: a read-only mapping of a plain regular file, or
  * a malloc'd copy (gzip, standard input, a pipe).  data[0 .. len). */
 typedef struct calib__blob {
@@ -55,8 +63,10 @@ typedef struct calib__blob {
     uint8_t *owned;     /* free'd by calib__blob_free, unless taken   */
 } calib__blob;
 
-/* Loads `path` into *b.  Errors: as calib__src_open and _record. */
-int calib__blob_load(const char *path, calib__blob *b, calib_error *err);
+/* Loads `path` into *b, gunzipped under the limit max_ratio (as
+ * calib__src_limit).  Errors: as calib__src_open and _record. */
+int calib__blob_load(const char *path, double max_ratio, calib__blob *b,
+                     calib_error *err);
 void calib__blob_free(calib__blob *b);
 
 /* ------------------------------------------------------------------ */

@@ -261,6 +261,19 @@ static size_t find(const calib__csv *c, const char *name)
     return NONE;
 }
 
+/* A column calib reads must be named once: with two, which one holds the
+ * values cannot be known. */
+static int once(const calib__csv *c, size_t f, calib_error *err)
+{
+    for (size_t g = 0; f != NONE && g < c->n_fields; g++)
+        if (g != f && strcmp(c->names[g], c->names[f]) == 0)
+            return calib__fail(err, CALIB_EDATA, calib__src_name(c->src), 1,
+                               0, g + 1, "column '%s' appears twice in the "
+                               "header (fields %zu and %zu)", c->names[f],
+                               (f < g ? f : g) + 1, (f < g ? g : f) + 1);
+    return CALIB_OK;
+}
+
 /* A named column (which must exist) or the first obvious one. */
 static int pick(const calib__csv *c, const char *name,
                 const char *const *obvious, size_t *f, calib_error *err)
@@ -268,11 +281,11 @@ static int pick(const calib__csv *c, const char *name,
     *f = NONE;
     if (name) {
         *f = find(c, name);
-        return *f == NONE ? no_column(c, err, "such", name) : CALIB_OK;
+        return *f == NONE ? no_column(c, err, "such", name) : once(c, *f, err);
     }
     for (; obvious && *obvious && *f == NONE; obvious++)
         *f = find(c, *obvious);
-    return CALIB_OK;
+    return once(c, *f, err);
 }
 
 static int assign(calib__csv *c, size_t f, enum role r, calib_error *err)
@@ -303,6 +316,8 @@ static int score_columns(calib__csv *c, const char *spec, calib_error *err)
         const size_t f = find(c, name);
         if (f == NONE)
             return no_column(c, err, "score", name);
+        if (once(c, f, err))
+            return CALIB_EDATA;
         c->score_field[c->k++] = f;
         p += n + (p[n] == ',');
     }
@@ -391,6 +406,10 @@ static int resolve(calib__csv *c, const calib_read_options *opt,
     if (opt->logits && opt->probs)
         return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), 0, 0,
                            0, "give logits or probs columns, not both");
+    if ((opt->logits || opt->probs) && (opt->conf || opt->correct || opt->pred))
+        return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), 0, 0,
+                           0, "give top-label columns (conf, correct, pred) "
+                           "or score columns (logits, probs), not both");
     if (opt->logits || opt->probs)
         rc = distribution_columns(c, opt, err);
     else if (opt->conf || opt->correct || opt->pred)
@@ -468,6 +487,11 @@ static int read_header(calib__csv *c, calib_error *err)
     }
     if (len >= 3 && memcmp(rec, "\xef\xbb\xbf", 3) == 0)
         rec += 3, len -= 3;
+    if (len && (rec[0] == '{' || rec[0] == '[' || rec[0] == '\x93'))
+        return calib__fail(err, CALIB_EINVAL, calib__src_name(c->src), line,
+                           0, 0, "this is not CSV but %s; give --format %s",
+                           rec[0] == '\x93' ? ".npy" : "JSON",
+                           rec[0] == '\x93' ? "npy" : "lm-eval or openai");
     const place at = {line, 0};
     /* Count the fields first (fields_cap = 0 stores none), then split. */
     rc = split(c, rec, len, quoted, &nf, &at, err);
@@ -558,12 +582,31 @@ typedef struct row_values {
     const field *group;
 } row_values;
 
+/* The first 40 bytes of a field as a message can show them: control
+ * bytes (a NUL would end the text early: '1\0' printed as '1') and, in
+ * a field that is not UTF-8, bytes >= 0x80 as \xNN. */
+static const char *shown(const field *x, char *buf, size_t size)
+{
+    const size_t len = x->len > 40 ? 40 : x->len;
+    const int utf8 = valid_utf8((const unsigned char *)x->p, len);
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 5 < size; i++) {
+        const unsigned char b = (unsigned char)x->p[i];
+        if (b < 0x20 || b == 0x7f || (b >= 0x80 && !utf8))
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", b);
+        else
+            buf[o++] = (char)b;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 static int bad_value(const calib__csv *c, const place *at, size_t f,
                      const char *what, calib_error *err)
 {
-    const field *x = &c->fields[f];
-    return row_fail(c, err, at, f + 1, "field '%s': '%.*s' %s", c->names[f],
-                    (int)(x->len > 40 ? 40 : x->len), x->p, what);
+    char text[200];
+    return row_fail(c, err, at, f + 1, "field '%s': '%s' %s", c->names[f],
+                    shown(&c->fields[f], text, sizeof text), what);
 }
 
 /* Parses field f by its role into *v (scores straight into `scores`). */
@@ -686,7 +729,8 @@ static int one_row(calib__csv *c, const char *rec, size_t len, int quoted,
         return rc;
     if (nf != c->n_fields)
         return row_fail(c, err, at, (nf < c->n_fields ? nf : c->n_fields) + 1,
-                        "%zu fields, expected %zu", nf, c->n_fields);
+                        "%zu field%s, expected %zu", nf, nf == 1 ? "" : "s",
+                        c->n_fields);
     const size_t i = rows->n;
     double *const scores = rows->scores ? rows->scores + i * c->k : NULL;
     row_values v = {0.0, 1.0, 0, 0, 0, NULL};

@@ -24,6 +24,9 @@
 #include <strings.h>
 
 #define MAX_SPANS 64
+/* Duplicate keys are refused, as in partial states: which of two values
+ * a producer meant cannot be known, and parsers disagree on it. */
+#define FLAGS (JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
 
 struct calib__jsonl {
     calib__src *src;
@@ -45,6 +48,7 @@ struct calib__jsonl {
     } span[MAX_SPANS];
     json_error_t lazy_error;  /* a member that failed to parse */
     int lazy_failed;
+    int bad_line;             /* next_value failed on malformed JSON */
 };
 
 /* ------------------------------------------------------------------ */
@@ -86,7 +90,7 @@ static int load_array(calib__jsonl *j, const char *first, size_t len,
         rc = calib__fail(err, CALIB_ENOMEM, calib__src_name(j->src), 0, 0, 0,
                          "out of memory");
     json_error_t e;
-    if (!rc && !(j->array = json_loadb(b.s, b.len, JSON_ALLOW_NUL, &e)))
+    if (!rc && !(j->array = json_loadb(b.s, b.len, FLAGS, &e)))
         rc = parse_fail(j, line, &e, err);
     if (!rc && !json_is_array(j->array))
         rc = calib__fail(err, CALIB_EDATA, calib__src_name(j->src), line, 0,
@@ -151,6 +155,16 @@ static const char *skip_value(const char *p, const char *end)
     return p > start ? p : NULL;
 }
 
+/* Is span sp's key one of the keys recorded before it? */
+static int repeated(const calib__jsonl *j, const struct span *sp)
+{
+    for (const struct span *o = j->span; o < sp; o++)
+        if (o->key_len == sp->key_len &&
+            memcmp(o->key, sp->key, sp->key_len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Records the top-level members of the object rec[0 .. len); returns 0,
  * or -1 when it is not a plain object (the caller parses it whole). */
 static int scan(calib__jsonl *j, const char *rec, size_t len)
@@ -166,8 +180,8 @@ static int scan(calib__jsonl *j, const char *rec, size_t len)
         if (j->n_span == MAX_SPANS || *k != '"' || !(p = skip_string(k, end)))
             return -1;
         sp->key = k + 1, sp->key_len = (size_t)(p - k - 2);
-        if (memchr(sp->key, '\\', sp->key_len))
-            return -1; /* an escaped key: let jansson decode it */
+        if (memchr(sp->key, '\\', sp->key_len) || repeated(j, sp))
+            return -1; /* escaped or repeated: jansson decodes or refuses */
         p = skip_ws(p, end);
         if (p == end || *p++ != ':')
             return -1;
@@ -199,14 +213,16 @@ const json_t *calib__jsonl_get(const calib__jsonl_at *at, const json_t *v,
         const struct span *sp = &j->span[i];
         if (sp->key_len != len || memcmp(sp->key, key, len) != 0)
             continue;
-        json_t *m = json_loadb(sp->val, sp->val_len,
-                               JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                               &j->lazy_error);
-        if (!m) {
+        json_error_t e; /* jansson clears it on success too */
+        json_t *m = json_loadb(sp->val, sp->val_len, JSON_DECODE_ANY | FLAGS,
+                               &e);
+        if (!m && !j->lazy_failed) {
             j->lazy_failed = 1;
+            j->lazy_error = e;
             j->lazy_error.column += (int)(sp->val - j->rec);
-            return NULL;
         }
+        if (!m)
+            return NULL;
         json_object_set_new((json_t *)v, key, m);
         return m;
     }
@@ -225,6 +241,7 @@ static int next_value(calib__jsonl *j, json_t **v, size_t *line,
     *v = NULL;
     j->n_span = 0;
     j->lazy_failed = 0;
+    j->bad_line = 0;
     if (j->pending) {
         *v = j->pending, *line = j->pending_line;
         j->pending = NULL;
@@ -257,8 +274,10 @@ static int next_value(calib__jsonl *j, json_t **v, size_t *line,
                                                   "out of memory");
     j->n_span = 0;
     json_error_t e;
-    if (!(*v = json_loadb(rec, len, JSON_ALLOW_NUL, &e)))
+    if (!(*v = json_loadb(rec, len, FLAGS, &e))) {
+        j->bad_line = 1;
         return parse_fail(j, *line, &e, err);
+    }
     return CALIB_OK;
 }
 
@@ -277,6 +296,8 @@ static int first_value(calib__jsonl *j, calib_error *err)
         j->eof = 1;
         return CALIB_OK;
     }
+    if (len >= 3 && memcmp(rec, "\xef\xbb\xbf", 3) == 0)
+        rec += 3, len -= 3; /* a UTF-8 byte order mark, as CSV allows */
     size_t i = 0;
     while (i < len && (rec[i] == ' ' || rec[i] == '\t'))
         i++;
@@ -288,7 +309,7 @@ static int first_value(calib__jsonl *j, calib_error *err)
     if (j->array)
         return next_value(j, &j->pending, &j->pending_line, err);
     json_error_t e;
-    if (!(j->pending = json_loadb(rec, len, JSON_ALLOW_NUL, &e)))
+    if (!(j->pending = json_loadb(rec, len, FLAGS, &e)))
         return parse_fail(j, line, &e, err);
     j->pending_line = line;
     return CALIB_OK;
@@ -305,8 +326,10 @@ int calib__jsonl_open(const char *path, const calib_read_options *opt,
     j->skip_bad_rows = opt->skip_bad_rows;
     j->group = opt->group_name ? NULL : opt->group;
     int rc = calib__src_open(path, &j->src, err);
-    if (!rc)
+    if (!rc) {
+        calib__src_limit(j->src, opt->max_gzip_ratio);
         rc = first_value(j, err);
+    }
     if (rc) {
         calib__jsonl_close(j);
         return rc;
@@ -414,6 +437,12 @@ int calib__jsonl_read(calib__jsonl *j, calib__jsonl_row_fn fn, void *ctx,
         json_t *v;
         size_t line = 0;
         int rc = next_value(j, &v, &line, err);
+        if (rc == CALIB_EDATA && j->bad_line && j->skip_bad_rows) {
+            j->values++; /* a malformed line is a bad row like any other */
+            st->rows_read++;
+            st->rows_rejected++;
+            continue;
+        }
         if (rc)
             return rc;
         if (!v) {

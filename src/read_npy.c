@@ -243,7 +243,9 @@ static size_t cols_of(const npy_array *a)
     return a->ndim == 2 ? a->shape[1] : 1;
 }
 
-/* Checks that the data the shape promises are there. */
+/* Checks that the data are what the shape promises, no less and no more:
+ * numpy writes nothing after them, so extra bytes mean a header that lies
+ * (rows read from it would be misaligned or short). */
 static int check_size(npy_array *a, size_t off, calib_error *err)
 {
     size_t count, bytes;
@@ -252,12 +254,15 @@ static int check_size(npy_array *a, size_t off, calib_error *err)
         return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
                            "shape (%zu, %zu) overflows", rows_of(a),
                            cols_of(a));
-    if (bytes > a->blob.len - off)
+    if (bytes != a->blob.len - off)
         return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
                            "shape (%zu, %zu) of %d-byte values needs %zu bytes "
-                           "of data, the file holds %zu (truncated?)",
+                           "of data, the file holds %zu (%s)",
                            rows_of(a), cols_of(a), a->size, bytes,
-                           a->blob.len - off);
+                           a->blob.len - off,
+                           bytes > a->blob.len - off
+                               ? "truncated?"
+                               : "the header does not describe the data");
     a->data = a->blob.data + off;
     return CALIB_OK;
 }
@@ -292,10 +297,11 @@ static int parse_file(npy_array *a, calib_error *err)
     return rc ? rc : check_size(a, start + hlen, err);
 }
 
-static int load_array(npy_array *a, const char *path, calib_error *err)
+static int load_array(npy_array *a, const char *path, double max_ratio,
+                      calib_error *err)
 {
     a->path = path;
-    int rc = calib__blob_load(path, &a->blob, err);
+    int rc = calib__blob_load(path, max_ratio, &a->blob, err);
     return rc ? rc : parse_file(a, err);
 }
 
@@ -392,13 +398,14 @@ int calib__npy_open(const char *path, const calib_read_options *opt,
     }
     const char *side = NULL;
     p->skip_bad_rows = opt->skip_bad_rows;
-    int rc = load_array(&p->main, p->path, err);
+    int rc = load_array(&p->main, p->path, opt->max_gzip_ratio, err);
     if (!rc)
         rc = choose_kind(p, opt, &side, err);
     if (!rc && !(p->side_path = strdup(side)))
         rc = calib__fail(err, CALIB_ENOMEM, side, 0, 0, 0, "out of memory");
     if (!rc)
-        rc = load_array(&p->side, p->side_path, err);
+        rc = load_array(&p->side, p->side_path, opt->max_gzip_ratio,
+                        err);
     if (!rc)
         rc = check_side(p, err);
     if (!rc && !(p->tmp = malloc(p->k * sizeof *p->tmp)))

@@ -42,6 +42,7 @@ void calib_read_options_init(calib_read_options *opt)
     opt->format = CALIB_FORMAT_AUTO;
     opt->max_line = (size_t)64 << 20;
     opt->chunk_rows = 65536;
+    opt->max_gzip_ratio = CALIB__GZIP_RATIO;
 }
 
 /* ------------------------------------------------------------------ */
@@ -341,6 +342,8 @@ static int open_text(calib_reader *r, const char *path, calib_format fmt,
     if (opt->group_name)
         o.group = NULL; /* the name wins over the column */
     int rc = calib__src_open(path, &src, err);
+    if (!rc)
+        calib__src_limit(src, opt->max_gzip_ratio);
     if (!rc)
         rc = calib__csv_open(src, fmt == CALIB_FORMAT_TSV ? '\t' : ',', &o,
                              &r->csv, err);

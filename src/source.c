@@ -9,6 +9,14 @@
  * that may span lines; a doubled "" inside it toggles twice, so counting
  * quotes is enough to know whether a newline ends the record.  Whole-file
  * loads (for .npy) map plain regular files instead of copying them.
+ *
+ * A gzip bomb (a few megabytes that inflate to terabytes) is refused once
+ * the output passes GRACE bytes and exceeds max_ratio times the compressed
+ * bytes consumed, the limit Apache POI puts on zip entries.  Real data
+ * inflate 2-10 times (CSV, logits), an lm-eval log a few tens; only long
+ * runs of one byte approach deflate's ceiling of 1032.  Streaming readers
+ * need no limit for memory (it is bounded by max_line), but a bomb would
+ * still be hours of work on nothing, and whole-file loads would hold it.
  */
 #include "read.h"
 
@@ -23,6 +31,7 @@
 
 #define BLOCK ((size_t)1 << 20)
 #define ZBLOCK ((size_t)256 << 10)
+#define GRACE ((uint64_t)64 << 20)
 
 struct calib__src {
     int fd;
@@ -31,6 +40,9 @@ struct calib__src {
     z_stream z;
     uint8_t *zin;          /* compressed input, gzip only */
     int raw_eof;           /* read() returned 0 */
+    double max_ratio;      /* inflated / compressed, past GRACE          */
+    uint64_t zin_total;    /* compressed bytes read into zin             */
+    uint64_t zout_total;   /* bytes inflated                             */
     int eof;               /* no bytes beyond buf[end] */
     char *buf;
     size_t cap, pos, end;  /* the unconsumed bytes are buf[pos .. end) */
@@ -104,6 +116,7 @@ static int detect_gzip(calib__src *s, calib_error *err)
         return calib__fail(err, CALIB_ENOMEM, s->name, 0, 0, 0,
                            "out of memory");
     memcpy(s->zin, s->buf, got);
+    s->zin_total = got;
     s->end = 0;
     s->gzip = 1;
     s->z.next_in = s->zin;
@@ -127,6 +140,7 @@ int calib__src_open(const char *path, calib__src **out, calib_error *err)
         s->cap = BLOCK;
         s->line = 1;
         s->fd = -1;
+        s->max_ratio = CALIB__GZIP_RATIO;
     }
     if (!s || !s->name || !s->buf) {
         calib__src_close(s);
@@ -167,12 +181,27 @@ static int next_member(calib__src *s, calib_error *err)
             return rc;
         s->z.next_in = s->zin;
         s->z.avail_in = (uInt)got;
+        s->zin_total += got;
     }
     if (s->z.avail_in == 0)
         s->eof = 1;
     else
         inflateReset(&s->z);
     return CALIB_OK;
+}
+
+/* Past GRACE bytes, has the output outgrown max_ratio times the
+ * compressed bytes consumed? */
+static int bomb(const calib__src *s)
+{
+    const uint64_t in = s->zin_total - s->z.avail_in;
+    return s->zout_total > GRACE &&
+           (double)s->zout_total > s->max_ratio * (double)(in ? in : 1);
+}
+
+void calib__src_limit(calib__src *s, double max_ratio)
+{
+    s->max_ratio = max_ratio > 0.0 ? max_ratio : CALIB__GZIP_RATIO;
 }
 
 /* One gzip step into buf[end .. cap).  A member that ends with more input
@@ -186,11 +215,22 @@ static int inflate_some(calib__src *s, calib_error *err)
             return rc;
         s->z.next_in = s->zin;
         s->z.avail_in = (uInt)got;
+        s->zin_total += got;
     }
     s->z.next_out = (Bytef *)s->buf + s->end;
     s->z.avail_out = (uInt)(s->cap - s->end);
     const int zr = inflate(&s->z, Z_NO_FLUSH);
-    s->end = (size_t)((char *)s->z.next_out - s->buf);
+    const size_t end = (size_t)((char *)s->z.next_out - s->buf);
+    s->zout_total += end - s->end;
+    s->end = end;
+    if (bomb(s))
+        return calib__fail(err, CALIB_EDATA, s->name, 0, 0, 0,
+                           "gzip data inflate more than %g times (%llu bytes "
+                           "from %llu): a decompression bomb? (raise the "
+                           "limit with --max-gzip-ratio)", s->max_ratio,
+                           (unsigned long long)s->zout_total,
+                           (unsigned long long)(s->zin_total -
+                                                s->z.avail_in));
     if (zr == Z_STREAM_END)
         return next_member(s, err);
     if (zr == Z_OK)
@@ -375,7 +415,8 @@ static int try_map(int fd, calib__blob *b)
     return 1;
 }
 
-int calib__blob_load(const char *path, calib__blob *b, calib_error *err)
+int calib__blob_load(const char *path, double max_ratio, calib__blob *b,
+                     calib_error *err)
 {
     memset(b, 0, sizeof *b);
     if (strcmp(path, "-") != 0) {
@@ -389,8 +430,10 @@ int calib__blob_load(const char *path, calib__blob *b, calib_error *err)
     }
     calib__src *s;
     int rc = calib__src_open(path, &s, err);
-    if (!rc)
+    if (!rc) {
+        calib__src_limit(s, max_ratio);
         rc = slurp(s, b, err);
+    }
     calib__src_close(s);
     return rc;
 }

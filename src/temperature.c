@@ -447,7 +447,7 @@ int calib_fit(const calib_dataset *val, const calib_fit_options *opt,
         c->binary = val->kind == CALIB_TOPLABEL;
         c->classes = val->k;
         c->fitted_rows = val->n;
-        rc = !any_weight(val) ? calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+        rc = !any_weight(val) ? calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0,
                                             "every validation row has weight 0")
                               : fit_shaped(&p, opt, c, err);
     }

@@ -376,7 +376,7 @@ def _cstr(v):
 def read(path, format="auto", conf=None, correct=None, pred=None,
          label=None, logits=None, probs=None, group=None, weight=None,
          labels=None, skip_bad_rows=False, max_line=0, group_name=None,
-         seq_conf="geomean", choices=None, norm="none"):
+         seq_conf="geomean", choices=None, norm="none", max_gzip_ratio=0):
     """Reads a file (or "-" for standard input) into a calib.Data, with
     the options of the CLI's input options, named as they are there.
 
@@ -388,7 +388,8 @@ def read(path, format="auto", conf=None, correct=None, pred=None,
     file, ``probs=True`` says the (N, K) numbers are probabilities, and
     ``correct`` names the (N,) 0/1 file of a (N,) confidences file.
     ``skip_bad_rows`` skips and counts bad rows instead of failing;
-    ``max_line`` (bytes, 0 = 64 MiB); ``group_name`` gives every row this
+    ``max_line`` (bytes, 0 = 64 MiB); ``max_gzip_ratio`` (0 = 200,
+    ``math.inf`` = no limit: docs/bad-input.md); ``group_name`` gives every row this
     group.  JSONL: ``seq_conf`` ("geomean", "product", "mean", "min",
     "answer"), ``choices`` ("A,B,C,D"), ``norm`` ("none", "chars",
     "bytes"), and ``correct`` as a dotted path.  Native float32/float64
@@ -432,6 +433,7 @@ def read(path, format="auto", conf=None, correct=None, pred=None,
     o.labels_path = s(labels)
     o.skip_bad_rows = int(bool(skip_bad_rows))
     o.max_line = int(max_line)
+    o.max_gzip_ratio = float(max_gzip_ratio)
     o.group_name = s(group_name)
     o.choices = s(choices)
     out = ctypes.c_void_p()

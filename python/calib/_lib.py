@@ -54,7 +54,8 @@ class ReadOptions(ctypes.Structure):
                 ("labels_path", c_char_p), ("correct_path", c_char_p),
                 ("skip_bad_rows", c_int), ("max_line", c_size),
                 ("chunk_rows", c_size), ("group_name", c_char_p),
-                ("seq_conf", c_int), ("choices", c_char_p), ("norm", c_int)]
+                ("seq_conf", c_int), ("choices", c_char_p), ("norm", c_int),
+                ("max_gzip_ratio", ctypes.c_double)]
 
 
 class EvalOptions(ctypes.Structure):

@@ -2,8 +2,10 @@
 apply's probabilities, errors with their positions, diagrams, files,
 calibrator JSON, groups and ragged rows."""
 import gc
+import gzip
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -222,6 +224,23 @@ class Errors(unittest.TestCase):
             calib.read("/nonexistent/x.csv")
         self.assertEqual(e.exception.code, calib.EOPEN)
         self.assertEqual(e.exception.file, "/nonexistent/x.csv")
+
+    def test_gzip_bomb_limit(self):
+        """max_gzip_ratio reaches the library: the default refuses a .npy.gz
+        of zeros past 64 MiB; no limit inflates it all, and the header's
+        lie (an 8 GB shape) is what fails then."""
+        head = b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000000, 10), }"
+        head += b" " * (117 - len(head)) + b"\n"
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "z.npy.gz")
+            with open(path, "wb") as f:
+                f.write(gzip.compress(b"\x93NUMPY\x01\x00\x76\x00" + head + bytes(80 << 20), 1))
+            np.save(os.path.join(d, "y.npy"), np.zeros(4, dtype=np.int64))
+            for ratio, words in ((0, "decompression bomb"), (math.inf, "truncated")):
+                with self.assertRaises(calib.CalibError) as e:
+                    calib.read(path, labels=os.path.join(d, "y.npy"), max_gzip_ratio=ratio)
+                self.assertEqual(e.exception.code, calib.EDATA)
+                self.assertIn(words, str(e.exception))
 
 
 class Diagrams(unittest.TestCase):
