@@ -121,4 +121,25 @@ void calib__histogram_to_json(const calib__histogram *m, calib__buf *b);
 int calib__histogram_from_json(const json_t *obj, calib__histogram *out,
                                calib_error *err);
 
+/* ------------------------------------------------------------------ */
+/* JSON helpers the two share (recal_isotonic.c)                       */
+/* ------------------------------------------------------------------ */
+
+/* Appends `"key":[v0,v1,...]` (%.17g; null for a non-finite value). */
+void calib__buf_json_array(calib__buf *b, const char *key, const double *v,
+                           size_t n);
+/* Reads obj[key], a non-empty list of finite numbers, into a malloc'd *v
+ * of *n values.  Returns CALIB_OK, CALIB_EDATA ("calibrator JSON: \"key\"
+ * is missing or not a list", "... is empty", "\"key\"[i] is not a finite
+ * number") or CALIB_ENOMEM; *v is NULL on error. */
+int calib__json_doubles(const json_t *obj, const char *key, double **v,
+                        size_t *n, calib_error *err);
+/* Checks v[from..n) of member `key`: each in [lo, hi], and each after
+ * v[from] (order 1) at least or (order 2) strictly above the one before
+ * it; order 0: any order.  Returns CALIB_OK or CALIB_EDATA naming key,
+ * index and value. */
+int calib__json_check(const char *key, const double *v, size_t n,
+                      size_t from, int order, double lo, double hi,
+                      calib_error *err);
+
 #endif /* CALIB_RECAL1D_H */
