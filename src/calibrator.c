@@ -212,8 +212,13 @@ int calib__copy_common(const calib_dataset *in, calib_dataset *out, int dist)
     if (!rc && dist && in->offsets)
         rc = own_copy(out, (const void **)&out->offsets, in->offsets,
                       (n + 1) * sizeof *in->offsets);
-    if (rc || !in->group_names || !in->n_groups)
-        return rc;
+    return rc ? rc : calib__copy_group_names(in, out);
+}
+
+int calib__copy_group_names(const calib_dataset *in, calib_dataset *out)
+{
+    if (!in->group_names || !in->n_groups)
+        return CALIB_OK;
     out->group_names = calloc(in->n_groups, sizeof *out->group_names);
     if (!out->group_names)
         return CALIB_ENOMEM;

@@ -99,6 +99,8 @@ int calib__apply_recal(const calib_calibrator *c, const calib_dataset *in,
 /* Labels, weights, groups and group names of `in` copied into `out`
  * (calibrator.c); with `dist`, also the labels and ragged offsets. */
 int calib__copy_common(const calib_dataset *in, calib_dataset *out, int dist);
+/* The group names of `in` copied into `out` (which then owns them). */
+int calib__copy_group_names(const calib_dataset *in, calib_dataset *out);
 
 /* ---- JSON (recal_json.c) ------------------------------------------- */
 
