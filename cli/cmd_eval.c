@@ -194,16 +194,14 @@ static void print_binning(FILE *f, const calib_metrics *m)
                 calib_bin_rule_name(m->rule));
 }
 
-/* One metric per line; `after` NULL prints one column. */
-static void print_rows(FILE *f, const calib_metrics *b,
-                       const calib_metrics *a)
+/* One metric per line, a column for each of ms[0..n). */
+static void print_rows(FILE *f, const calib_metrics *const *ms, int n)
 {
     const char *names[] = {"accuracy", "mean confidence", "ECE", "MCE",
-                           "RMSCE", "NLL", brier_label(b)};
+                           "RMSCE", "NLL", brier_label(ms[0])};
     for (int i = 0; i < 7; i++) {
-        const calib_metrics *ms[2] = {b, a};
         fprintf(f, "  %-22s", names[i]);
-        for (int j = 0; j < 2 && ms[j]; j++) {
+        for (int j = 0; j < n; j++) {
             const calib_metrics *m = ms[j];
             const double v[] = {m->accuracy, m->mean_confidence, m->ece,
                                 m->mce, m->rmsce, m->nll, m->brier};
@@ -215,16 +213,27 @@ static void print_rows(FILE *f, const calib_metrics *b,
 
 void cli_print_metrics(FILE *f, const calib_metrics *m)
 {
-    print_rows(f, m, NULL);
+    print_rows(f, &m, 1);
     print_binning(f, m);
+}
+
+void cli_print_columns(FILE *f, const char *const *heads,
+                       const calib_metrics *const *ms, int n)
+{
+    fprintf(f, "  %-22s", "");
+    for (int j = 0; j < n; j++)
+        fprintf(f, " %11s", heads[j]);
+    fputc('\n', f);
+    print_rows(f, ms, n);
+    print_binning(f, ms[0]);
 }
 
 void cli_print_pair(FILE *f, const calib_metrics *before,
                     const calib_metrics *after)
 {
-    fprintf(f, "  %-22s %11s %11s\n", "", "before", "after");
-    print_rows(f, before, after);
-    print_binning(f, before);
+    const char *const heads[2] = {"before", "after"};
+    const calib_metrics *const ms[2] = {before, after};
+    cli_print_columns(f, heads, ms, 2);
 }
 
 void cli_print_bins(FILE *f, const calib_metrics *m)
@@ -503,6 +512,11 @@ static int check_args(const cli_opts *o)
     const int sets = o->val || o->test;
     if (sets && (!o->val || !o->test)) {
         cli_error("eval: --val and --test go together");
+        return CLI_EX_USAGE;
+    }
+    if (o->method_all) {
+        cli_error("eval: --method all is calib fit's (calib fit --method "
+                  "all --val VAL --test TEST)");
         return CLI_EX_USAGE;
     }
     if (sets && (o->n_pos || o->calibrator)) {

@@ -188,9 +188,40 @@ static int set_rule(cli_opts *o, const char *n, const char *v)
 
 static int set_method(cli_opts *o, const char *n, const char *v)
 {
-    if (strcmp(v, "temperature") != 0)
-        return bad_value(n, v, "temperature");
-    o->fit.method = CALIB_METHOD_TEMPERATURE;
+    o->method_all = strcmp(v, "all") == 0;
+    if (!o->method_all && calib_method_parse(v, &o->fit.method) != CALIB_OK)
+        return bad_value(n, v, "temperature, platt, vector, histogram, "
+                               "isotonic, beta or all");
+    return 0;
+}
+
+static int set_hist_bins(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 1, 1000000, &o->fit.hist_bins);
+}
+
+static int set_hist_binning(cli_opts *o, const char *n, const char *v)
+{
+    if (strcmp(v, "width") && strcmp(v, "mass"))
+        return bad_value(n, v, "width or mass");
+    o->fit.hist_binning = strcmp(v, "width") ? CALIB_BINNING_MASS
+                                             : CALIB_BINNING_WIDTH;
+    return 0;
+}
+
+static int set_cv(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 2, 1000000, &o->cv);
+}
+
+static int set_seed(cli_opts *o, const char *n, const char *v)
+{
+    char *end;
+    errno = 0;
+    const unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        return bad_value(n, v, "an integer in 0..18446744073709551615");
+    o->eval.seed = (uint64_t)x;
     return 0;
 }
 
@@ -225,6 +256,10 @@ static const opt_spec specs[] = {
     {"--threads", CLI_OPT_EVAL, ARG, set_threads},
     {"--method", CLI_OPT_FIT, ARG, set_method},
     {"--objective", CLI_OPT_FIT, ARG, set_objective},
+    {"--hist-bins", CLI_OPT_FIT, ARG, set_hist_bins},
+    {"--hist-binning", CLI_OPT_FIT, ARG, set_hist_binning},
+    {"--cv", CLI_OPT_CV, ARG, set_cv},
+    {"--seed", CLI_OPT_CV, ARG, set_seed},
     {"-o", CLI_OPT_OUT, ARG, set_out},
     {"--output", CLI_OPT_OUT, ARG, set_out},
     {"--json", CLI_OPT_JSON, NO_ARG, set_json},
@@ -317,6 +352,7 @@ int cli_parse(int argc, char **argv, const char *cmd, unsigned accept,
             return CLI_EX_USAGE;
         }
     }
+    /* fit.eval mirrors eval, the histogram's bins kept */
     o->fit.eval = o->eval;
     return 0;
 }
