@@ -2,8 +2,9 @@
 """Golden cases for Platt scaling, beta calibration and vector scaling,
 computed by scikit-learn and scipy.  Never computed by calib.
 
-- Platt: LogisticRegression(penalty=None) (scikit-learn 1.2 spells "no
-  penalty" None) on logit(p), p clipped into [2^-52, 1 - 2^-52].
+- Platt: LogisticRegression(penalty=None, solver="newton-cholesky") (
+  scikit-learn 1.2 spells "no penalty" None) on logit(p), p clipped into
+  [2^-52, 1 - 2^-52].
 - Beta: the same on [ln p, -ln(1 - p)], then betacal's "abm" rule (its
   python/betacal/beta_calibration.py): if the ln p coefficient is negative,
   refit on -ln(1 - p) alone; else if the other is negative, on ln p alone.
@@ -28,7 +29,7 @@ EPS = 2.0 ** -52
 def logistic(x, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lr = LogisticRegression(penalty=None, solver="newton-cg", tol=1e-12,
+        lr = LogisticRegression(penalty=None, solver="newton-cholesky", tol=1e-14,
                                 max_iter=100000)
         lr.fit(x, y)
     theta = np.r_[lr.coef_[0], lr.intercept_]
