@@ -32,11 +32,11 @@ from gen_metrics import edges_width, kumar_equal_bins, bin_mass  # noqa: E402
 
 
 def shared_dir():
-    env = os.environ.get("CALIB_SHARED")
-    for d in ([env] if env else []) + ["../shared/data", "../../shared/data"]:
-        if os.path.exists(os.path.join(d, "densenet40-cifar10-logits")):
-            return d
-    return None
+    """../shared/data as the C tests find it (golden.h), or None."""
+    cands = [os.environ.get("CALIB_SHARED"), "../shared/data",
+             "../../shared/data"]
+    return next((d for d in cands if d and os.path.isdir(
+        os.path.join(d, "densenet40-cifar10-logits"))), None)
 
 
 # ---------------------------------------------------------------- isotonic
