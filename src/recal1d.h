@@ -122,8 +122,15 @@ int calib__histogram_from_json(const json_t *obj, calib__histogram *out,
                                calib_error *err);
 
 /* ------------------------------------------------------------------ */
-/* JSON helpers the two share (recal_isotonic.c)                       */
+/* Helpers the two share (recal_isotonic.c)                            */
 /* ------------------------------------------------------------------ */
+
+/* The first bad row of a fit's input, 1-based (0: all good), with *why
+ * naming its field: "confidence" (not finite, or with `unit` outside
+ * [0,1]), "weight" (negative or not finite), "correct flag" (not 0/1). */
+size_t calib__recal1d_bad_row(const double *p, const uint8_t *y,
+                              const double *w, size_t n, int unit,
+                              const char **why);
 
 /* Appends `"key":[v0,v1,...]` (%.17g; null for a non-finite value). */
 void calib__buf_json_array(calib__buf *b, const char *key, const double *v,

@@ -25,22 +25,6 @@ void calib__histogram_free(calib__histogram *m)
     memset(m, 0, sizeof *m);
 }
 
-/* The first bad row (1-based), or 0; *why names its field. */
-static size_t bad_row(const double *p, const uint8_t *y, const double *w,
-                      size_t n, const char **why)
-{
-    for (size_t i = 0; i < n; i++) {
-        const double wi = w ? w[i] : 1.0;
-        *why = !(p[i] >= 0.0 && p[i] <= 1.0)       ? "confidence"
-               : !(isfinite(wi) && wi >= 0)        ? "weight"
-               : y[i] > 1                          ? "correct flag"
-                                                   : NULL;
-        if (*why)
-            return i + 1;
-    }
-    return 0;
-}
-
 /* Equal-mass upper edges of the rows with positive weight. */
 static int mass_upper(const double *p, const double *w, size_t n, int bins,
                       double **upper, size_t *nb)
@@ -129,7 +113,7 @@ int calib__histogram_fit(const double *p, const uint8_t *y, const double *w,
                            : bins < 1       ? "bins must be at least 1"
                                             : "unknown binning");
     const char *why = NULL;
-    const size_t i = bad_row(p, y, w, n, &why);
+    const size_t i = calib__recal1d_bad_row(p, y, w, n, 1, &why);
     if (i)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, i, 0,
                            "histogram fit: row %zu: bad %s", i, why);

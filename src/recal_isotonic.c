@@ -51,26 +51,31 @@ void calib__isotonic_free(calib__isotonic *m)
     memset(m, 0, sizeof *m);
 }
 
-/* Checks the rows and copies those with positive weight into r[]; returns
- * how many, or (size_t)-1 after filling err. */
-static size_t gather(const double *p, const uint8_t *y, const double *w,
-                     size_t n, row *r, calib_error *err)
+size_t calib__recal1d_bad_row(const double *p, const uint8_t *y,
+                              const double *w, size_t n, int unit,
+                              const char **why)
 {
-    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         const double wi = w ? w[i] : 1.0;
-        const char *why = !isfinite(p[i])              ? "confidence"
-                          : !(isfinite(wi) && wi >= 0) ? "weight"
-                          : y[i] > 1                   ? "correct flag"
-                                                       : NULL;
-        if (why) {
-            calib__fail(err, CALIB_EINVAL, NULL, 0, i + 1, 0,
-                        "isotonic fit: row %zu: bad %s", i + 1, why);
-            return (size_t)-1;
-        }
-        if (wi > 0)
-            r[m++] = (row){p[i], wi, i, y[i]};
+        *why = !(unit ? p[i] >= 0.0 && p[i] <= 1.0 : isfinite(p[i]))
+                   ? "confidence"
+               : !(isfinite(wi) && wi >= 0) ? "weight"
+               : y[i] > 1                   ? "correct flag"
+                                            : NULL;
+        if (*why)
+            return i + 1;
     }
+    return 0;
+}
+
+/* Copies the rows with positive weight into r[]; returns how many. */
+static size_t gather(const double *p, const uint8_t *y, const double *w,
+                     size_t n, row *r)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!w || w[i] > 0)
+            r[m++] = (row){p[i], w ? w[i] : 1.0, i, y[i]};
     return m;
 }
 
@@ -149,10 +154,15 @@ int calib__isotonic_fit(const double *p, const uint8_t *y, const double *w,
     int rc = CALIB_ENOMEM;
     if (!r || !wy || !b)
         goto cleanup;
-    const size_t m = gather(p, y, w, n, r, err);
+    const char *why = NULL;
+    const size_t bad = calib__recal1d_bad_row(p, y, w, n, 0, &why);
+    const size_t m = bad ? 0 : gather(p, y, w, n, r);
     rc = CALIB_EINVAL;
-    if (m == (size_t)-1)
+    if (bad) {
+        calib__fail(err, rc, NULL, 0, bad, 0, "isotonic fit: row %zu: bad %s",
+                    bad, why);
         goto cleanup;
+    }
     if (m == 0) {
         calib__fail(err, rc, NULL, 0, 0, 0,
                     "isotonic fit: no row has a positive weight");
