@@ -666,6 +666,8 @@ void calib_calibrator_free(calib_calibrator *c);
 
 calib_method calib_calibrator_method(const calib_calibrator *c);
 calib_objective calib_calibrator_objective(const calib_calibrator *c);
+/* T of temperature scaling; 1 for the other methods (see
+ * calib_calibrator_params). */
 double calib_calibrator_temperature(const calib_calibrator *c);
 /* Iterations the solver took, and the objective value at the result. */
 int calib_calibrator_iterations(const calib_calibrator *c);

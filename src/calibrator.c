@@ -15,22 +15,19 @@
 #include <string.h>
 
 static const char *const objective_names[] = {"nll", "ece", "brier"};
-#define N_OBJECTIVES (sizeof objective_names / sizeof *objective_names)
+#define N_OBJECTIVES ((int)(sizeof objective_names / sizeof *objective_names))
 
 int calib_objective_parse(const char *name, calib_objective *out)
 {
-    for (size_t i = 0; name && i < N_OBJECTIVES; i++)
-        if (!strcmp(name, objective_names[i])) {
-            if (out)
-                *out = (calib_objective)i;
-            return CALIB_OK;
-        }
-    return CALIB_EINVAL;
+    const int i = calib__name_index(objective_names, N_OBJECTIVES, name);
+    if (i >= 0 && out)
+        *out = (calib_objective)i;
+    return i >= 0 ? CALIB_OK : CALIB_EINVAL;
 }
 
 const char *calib_objective_name(calib_objective obj)
 {
-    return (unsigned)obj < N_OBJECTIVES ? objective_names[obj] : NULL;
+    return (unsigned)obj < (unsigned)N_OBJECTIVES ? objective_names[obj] : NULL;
 }
 
 void calib_fit_options_init(calib_fit_options *opt)

@@ -18,13 +18,10 @@ static const char *const method_names[CALIB_METHOD_COUNT] = {
 
 int calib_method_parse(const char *name, calib_method *out)
 {
-    for (int i = 0; name && i < CALIB_METHOD_COUNT; i++)
-        if (!strcmp(name, method_names[i])) {
-            if (out)
-                *out = (calib_method)i;
-            return CALIB_OK;
-        }
-    return CALIB_EINVAL;
+    const int i = calib__name_index(method_names, CALIB_METHOD_COUNT, name);
+    if (i >= 0 && out)
+        *out = (calib_method)i;
+    return i >= 0 ? CALIB_OK : CALIB_EINVAL;
 }
 
 const char *calib_method_name(calib_method m)

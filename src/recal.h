@@ -10,6 +10,19 @@
 
 #include "temperature.h"
 
+#include <string.h>
+
+/* The index of `name` among names[0..n), or -1 (also for NULL): how
+ * methods and objectives are parsed. */
+static inline int calib__name_index(const char *const *names, int n,
+                                    const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
+
 /* p is clipped into [CALIB__P_EPS, 1 - CALIB__P_EPS] before logit, ln p
  * and ln(1 - p) (DBL_EPSILON, as betacal), so |logit p| <= 36.04. */
 #define CALIB__P_EPS 0x1p-52
