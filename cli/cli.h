@@ -40,7 +40,8 @@ enum {
     CLI_OPT_TEXTPLOT = 1 << 9,/* --ascii --no-diagram: the terminal chart */
     CLI_OPT_PARTIAL = 1 << 10,/* --partial: write a partial state         */
     CLI_OPT_CI = 1 << 11,     /* --ci --bootstrap --seed: intervals       */
-    CLI_OPT_PAIRED = 1 << 12  /* --paired: the paired bootstrap           */
+    CLI_OPT_PAIRED = 1 << 12, /* --paired: the paired bootstrap           */
+    CLI_OPT_CV = 1 << 13      /* --cv K --seed S: cross-fitting           */
 };
 
 /* Positional arguments: several files at once (`calib eval
@@ -66,6 +67,8 @@ typedef struct cli_opts {
     int no_diagram;           /* --no-diagram: no terminal chart          */
     int partial;              /* --partial: the accumulator's state       */
     int paired;               /* --paired: B - A on one resampling        */
+    int method_all;           /* --method all: compare every method       */
+    int cv;                   /* --cv K (0: none)                         */
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -197,6 +200,9 @@ void cli_print_ci(FILE *f, const calib_metrics *m, calib_metric_id id);
 void cli_print_metrics(FILE *f, const calib_metrics *m);
 void cli_print_pair(FILE *f, const calib_metrics *before,
                     const calib_metrics *after);
+/* The metric table with a column for each of ms[0..n), headed heads[]. */
+void cli_print_columns(FILE *f, const char *const *heads,
+                       const calib_metrics *const *ms, int n);
 void cli_print_bins(FILE *f, const calib_metrics *m);
 void cli_print_group_pair(FILE *f, const calib_metrics *before,
                           const calib_metrics *after);
@@ -219,6 +225,9 @@ typedef struct cli_loop {
     calib_calibrator *cal;
     calib_metrics *val_before, *val_after;
     calib_metrics *before, *after;
+    calib_metrics *val_cv;    /* --cv: the fitting set, cross-fitted       */
+    int cv;
+    uint64_t seed;
     char *cal_json;           /* the calibrator file's JSON (fit)          */
 } cli_loop;
 
@@ -241,10 +250,36 @@ int cli_metrics_json(const calib_metrics *m, const calib_read_stats *st,
                      const char *key, const char *value, char **json);
 /* Returns the loop report as JSON text (malloc'd), or NULL on ENOMEM. */
 char *cli_loop_json(const cli_loop *l);
-/* Prints the fit summary (T, objective, iterations, diagnostics). */
+/* cmd_fit_all.c */
+/* `calib fit --method all`: every method on one split (--val/--test) or
+ * cross-fitted on one set (--cv), as a table or JSON.  Returns 0 or an
+ * exit code. */
+int cli_fit_all(const cli_opts *o);
+
+/* fit_report.c */
+/* Prints the fit summary (method, parameters, objective, iterations,
+ * diagnostics). */
 void cli_print_fit(FILE *f, const calib_calibrator *c);
+/* The metrics of ds before recalibration by method m: of its top-label
+ * view for a top-label method on distribution rows (so that before and
+ * after are the same kind of rows), else of ds. */
+int cli_eval_before(calib_method m, const calib_dataset *ds,
+                    const calib_eval_options *eo, calib_metrics **out);
+/* The metrics of the k-fold cross-fitted predictions of ds. */
+int cli_cross_fit(const calib_dataset *ds, const calib_fit_options *fo,
+                  int k, uint64_t seed, calib_metrics **out);
 /* Prints each diagnostic of `c` as "calib: warning: ...". */
 void cli_warn_diagnostics(const calib_calibrator *c);
+
+/* apply_out.c */
+/* Writes what `calib apply` writes for `after` (calib_apply of `in`, read
+ * from in_path with ro) to `path` in format fmt (npy, csv, tsv): top-label
+ * rows into CSV/TSV as the input's columns plus calibrated_confidence
+ * when the input is a CSV/TSV file whose rows all were used, else as
+ * calib_write_probs does.  Returns 0 or an exit code after the error. */
+int cli_write_applied(const char *in_path, const calib_read_options *ro,
+                      const calib_dataset *in, const calib_dataset *after,
+                      calib_format fmt, const char *path);
 
 /* cmd_merge.c */
 int cmd_merge(int argc, char **argv);

@@ -27,7 +27,7 @@ static const char usage[] =
     "Prints accuracy, mean confidence, ECE, MCE, RMSCE, NLL, Brier, a small\n"
     "reliability diagram and the reliability table of FILE ('-' reads\n"
     "standard input).  With --calibrator or --val/--test, TEST before and\n"
-    "after temperature scaling, both drawn in one diagram.\n"
+    "after recalibration, both drawn in one diagram.\n"
     "\n"
     "FILE may be several files or a directory: each file's task name is its\n"
     "group (lm-eval's samples_<task>_<date>.jsonl gives <task>).\n"
@@ -65,7 +65,8 @@ static const char usage[] =
     "  --bin-rule R           sklearn (default), netcal, torchmetrics,\n"
     "                         gpleiss or hollance\n"
     "  --threads N            threads (default 0: every core)\n"
-    "  --method temperature   with --val/--test: the method to fit\n"
+    "  --method M             with --val/--test: the method to fit (temperature,\n"
+    "                         platt, beta, vector, histogram, isotonic)\n"
     "  --objective nll|ece|brier  with --val/--test: what the fit minimises\n"
     "  --ci L                 bootstrap percentile intervals at level L: a\n"
     "                         fraction (0.95) or a percent (95); 1000\n"
@@ -222,41 +223,50 @@ static void print_ci_note(FILE *f, const calib_metrics *m)
                 m->ci_resamples, (unsigned long long)m->ci_seed);
 }
 
-/* One metric per line (rows 0..6 are metric ids 0..6); `after` NULL
- * prints one column, with its intervals when it has them. */
-static void print_rows(FILE *f, const calib_metrics *b,
-                       const calib_metrics *a)
+/* One metric per line (rows 0..6 are metric ids 0..6), a column for each
+ * of ms[0..n); one column is followed by its intervals when it has them. */
+static void print_rows(FILE *f, const calib_metrics *const *ms, int n)
 {
     const char *names[] = {"accuracy", "mean confidence", "ECE", "MCE",
-                           "RMSCE", "NLL", brier_label(b)};
+                           "RMSCE", "NLL", brier_label(ms[0])};
     for (int i = 0; i < 7; i++) {
-        const calib_metrics *ms[2] = {b, a};
         fprintf(f, "  %-22s", names[i]);
-        for (int j = 0; j < 2 && ms[j]; j++) {
+        for (int j = 0; j < n; j++) {
             const calib_metrics *m = ms[j];
             const double v[] = {m->accuracy, m->mean_confidence, m->ece,
                                 m->mce, m->rmsce, m->nll, m->brier};
             print_num(f, v[i]);
         }
-        if (!a)
-            cli_print_ci(f, b, (calib_metric_id)i);
+        if (n == 1)
+            cli_print_ci(f, ms[0], (calib_metric_id)i);
         fputc('\n', f);
     }
 }
 
 void cli_print_metrics(FILE *f, const calib_metrics *m)
 {
-    print_rows(f, m, NULL);
+    print_rows(f, &m, 1);
     print_binning(f, m);
     print_ci_note(f, m);
+}
+
+void cli_print_columns(FILE *f, const char *const *heads,
+                       const calib_metrics *const *ms, int n)
+{
+    fprintf(f, "  %-22s", "");
+    for (int j = 0; j < n; j++)
+        fprintf(f, " %11s", heads[j]);
+    fputc('\n', f);
+    print_rows(f, ms, n);
+    print_binning(f, ms[0]);
 }
 
 void cli_print_pair(FILE *f, const calib_metrics *before,
                     const calib_metrics *after)
 {
-    fprintf(f, "  %-22s %11s %11s\n", "", "before", "after");
-    print_rows(f, before, after);
-    print_binning(f, before);
+    const char *const heads[2] = {"before", "after"};
+    const calib_metrics *const ms[2] = {before, after};
+    cli_print_columns(f, heads, ms, 2);
 }
 
 void cli_print_bins(FILE *f, const calib_metrics *m)
@@ -543,6 +553,11 @@ static int check_args(const cli_opts *o)
     const int sets = o->val || o->test;
     if (sets && (!o->val || !o->test)) {
         cli_error("eval: --val and --test go together");
+        return CLI_EX_USAGE;
+    }
+    if (o->method_all) {
+        cli_error("eval: --method all is calib fit's (calib fit --method "
+                  "all --val VAL --test TEST)");
         return CLI_EX_USAGE;
     }
     if (sets && (o->n_pos || o->calibrator)) {

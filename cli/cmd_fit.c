@@ -17,13 +17,20 @@
 #include <string.h>
 
 static const char fit_usage[] =
-    "usage: calib fit VAL [input options] [--method temperature]\n"
-    "                [--objective nll|ece|brier] [--bins M] [--threads N]\n"
-    "                [-o CAL.json] [--json]\n"
+    "usage: calib fit VAL [input options] [--method M] [--objective nll|ece|brier]\n"
+    "                [--hist-bins M] [--hist-binning width|mass] [--bins M]\n"
+    "                [--threads N] [--cv K [--seed S]] [-o CAL.json] [--json]\n"
     "       calib fit --val VAL --test TEST [options] [-o CAL.json] [--json]\n"
+    "       calib fit --method all (--val VAL --test TEST | VAL --cv K) [options]\n"
     "\n"
-    "Fits temperature scaling on VAL.  -o writes the calibrator file (JSON:\n"
-    "method, objective, temperature, diagnostics, input, before, after);\n"
+    "Fits a recalibration method on VAL: temperature (default), platt, beta,\n"
+    "vector, histogram or isotonic (see calib(1)); platt, beta, histogram and\n"
+    "isotonic map each row's confidence and output top-label rows.  --cv K\n"
+    "also reports the fitting set cross-fitted over K seeded folds beside the\n"
+    "in-sample result.  --method all compares every method on TEST (or\n"
+    "cross-fitted with --cv) in one table; -o then writes that table or JSON.\n"
+    "-o writes the calibrator file (JSON: method, its parameters, objective,\n"
+    "diagnostics, input, before, after);\n"
     "without -o the fit is printed as a table, or as that JSON with --json.\n"
     "With --val/--test it also judges TEST before and after (printed on\n"
     "stdout, as a table or with --json as JSON).  Diagnostics (T at the end\n"
@@ -39,9 +46,15 @@ static const char apply_usage[] =
     "\n"
     "Applies the calibrator of CAL.json (from calib fit -o) to FILE and\n"
     "writes the recalibrated probabilities: an (N,K) float64 .npy, or a CSV\n"
-    "with columns prob_0..prob_{K-1},label (confidence,correct for top-label\n"
-    "rows); the format follows OUT's extension.  OUT appears only when\n"
-    "everything was written.  Input options are those of calib eval.\n"
+    "with columns prob_0..prob_{K-1},label (temperature and vector scaling\n"
+    "of distribution rows).  Top-label output (platt, beta, histogram,\n"
+    "isotonic, which work on each row's confidence, or temperature scaling\n"
+    "of top-label rows): a CSV/TSV input's own columns plus\n"
+    "calibrated_confidence; from other inputs (or with rows skipped by\n"
+    "--skip-bad-rows) the columns confidence,correct (calibrated), or an\n"
+    "(N,) .npy of calibrated confidences.  The format follows OUT's\n"
+    "extension.  OUT appears only when everything was written.  Input\n"
+    "options are those of calib eval.\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 65 bad data, 66 cannot open input,\n"
     "70 internal error, 71 out of memory, 73 cannot create output,\n"
@@ -123,18 +136,21 @@ static char *dump(json_t *j)
     return s;
 }
 
-/* The calibrator file: the calibrator's keys, then input/before/after. */
-static char *fit_file_json(const calib_calibrator *c, const char *path,
-                           const calib_dataset *ds,
-                           const calib_metrics *before,
-                           const calib_metrics *after)
+/* The calibrator file: the calibrator's keys, then input/before/after,
+ * and with --cv the cross-fitted metrics. */
+static char *fit_file_json(const cli_loop *l)
 {
     calib_read_stats st;
-    calib_dataset_stats(ds, &st);
-    json_t *obj = calibrator_json(c);
-    const int ok = put(obj, "input", input_json(path, ds)) &&
-                   put(obj, "before", metrics_json(before, &st)) &&
-                   put(obj, "after", metrics_json(after, &st));
+    calib_dataset_stats(l->val, &st);
+    json_t *obj = calibrator_json(l->cal);
+    int ok = put(obj, "input", input_json(l->val_path, l->val)) &&
+             put(obj, "before", metrics_json(l->val_before, &st)) &&
+             put(obj, "after", metrics_json(l->val_after, &st));
+    if (ok && l->val_cv)
+        ok = put(obj, "cross_fitted",
+                 json_pack("{s:i, s:I, s:o}", "folds", l->cv, "seed",
+                           (json_int_t)l->seed,
+                           "after", metrics_json(l->val_cv, &st)));
     if (!ok) {
         json_decref(obj);
         return NULL;
@@ -199,23 +215,27 @@ static int loop_fit(cli_loop *l, const cli_opts *o,
     if (!ex)
         ex = fit_set(l->val, &o->fit, &l->cal);
     if (!ex)
-        ex = cli_evaluate(l->val, &o->eval, &l->val_before);
+        ex = cli_eval_before(o->fit.method, l->val, &o->eval, &l->val_before);
     if (!ex)
         ex = apply_set(l->cal, l->val, l->val_path, &after);
     if (!ex)
         ex = cli_evaluate(after, &o->eval, &l->val_after);
     calib_dataset_free(after);
-    if (!ex && !(l->cal_json = fit_file_json(l->cal, l->val_path, l->val,
-                                             l->val_before, l->val_after)))
+    l->cv = o->cv, l->seed = o->eval.seed;
+    if (!ex && o->cv)
+        ex = cli_cross_fit(l->val, &o->fit, o->cv, o->eval.seed, &l->val_cv);
+    if (!ex && !(l->cal_json = fit_file_json(l)))
         ex = cli_nomem();
     return ex;
 }
 
-/* Temperature scaling never changes a prediction: if accuracy moved, calib
- * has a bug, and no report should hide it. */
+/* Temperature scaling never changes a prediction, and the top-label
+ * methods keep every correct flag: if accuracy moved, calib has a bug, and
+ * no report should hide it.  Vector scaling may change predictions. */
 static int check_accuracy(const cli_loop *l)
 {
-    if (l->before->accuracy == l->after->accuracy)
+    if (l->before->accuracy == l->after->accuracy ||
+        calib_calibrator_method(l->cal) == CALIB_METHOD_VECTOR)
         return 0;
     cli_error("%s: internal error: accuracy changed from %.17g to %.17g "
               "under recalibration", l->test_path, l->before->accuracy,
@@ -231,7 +251,8 @@ int cli_loop_run(cli_loop *l, const cli_opts *o,
     if (!ex)
         ex = cli_read(l->test_path, test_ro, &l->test);
     if (!ex)
-        ex = cli_evaluate(l->test, &o->eval, &l->before);
+        ex = cli_eval_before(calib_calibrator_method(l->cal), l->test,
+                             &o->eval, &l->before);
     if (!ex)
         ex = apply_set(l->cal, l->test, l->test_path, &l->test_after);
     if (!ex)
@@ -249,30 +270,12 @@ void cli_loop_free(cli_loop *l)
     calib_metrics_free(l->val_after);
     calib_metrics_free(l->before);
     calib_metrics_free(l->after);
+    calib_metrics_free(l->val_cv);
     free(l->cal_json);
     memset(l, 0, sizeof *l);
 }
 
 /* ---- tables -------------------------------------------------------- */
-
-void cli_print_fit(FILE *f, const calib_calibrator *c)
-{
-    const char *obj = calib_objective_name(calib_calibrator_objective(c));
-    fprintf(f, "  %-22s temperature scaling%s\n", "method",
-            calib_calibrator_binary(c) ? " (binary, top-label)" : "");
-    fprintf(f, "  %-22s %.6g\n", "T", calib_calibrator_temperature(c));
-    fprintf(f, "  %-22s %s\n", "objective", obj);
-    fprintf(f, "  %-22s %d\n", "solver iterations",
-            calib_calibrator_iterations(c));
-    fprintf(f, "  %-22s %.6f (%s at T)\n", "objective value",
-            calib_calibrator_objective_value(c), obj);
-    const size_t nd = calib_calibrator_diagnostic_count(c);
-    if (!nd)
-        fprintf(f, "  %-22s none\n", "diagnostics");
-    for (size_t i = 0; i < nd; i++)
-        fprintf(f, "  %-22s %s\n", "diagnostic",
-                calib_calibrator_diagnostic(c, i));
-}
 
 static void print_set(FILE *f, const char *title, const char *path,
                       const calib_dataset *ds, const calib_metrics *before,
@@ -307,8 +310,10 @@ void cli_loop_print(FILE *f, const cli_loop *l, const char *diagram)
     }
     print_set(f, "Test, before and after recalibration", l->test_path,
               l->test, l->before, l->after, diagram);
-    fprintf(f, "\n  accuracy unchanged: %s\n",
-            l->before->accuracy == l->after->accuracy ? "yes" : "NO");
+    fprintf(f, "\n  accuracy unchanged: %s%s\n",
+            l->before->accuracy == l->after->accuracy ? "yes" : "no",
+            calib_calibrator_method(l->cal) == CALIB_METHOD_VECTOR
+                ? " (vector scaling may change predictions)" : "");
 }
 
 static void fit_print(FILE *f, const cli_loop *l)
@@ -316,8 +321,23 @@ static void fit_print(FILE *f, const cli_loop *l)
     fprintf(f, "Fit\n");
     cli_print_fit(f, l->cal);
     fputc('\n', f);
-    print_set(f, "Fitting set, before and after", l->val_path, l->val,
-              l->val_before, l->val_after, NULL);
+    if (!l->val_cv) {
+        print_set(f, "Fitting set, before and after", l->val_path, l->val,
+                  l->val_before, l->val_after, NULL);
+        return;
+    }
+    calib_read_stats st;
+    calib_dataset_stats(l->val, &st);
+    fprintf(f, "Fitting set: before, after (in-sample: fitted and judged on "
+               "the same rows),\nand after cross-fitting (%d folds, seed "
+               "%llu: each row judged by a fit without it)\n",
+            l->cv, (unsigned long long)l->seed);
+    cli_print_read_stats(f, l->val_path, &st, l->val_before);
+    fputc('\n', f);
+    const char *const heads[3] = {"before", "in-sample", "cross-fit"};
+    const calib_metrics *const ms[3] = {l->val_before, l->val_after,
+                                        l->val_cv};
+    cli_print_columns(f, heads, ms, 3);
 }
 
 /* ---- calib fit ----------------------------------------------------- */
@@ -327,6 +347,11 @@ static int fit_check_args(const cli_opts *o)
     const int sets = o->val || o->test;
     if (sets && (!o->val || !o->test)) {
         cli_error("fit: --val and --test go together");
+        return CLI_EX_USAGE;
+    }
+    if (o->cv && o->test) {
+        cli_error("fit: --cv cross-fits one set; it takes VAL, not "
+                  "--val/--test");
         return CLI_EX_USAGE;
     }
     if ((sets && o->n_pos) || (!sets && o->n_pos != 1)) {
@@ -372,7 +397,8 @@ int cmd_fit(int argc, char **argv)
     cli_opts o;
     int ex = cli_parse(argc, argv, "fit",
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
-                           CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_SETS,
+                           CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_SETS |
+                           CLI_OPT_CV,
                        &o);
     if (ex)
         return ex;
@@ -382,6 +408,8 @@ int cmd_fit(int argc, char **argv)
     }
     if ((ex = fit_check_args(&o)) != 0)
         return ex;
+    if (o.method_all)
+        return cli_fit_all(&o);
     cli_loop l = {0};
     calib_read_options vro = {0}, tro = {0};
     l.val_path = o.val ? o.val : o.pos[0];
@@ -461,22 +489,6 @@ static int out_format(const char *path, calib_format *fmt)
     return 0;
 }
 
-static int write_probs(const calib_dataset *ds, calib_format fmt,
-                       const char *path)
-{
-    cli_out out;
-    int ex = cli_out_open(&out, path);
-    if (ex)
-        return ex;
-    calib_error err = {0};
-    const int rc = calib_write_probs(ds, fmt, out.f, &err);
-    if (rc) {
-        cli_out_abort(&out);
-        return cli_fail(rc, &err, path);
-    }
-    return cli_out_commit(&out);
-}
-
 static int apply_check_args(const cli_opts *o, calib_format *fmt)
 {
     if (o->n_pos != 2) {
@@ -512,7 +524,7 @@ int cmd_apply(int argc, char **argv)
     ex = cli_load_calibrator(o.pos[0], &cal);
     ex = ex ? ex : cli_read(o.pos[1], &ro, &ds);
     ex = ex ? ex : apply_set(cal, ds, o.pos[1], &after);
-    ex = ex ? ex : write_probs(after, fmt, o.out);
+    ex = ex ? ex : cli_write_applied(o.pos[1], &ro, ds, after, fmt, o.out);
     calib_dataset_free(after);
     calib_dataset_free(ds);
     calib_calibrator_free(cal);

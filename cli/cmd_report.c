@@ -208,6 +208,16 @@ static int run(const cli_opts *o, const char *title, const char *command)
         cli_read_options_for(o, o->val, o->val_labels, o->val_correct, &vro);
     cli_read_options_for(o, o->test, o->test_labels, o->test_correct, &tro);
     int ex = o->calibrator ? cli_load_calibrator(o->calibrator, &l.cal) : 0;
+    /* The page draws temperature scaling (T, the NLL curve over T). */
+    const calib_method m = l.cal ? calib_calibrator_method(l.cal)
+                                 : o->fit.method;
+    if (!ex && (m != CALIB_METHOD_TEMPERATURE || o->method_all)) {
+        cli_error("report: the HTML report shows temperature scaling, not "
+                  "%s; compare methods with calib fit --method all, or judge "
+                  "one with calib eval --calibrator",
+                  o->method_all ? "all methods" : calib_method_name(m));
+        ex = CLI_EX_USAGE;
+    }
     if (!ex)
         ex = cli_loop_run(&l, o, &vro, &tro);
     if (!ex && !title && o->calibrator) {

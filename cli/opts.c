@@ -258,10 +258,30 @@ static int set_rule(cli_opts *o, const char *n, const char *v)
 
 static int set_method(cli_opts *o, const char *n, const char *v)
 {
-    if (strcmp(v, "temperature") != 0)
-        return bad_value(n, v, "temperature");
-    o->fit.method = CALIB_METHOD_TEMPERATURE;
+    o->method_all = strcmp(v, "all") == 0;
+    if (!o->method_all && calib_method_parse(v, &o->fit.method) != CALIB_OK)
+        return bad_value(n, v, "temperature, platt, vector, histogram, "
+                               "isotonic, beta or all");
     return 0;
+}
+
+static int set_hist_bins(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 1, 1000000, &o->fit.hist_bins);
+}
+
+static int set_hist_binning(cli_opts *o, const char *n, const char *v)
+{
+    if (strcmp(v, "width") && strcmp(v, "mass"))
+        return bad_value(n, v, "width or mass");
+    o->fit.hist_binning = strcmp(v, "width") ? CALIB_BINNING_MASS
+                                             : CALIB_BINNING_WIDTH;
+    return 0;
+}
+
+static int set_cv(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 2, 1000000, &o->cv);
 }
 
 static int set_objective(cli_opts *o, const char *n, const char *v)
@@ -297,6 +317,9 @@ static const opt_spec specs[] = {
     {"--threads", CLI_OPT_EVAL, ARG, set_threads},
     {"--method", CLI_OPT_FIT, ARG, set_method},
     {"--objective", CLI_OPT_FIT, ARG, set_objective},
+    {"--hist-bins", CLI_OPT_FIT, ARG, set_hist_bins},
+    {"--hist-binning", CLI_OPT_FIT, ARG, set_hist_binning},
+    {"--cv", CLI_OPT_CV, ARG, set_cv},
     {"-o", CLI_OPT_OUT, ARG, set_out},
     {"--output", CLI_OPT_OUT, ARG, set_out},
     {"--json", CLI_OPT_JSON, NO_ARG, set_json},
@@ -305,7 +328,7 @@ static const opt_spec specs[] = {
     {"--partial", CLI_OPT_PARTIAL, NO_ARG, set_partial},
     {"--ci", CLI_OPT_CI, ARG, set_ci},
     {"--bootstrap", CLI_OPT_CI, ARG, set_bootstrap},
-    {"--seed", CLI_OPT_CI, ARG, set_seed},
+    {"--seed", CLI_OPT_CI | CLI_OPT_CV, ARG, set_seed},
     {"--paired", CLI_OPT_PAIRED, NO_ARG, set_paired},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
@@ -393,6 +416,7 @@ int cli_parse(int argc, char **argv, const char *cmd, unsigned accept,
             return CLI_EX_USAGE;
         }
     }
+    /* fit.eval mirrors eval, the histogram's bins kept */
     o->fit.eval = o->eval;
     return 0;
 }

@@ -653,7 +653,32 @@ double calib_sum_exact(const double *x, size_t n);
 /* Recalibration                                                       */
 /* ------------------------------------------------------------------ */
 
-typedef enum calib_method { CALIB_METHOD_TEMPERATURE = 0 } calib_method;
+/* Recalibration methods.  Distribution methods (temperature, vector) map
+ * the K scores of a row and return distribution rows; top-label methods
+ * (platt, histogram, isotonic, beta) map a row's confidence only: on
+ * distribution rows they work on the top-label view (confidence = the
+ * largest probability, correct = first argmax == label), and calib_apply
+ * returns top-label rows (calibrated confidence, correct flag), whose NLL
+ * is not defined (NaN; null in JSON).  Temperature scaling fitted on
+ * top-label rows is the binary form.  The numbers are stable. */
+typedef enum calib_method {
+    CALIB_METHOD_TEMPERATURE = 0, /* softmax(z / T)                       */
+    CALIB_METHOD_PLATT = 1,       /* sigmoid(a logit(p) + b)              */
+    CALIB_METHOD_VECTOR = 2,      /* softmax(a_k z_k + b_k), per class k  */
+    CALIB_METHOD_HISTOGRAM = 3,   /* histogram binning of p               */
+    CALIB_METHOD_ISOTONIC = 4,    /* isotonic regression of correct on p  */
+    CALIB_METHOD_BETA = 5         /* sigmoid(a ln p - b ln(1-p) + c)      */
+} calib_method;
+#define CALIB_METHOD_COUNT 6
+
+/* Returns the method named `name` ("temperature", "platt", "vector",
+ * "histogram", "isotonic", "beta") in *out; CALIB_EINVAL for any other.
+ * calib_method_name() is its inverse (NULL when out of range). */
+int calib_method_parse(const char *name, calib_method *out);
+const char *calib_method_name(calib_method m);
+/* Returns 1 for the top-label methods (platt, histogram, isotonic, beta),
+ * 0 for temperature and vector. */
+int calib_method_toplabel(calib_method m);
 
 typedef enum calib_objective {
     CALIB_OBJECTIVE_NLL = 0,    /* Newton on log(1/T), exact derivatives  */
@@ -669,6 +694,10 @@ typedef struct calib_fit_options {
     calib_objective objective;
     calib_eval_options eval;    /* bins for the ECE objective, threads    */
     double t_min, t_max;        /* search range of T; default 1e-3 .. 1e3 */
+    /* Histogram binning: hist_bins bins (default 15), equal-width
+     * (default, as Guo et al. 2017) or equal-mass (hist_binning). */
+    int hist_bins;
+    calib_binning hist_binning;
 } calib_fit_options;
 
 void calib_fit_options_init(calib_fit_options *opt);
@@ -676,21 +705,59 @@ void calib_fit_options_init(calib_fit_options *opt);
 /* A fitted recalibration map.  Opaque. */
 typedef struct calib_calibrator calib_calibrator;
 
-/* Fits a calibrator on `val`.  Temperature scaling: q = softmax(z / T) for
- * distribution rows (probabilities are taken as logits log p), and
- * p' = sigmoid(logit(p) / T) for top-label rows (the binary form).
- * A case with no finite optimum (every row correct with a positive margin,
- * a constant predictor, one class, ...) is not an error: T is clamped at
- * the end of the search range it ran into and a diagnostic says why
- * (calib_calibrator_diagnostic).  Errors: CALIB_EINVAL, CALIB_EDATA
- * (every row has weight 0), CALIB_ENOMEM,
- * CALIB_ECONVERGE (the solver failed; never a quiet nonsense value). */
+/* Fits a calibrator of method opt->method on `val`.
+ *
+ * Temperature scaling: q = softmax(z / T) for distribution rows
+ * (probabilities are taken as logits log p), and p' = sigmoid(logit(p) / T)
+ * for top-label rows (the binary form).  A case with no finite optimum
+ * (every row correct with a positive margin, a constant predictor, one
+ * class, ...) is not an error: T is clamped at the end of the search range
+ * it ran into and a diagnostic says why (calib_calibrator_diagnostic).
+ *
+ * The other methods minimise the (weighted) NLL; `objective` must be nll.
+ *  - platt: p' = sigmoid(a x + b), x = logit(p) (Platt 1999, as logistic
+ *    calibration: the plain maximum-likelihood fit on the 0/1 correct
+ *    flags, no penalty, no smoothed targets), by Newton's method on (a, b)
+ *    with exact derivatives and a backtracking line search; converged when
+ *    the Newton decrement is below 1e-20 and every step below 1e-9
+ *    relative.  p is clipped into [eps, 1 - eps], eps = 2^-52 (DBL_EPSILON,
+ *    as betacal), so |x| <= 36.04.  No finite optimum is a diagnostic:
+ *    every row correct (or every row wrong): a = 0, b = +-36.04; every p
+ *    equal: a = 0, b = logit(accuracy); the correct and wrong rows
+ *    separated by a threshold on p: a = +-1e4 (a step at the midpoint of
+ *    the two classes' nearest logits).
+ *  - beta (Kull, Silva Filho and Flach 2017): p' = sigmoid(a ln p -
+ *    b ln(1 - p) + c), p clipped as for platt, fitted as betacal's default
+ *    "abm": the logistic regression on (ln p, -ln(1 - p)); if a < 0 it is
+ *    refitted on -ln(1 - p) alone (a = 0), else if b < 0 on ln p alone
+ *    (b = 0); the refitted coefficient is not checked again (betacal does
+ *    not), a diagnostic says when it is negative.  The same diagnostics as
+ *    platt for data with no finite optimum.
+ *  - vector (Guo et al. 2017): q = softmax(a_k z_k + b_k), per class k,
+ *    for rows of a fixed K (not ragged, not top-label: CALIB_EINVAL);
+ *    probability rows are taken as logits log(max(p, 1e-15)).  Minimised
+ *    by L-BFGS (memory 10, exact gradients, a backtracking line search
+ *    with the Armijo condition) from a = 1, b = 0 (the identity), until the
+ *    largest gradient component is below 1e-9 (mean NLL) or the NLL stops
+ *    decreasing (relative 1e-15); the sums over rows are fixed blocks of
+ *    16 rows added exactly, so the fit is bit-identical for any thread
+ *    count.  Vector scaling can change a row's argmax (and so accuracy).
+ *    A class that never is a label has no finite optimum (its bias runs
+ *    to -infinity): a diagnostic names it.
+ *  - histogram, isotonic: see calib_calibrator_params; fitted on the
+ *    top-label view.
+ *
+ * Errors: CALIB_EINVAL (bad options, a method that does not fit the rows),
+ * CALIB_EDATA (every row has weight 0), CALIB_ENOMEM, CALIB_ECONVERGE (the solver failed; never a quiet nonsense
+ * value). */
 int calib_fit(const calib_dataset *val, const calib_fit_options *opt,
               calib_calibrator **out, calib_error *err);
 void calib_calibrator_free(calib_calibrator *c);
 
 calib_method calib_calibrator_method(const calib_calibrator *c);
 calib_objective calib_calibrator_objective(const calib_calibrator *c);
+/* T of temperature scaling; 1 for the other methods (see
+ * calib_calibrator_params). */
 double calib_calibrator_temperature(const calib_calibrator *c);
 /* Iterations the solver took, and the objective value at the result. */
 int calib_calibrator_iterations(const calib_calibrator *c);
@@ -702,27 +769,79 @@ size_t calib_calibrator_diagnostic_count(const calib_calibrator *c);
 const char *calib_calibrator_diagnostic(const calib_calibrator *c, size_t i);
 
 /* Returns a dataset in *out with the calibrator applied to every row of
- * `in`: LOGITS rows become logits z/T (their NLL stays exact), PROBS rows
- * probabilities softmax(log(p)/T) (their NLL is clipped at 1e-15 after as
- * before, so the two compare like with like), TOPLABEL rows
- * p' = sigmoid(logit(p)/T).  The prediction of every row is unchanged.
- * Groups and weights are kept.  The result owns its memory.  Errors:
- * CALIB_EINVAL (a top-label calibrator on distribution rows or the
- * reverse), CALIB_EDATA (a logit / T overflows), CALIB_ENOMEM. */
+ * `in`.  Temperature: LOGITS rows become logits z/T (their NLL stays
+ * exact), PROBS rows probabilities softmax(log(p)/T) (their NLL is clipped
+ * at 1e-15 after as before, so the two compare like with like), TOPLABEL
+ * rows p' = sigmoid(logit(p)/T); the prediction of every row is unchanged.
+ * Vector: LOGITS rows become logits a_k z_k + b_k, PROBS rows the
+ * probabilities softmax(a_k log(max(p_k, 1e-15)) + b_k); the argmax may
+ * change.  Top-label methods (platt, beta, histogram, isotonic) take
+ * top-label or distribution rows (through their top-label view) and return
+ * TOPLABEL rows: the calibrated confidence and each row's correct flag,
+ * unchanged.  Groups and weights are kept.  The result owns its memory.
+ * Errors: CALIB_EINVAL (a temperature calibrator fitted on top-label rows
+ * applied to distribution rows or the reverse; vector scaling on rows of
+ * another K, ragged or top-label rows), CALIB_EDATA (a scaled logit
+ * overflows), CALIB_ENOMEM. */
 int calib_apply(const calib_calibrator *c, const calib_dataset *in,
                 calib_dataset **out, calib_error *err);
 
-/* Serialises a calibrator as a JSON object ("method", "objective",
- * "temperature", "form", "iterations", "objective_value", "diagnostics")
- * in *json, malloc'd; the caller frees it. */
+/* Serialises a calibrator as a JSON object in *json, malloc'd; the caller
+ * frees it.  Members: "method", "objective", "form" ("softmax", "binary"
+ * for temperature fitted on top-label rows, "top-label" for the top-label
+ * methods), "iterations", "objective_value", "solver", "diagnostics",
+ * "fitted_rows", "classes", and the parameters: "temperature": T, or an
+ * object named after the method: "platt": {"a", "b"}, "beta": {"a", "b",
+ * "c"}, "vector": {"scale": [K], "bias": [K]}, "histogram" and "isotonic":
+ * the fitted map (calib_calibrator_params).  Top-label methods add
+ * "fitted_on": "top-label" or "distribution" (the rows they were fitted
+ * on). */
 int calib_calibrator_to_json(const calib_calibrator *c, char **json,
                              calib_error *err);
 /* Parses what calib_calibrator_to_json wrote (extra keys are ignored, so a
  * `calib fit` file with before/after metrics reads back).  Errors:
- * CALIB_EDATA (malformed JSON, a repeated key, unknown method, T <= 0,
- * T or 1/T not finite). */
+ * CALIB_EDATA (malformed JSON, a repeated key, unknown method, T <= 0, T or 1/T not finite, a
+ * parameter missing, of the wrong type, not finite, or vector scale and
+ * bias of different lengths; the message names the member, as
+ * "platt.a"). */
 int calib_calibrator_from_json(const char *json, size_t len,
                                calib_calibrator **out, calib_error *err);
+
+/* ---- Recalibrators: parameters, top-label view, cross-fitting ------- */
+
+/* Returns the number of fitted parameters of c, and writes the first
+ * min(n, count) of them into out[] (out may be NULL when n = 0):
+ *   temperature  [T]
+ *   platt        [a, b]
+ *   beta         [a, b, c]
+ *   vector       [a_0 .. a_{K-1}, b_0 .. b_{K-1}]   (scale, then bias)
+ *   histogram    [e_0 .. e_M, v_0 .. v_{M-1}]   (M bin edges + 1, then
+ *                each bin's calibrated value)
+ *   isotonic     [x_0 .. x_{m-1}, y_0 .. y_{m-1}]   (the fitted points) */
+size_t calib_calibrator_params(const calib_calibrator *c, double *out,
+                               size_t n);
+
+/* Returns in *out the top-label view of `ds`: a TOPLABEL dataset whose
+ * row i has confidence = the largest probability of row i and correct =
+ * (first argmax == label); top-label rows are copied as they are.  Groups
+ * and weights are kept; the result owns its memory.  Errors: CALIB_EINVAL,
+ * CALIB_ENOMEM. */
+int calib_dataset_toplabel(const calib_dataset *ds, calib_dataset **out,
+                           calib_error *err);
+
+/* Cross-fitting: returns in *oof the out-of-fold predictions of a method
+ * fitted with `opt` on `ds`.  The rows are split into k folds (2 <= k <=
+ * N): a Fisher-Yates shuffle of the row indices driven by splitmix64
+ * seeded with `seed` (the same permutation on every machine), then fold f
+ * takes shuffled positions [f N / k, (f + 1) N / k).  For each fold the
+ * method is fitted on the other k - 1 folds and applied to the fold; *oof
+ * holds every row once, in the order of `ds`, as calib_apply returns them
+ * (top-label rows for top-label methods).  Diagnostics of the k fits are
+ * not kept.  Errors: those of calib_fit and calib_apply, CALIB_EINVAL (k
+ * out of range). */
+int calib_cross_fit(const calib_dataset *ds, const calib_fit_options *opt,
+                    int k, uint64_t seed, calib_dataset **oof,
+                    calib_error *err);
 
 /* The (weighted) mean NLL of `val` after temperature scaling at each of
  * the n temperatures t[i], into nll[i]: the curve a report draws.

@@ -8,29 +8,26 @@
  * happens the winning score is raised by one ulp, so the predicted class is
  * the one the unscaled row predicts, by construction.
  */
-#include "temperature.h"
+#include "recal.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const objective_names[] = {"nll", "ece", "brier"};
-#define N_OBJECTIVES (sizeof objective_names / sizeof *objective_names)
+#define N_OBJECTIVES ((int)(sizeof objective_names / sizeof *objective_names))
 
 int calib_objective_parse(const char *name, calib_objective *out)
 {
-    for (size_t i = 0; name && i < N_OBJECTIVES; i++)
-        if (!strcmp(name, objective_names[i])) {
-            if (out)
-                *out = (calib_objective)i;
-            return CALIB_OK;
-        }
-    return CALIB_EINVAL;
+    const int i = calib__name_index(objective_names, N_OBJECTIVES, name);
+    if (i >= 0 && out)
+        *out = (calib_objective)i;
+    return i >= 0 ? CALIB_OK : CALIB_EINVAL;
 }
 
 const char *calib_objective_name(calib_objective obj)
 {
-    return (unsigned)obj < N_OBJECTIVES ? objective_names[obj] : NULL;
+    return (unsigned)obj < (unsigned)N_OBJECTIVES ? objective_names[obj] : NULL;
 }
 
 void calib_fit_options_init(calib_fit_options *opt)
@@ -41,6 +38,8 @@ void calib_fit_options_init(calib_fit_options *opt)
     calib_eval_options_init(&opt->eval);
     opt->t_min = 1e-3;
     opt->t_max = 1e3;
+    opt->hist_bins = 15;
+    opt->hist_binning = CALIB_BINNING_WIDTH;
 }
 
 /* ------------------------------------------------------------------ */
@@ -87,6 +86,9 @@ void calib_calibrator_free(calib_calibrator *c)
     for (size_t i = 0; i < c->n_diag; i++)
         free(c->diag[i]);
     free(c->diag);
+    free(c->vec);
+    calib__isotonic_free(&c->iso);
+    calib__histogram_free(&c->hist);
     free(c);
 }
 
@@ -193,7 +195,7 @@ static int own_copy(calib_dataset *ds, const void **dst, const void *src,
 
 /* Labels, weights, groups, offsets and group names: copied, so the result
  * outlives `in`. */
-static int copy_common(const calib_dataset *in, calib_dataset *out)
+int calib__copy_common(const calib_dataset *in, calib_dataset *out, int dist)
 {
     const size_t n = in->n;
     int rc = own_copy(out, (const void **)&out->weights, in->weights,
@@ -201,14 +203,19 @@ static int copy_common(const calib_dataset *in, calib_dataset *out)
     if (!rc)
         rc = own_copy(out, (const void **)&out->groups, in->groups,
                       n * sizeof *in->groups);
-    if (!rc && in->kind != CALIB_TOPLABEL)
+    if (!rc && dist && in->kind != CALIB_TOPLABEL)
         rc = own_copy(out, (const void **)&out->labels, in->labels,
                       n * sizeof *in->labels);
-    if (!rc && in->offsets)
+    if (!rc && dist && in->offsets)
         rc = own_copy(out, (const void **)&out->offsets, in->offsets,
                       (n + 1) * sizeof *in->offsets);
-    if (rc || !in->group_names || !in->n_groups)
-        return rc;
+    return rc ? rc : calib__copy_group_names(in, out);
+}
+
+int calib__copy_group_names(const calib_dataset *in, calib_dataset *out)
+{
+    if (!in->group_names || !in->n_groups)
+        return CALIB_OK;
     out->group_names = calloc(in->n_groups, sizeof *out->group_names);
     if (!out->group_names)
         return CALIB_ENOMEM;
@@ -257,6 +264,8 @@ int calib_apply(const calib_calibrator *c, const calib_dataset *in,
     if (!c || !in || !out)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "calib_apply: NULL argument");
+    if (c->method != CALIB_METHOD_TEMPERATURE)
+        return calib__apply_recal(c, in, out, err);
     if (c->binary != (in->kind == CALIB_TOPLABEL))
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            c->binary ? "a calibrator fitted on top-label "
@@ -271,7 +280,7 @@ int calib_apply(const calib_calibrator *c, const calib_dataset *in,
     ds->n = in->n;
     ds->k = in->k;
     ds->stats = in->stats;
-    int rc = copy_common(in, ds);
+    int rc = calib__copy_common(in, ds, 1);
     if (!rc)
         rc = apply_rows(c, in, ds, err);
     if (rc) {
@@ -297,12 +306,19 @@ int calib_calibrator_to_json(const calib_calibrator *c, char **json,
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "calib_calibrator_to_json: NULL argument");
     calib__buf b = {0};
-    calib__buf_puts(&b, "{\"method\":\"temperature\",\"objective\":");
+    calib__buf_puts(&b, "{\"method\":");
+    calib__buf_json_string(&b, calib_method_name(c->method));
+    calib__buf_puts(&b, ",\"objective\":");
     calib__buf_json_string(&b, calib_objective_name(c->objective));
-    calib__buf_puts(&b, ",\"temperature\":");
-    calib__buf_json_number(&b, c->temperature);
+    if (c->method == CALIB_METHOD_TEMPERATURE) {
+        calib__buf_puts(&b, ",\"temperature\":");
+        calib__buf_json_number(&b, c->temperature);
+    } else {
+        calib__recal_to_json(c, &b);
+    }
     calib__buf_printf(&b, ",\"form\":\"%s\",\"iterations\":%d",
-                      c->binary ? "binary" : "softmax", c->iterations);
+                      calib_method_toplabel(c->method) ? "top-label"
+                      : c->binary ? "binary" : "softmax", c->iterations);
     calib__buf_puts(&b, ",\"objective_value\":");
     calib__buf_json_number(&b, c->objective_value);
     calib__buf_puts(&b, ",\"solver\":");
@@ -337,10 +353,15 @@ static int read_core(const json_t *o, calib_calibrator *c, calib_error *err)
     const json_t *obj = json_object_get(o, "objective");
     if (!json_is_string(m))
         return bad(err, "\"method\" is missing or not a string");
-    if (strcmp(json_string_value(m), "temperature"))
+    if (calib_method_parse(json_string_value(m), &c->method))
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0,
                            "calibrator JSON: unknown method \"%s\"",
                            json_string_value(m));
+    if (obj && (!json_is_string(obj) ||
+                calib_objective_parse(json_string_value(obj), &c->objective)))
+        return bad(err, "\"objective\" must be \"nll\", \"ece\" or \"brier\"");
+    if (c->method != CALIB_METHOD_TEMPERATURE)
+        return calib__recal_from_json(o, c, err);
     if (!json_is_number(t))
         return bad(err, "\"temperature\" is missing or not a number");
     c->temperature = json_number_value(t);
@@ -354,9 +375,6 @@ static int read_core(const json_t *o, calib_calibrator *c, calib_error *err)
                 !strcmp(json_string_value(f), "binary"))))
         return bad(err, "\"form\" must be \"softmax\" or \"binary\"");
     c->binary = f && !strcmp(json_string_value(f), "binary");
-    if (obj && (!json_is_string(obj) ||
-                calib_objective_parse(json_string_value(obj), &c->objective)))
-        return bad(err, "\"objective\" must be \"nll\", \"ece\" or \"brier\"");
     c->solver = c->objective == CALIB_OBJECTIVE_NLL ? "newton-log-beta"
                                                     : "grid+golden";
     return CALIB_OK;
@@ -374,7 +392,11 @@ static int read_report(const json_t *o, calib_calibrator *c, calib_error *err)
     c->iterations = json_is_integer(it) ? (int)json_integer_value(it) : 0;
     c->objective_value = json_is_number(v) ? json_number_value(v) : NAN;
     c->fitted_rows = json_is_integer(rows) ? (size_t)json_integer_value(rows) : 0;
-    c->classes = json_is_integer(k) ? (size_t)json_integer_value(k) : 0;
+    if (c->method != CALIB_METHOD_VECTOR)
+        c->classes = json_is_integer(k) ? (size_t)json_integer_value(k) : 0;
+    else if (json_is_integer(k) && (size_t)json_integer_value(k) != c->classes)
+        return bad(err, "\"classes\" differs from the length of "
+                        "vector.scale");
     if (json_is_string(s) && !strcmp(json_string_value(s), "grid+golden"))
         c->solver = "grid+golden";
     if (d && !json_is_array(d))

@@ -41,7 +41,7 @@
  * tscale_pass.c; the ECE and Brier objectives, evaluated on a grid of log T
  * and refined by golden section, in tscale_search.c.
  */
-#include "temperature.h"
+#include "recal.h"
 
 #include <stdlib.h>
 
@@ -376,7 +376,7 @@ static int any_weight(const calib_dataset *ds)
 
 static int check_options(const calib_fit_options *opt, calib_error *err)
 {
-    if (opt->method != CALIB_METHOD_TEMPERATURE)
+    if (!calib_method_name(opt->method))
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "unknown recalibration method %d", (int)opt->method);
     if (!calib_objective_name(opt->objective))
@@ -438,6 +438,8 @@ int calib_fit(const calib_dataset *val, const calib_fit_options *opt,
     if (val->n == 0)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "no rows to fit on");
+    if (opt->method != CALIB_METHOD_TEMPERATURE)
+        return calib__fit_recal(val, opt, out, err);
     calib__tpass p;
     rc = calib__tpass_init(&p, val, opt->eval.threads);
     calib_calibrator *c = calib__calibrator_new(opt->objective);

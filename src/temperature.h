@@ -8,6 +8,7 @@
 #define CALIB_TEMPERATURE_H
 
 #include "internal.h"
+#include "recal1d.h"
 
 struct calib_calibrator {
     calib_method method;
@@ -21,6 +22,11 @@ struct calib_calibrator {
     size_t n_diag;
     size_t fitted_rows;
     size_t classes;
+    /* The other methods (recal.h) */
+    double coef[3];           /* platt a, b; beta a, b, c                 */
+    double *vec;              /* vector: scale[classes], bias[classes]    */
+    calib__isotonic iso;
+    calib__histogram hist;
 };
 
 /* Returns a zeroed calibrator for `method`/`objective` with T = 1, or NULL

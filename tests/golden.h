@@ -171,4 +171,21 @@ static inline const char *golden_shared_dir(void)
     return NULL;
 }
 
+/* Asserts that the calibrator JSON `js` is refused with CALIB_EDATA (the
+ * out-pointer NULL, a message; at `line` when it is not 0) and returns the
+ * error. */
+static inline calib_error calibrator_json_fails(const char *js, size_t line)
+{
+    calib_calibrator *c = (calib_calibrator *)1;
+    calib_error e = {0};
+    assert_int_equal(calib_calibrator_from_json(js, strlen(js), &c, &e),
+                     CALIB_EDATA);
+    assert_null(c);
+    assert_int_equal(e.code, CALIB_EDATA);
+    assert_true(e.message[0] != 0);
+    if (line)
+        assert_int_equal(e.line, line);
+    return e;
+}
+
 #endif

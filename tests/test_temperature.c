@@ -700,33 +700,20 @@ static void test_json_round_trip(void **state)
     calib_dataset_free(ds);
 }
 
-static void expect_json_error(const char *js, size_t line)
-{
-    calib_calibrator *c = (void *)1;
-    calib_error e = {0};
-    assert_int_equal(calib_calibrator_from_json(js, strlen(js), &c, &e),
-                     CALIB_EDATA);
-    assert_null(c);
-    assert_int_equal(e.code, CALIB_EDATA);
-    assert_true(e.message[0] != 0);
-    if (line)
-        assert_int_equal(e.line, line);
-}
-
 static void test_json_errors(void **state)
 {
-    expect_json_error("{\"method\":\"temperature\",\"temperature\":0}", 0);
-    expect_json_error("{\"method\":\"temperature\",\"temperature\":-2}", 0);
-    expect_json_error("{\"method\":\"temperature\",\"temperature\":NaN}", 1);
-    expect_json_error("{\"method\":\"temperature\",\"temperature\":null}", 0);
-    expect_json_error("{\"method\":\"temperature\"}", 0);
-    expect_json_error("{\"method\":\"platt\",\"temperature\":2}", 0);
-    expect_json_error("{\"temperature\":2}", 0);
-    expect_json_error("{\"method\":\"temperature\",\n\"temperature\":2,,}", 2);
-    expect_json_error("[1, 2]", 0);
-    expect_json_error("{\"method\":\"temperature\",\"temperature\":2,"
+    calibrator_json_fails("{\"method\":\"temperature\",\"temperature\":0}", 0);
+    calibrator_json_fails("{\"method\":\"temperature\",\"temperature\":-2}", 0);
+    calibrator_json_fails("{\"method\":\"temperature\",\"temperature\":NaN}", 1);
+    calibrator_json_fails("{\"method\":\"temperature\",\"temperature\":null}", 0);
+    calibrator_json_fails("{\"method\":\"temperature\"}", 0);
+    calibrator_json_fails("{\"method\":\"platt\",\"temperature\":2}", 0);
+    calibrator_json_fails("{\"temperature\":2}", 0);
+    calibrator_json_fails("{\"method\":\"temperature\",\n\"temperature\":2,,}", 2);
+    calibrator_json_fails("[1, 2]", 0);
+    calibrator_json_fails("{\"method\":\"temperature\",\"temperature\":2,"
                       "\"form\":\"sideways\"}", 0);
-    expect_json_error("{\"method\":\"temperature\",\"temperature\":1e999}", 0);
+    calibrator_json_fails("{\"method\":\"temperature\",\"temperature\":1e999}", 0);
 }
 
 /* ------------------------------------------------------------------ */

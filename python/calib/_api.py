@@ -20,7 +20,8 @@ from ._lib import lib
 
 BINNINGS = {"width": 0, "mass": 1}
 PLOT_FORMATS = {"svg": 0, "png": 1, "pdf": 2, "text": 3, "txt": 3}
-METHODS = {"temperature": 0}
+METHODS = {"temperature": 0, "platt": 1, "vector": 2, "histogram": 3,
+           "isotonic": 4, "beta": 5}
 
 
 def version():
@@ -219,10 +220,16 @@ def _paired(da, db, opt):
 # ---------------------------------------------------------------- fitting
 
 class Calibrator:
-    """A fitted recalibration map (temperature scaling), from calib.fit()
-    or Calibrator.from_json().
+    """A fitted recalibration map, from calib.fit() or
+    Calibrator.from_json().
 
-    Attributes: ``method`` ("temperature"), ``temperature`` (T),
+    Attributes: ``method`` ("temperature", "platt", "vector",
+    "histogram", "isotonic" or "beta"), ``params`` (the fitted parameters
+    as calib_calibrator_params lists them: [T]; platt [a, b]; beta
+    [a, b, c]; vector [a_0..a_{K-1}, b_0..b_{K-1}]; histogram [edges...,
+    values...]; isotonic [x..., y...]), ``temperature`` (T; temperature
+    scaling only, NaN otherwise), ``toplabel`` (True for the methods that
+    map a confidence and return top-label rows),
     ``objective`` ("nll", "ece" or "brier"), ``iterations``,
     ``objective_value`` (the objective at T), ``binary`` (True when fitted
     on top-label rows: p' = sigmoid(logit(p) / T)), ``diagnostics`` (the
@@ -244,7 +251,20 @@ class Calibrator:
 
     @property
     def temperature(self):
+        if self.method != "temperature":
+            return float("nan")
         return float(lib.calib_calibrator_temperature(self._ptr))
+
+    @property
+    def params(self):
+        n = lib.calib_calibrator_params(self._ptr, None, 0)
+        out = (ctypes.c_double * max(n, 1))()
+        lib.calib_calibrator_params(self._ptr, out, n)
+        return np.array(out[:n], dtype=np.float64)
+
+    @property
+    def toplabel(self):
+        return bool(lib.calib_method_toplabel(METHODS[self.method]))
 
     @property
     def objective(self):
@@ -286,8 +306,13 @@ class Calibrator:
     def apply(self, logits=None, probs=None, conf=None, labels=None,
               correct=None, data=None):
         """Returns the calibrated probabilities as a new float64 array:
-        softmax(z / T) of ``logits`` (N, K), softmax(log p / T) of ``probs``
-        (N, K), or sigmoid(logit(p) / T) of ``conf`` (N,) confidences.
+        temperature scaling gives softmax(z / T) of ``logits`` (N, K),
+        softmax(log p / T) of ``probs`` (N, K), or sigmoid(logit(p) / T) of
+        ``conf`` (N,) confidences; vector scaling (N, K) probabilities; the
+        top-label methods (platt, beta, histogram, isotonic) the (N,)
+        calibrated confidences of ``conf``, or of each row's largest
+        probability for ``logits``/``probs`` (then ``labels`` matter only
+        for the correct flags, which apply() does not return).
         ``labels`` and ``correct`` are optional (they do not change the
         probabilities; given, they are checked).  A calib.Data may be
         passed instead (``data=``); ragged rows come back as one flat array
@@ -329,14 +354,25 @@ class Calibrator:
         return cls(out.value)
 
     def __repr__(self):
-        return "<calib.Calibrator %s T=%.17g objective=%s>" % (
-            self.method, self.temperature, self.objective)
+        if self.method == "temperature":
+            return "<calib.Calibrator temperature T=%.17g objective=%s>" % (
+                self.temperature, self.objective)
+        return "<calib.Calibrator %s, %d parameters>" % (
+            self.method, len(self.params))
 
 
 def fit(logits=None, labels=None, probs=None, conf=None, correct=None,
         weights=None, groups=None, method="temperature", objective="nll",
-        bins=15, threads=0, t_min=None, t_max=None, data=None):
+        bins=15, threads=0, t_min=None, t_max=None, hist_bins=15,
+        hist_binning="width", data=None):
     """Fits a calibrator on validation data and returns a Calibrator.
+
+    ``method``: "temperature" (default), "platt", "vector", "histogram"
+    (``hist_bins`` bins, ``hist_binning`` "width" or "mass"), "isotonic"
+    or "beta"; the methods other than temperature minimise NLL (see
+    calib_fit in calib.h).  Top-label methods fitted on logits or
+    probabilities work on the top-label view (the largest probability,
+    and whether the argmax is the label).
 
     Temperature scaling: q = softmax(z / T) for ``logits`` (probabilities
     ``probs`` are taken as logits log p), p' = sigmoid(logit(p) / T) for
@@ -353,7 +389,11 @@ def fit(logits=None, labels=None, probs=None, conf=None, correct=None,
     arrays = dict(logits=logits, labels=labels, probs=probs, conf=conf,
                   correct=correct, weights=weights, groups=groups)
     if method not in METHODS:
-        fail(_lib.EINVAL, "unknown method %r (temperature)" % (method,))
+        fail(_lib.EINVAL, "unknown method %r (%s)"
+             % (method, ", ".join(METHODS)))
+    if hist_binning not in BINNINGS:
+        fail(_lib.EINVAL, "unknown hist_binning %r (width, mass)"
+             % (hist_binning,))
     o = _lib.FitOptions()
     lib.calib_fit_options_init(ctypes.byref(o))
     obj = ctypes.c_int()
@@ -366,6 +406,7 @@ def fit(logits=None, labels=None, probs=None, conf=None, correct=None,
         o.t_min = float(t_min)
     if t_max is not None:
         o.t_max = float(t_max)
+    o.hist_bins, o.hist_binning = int(hist_bins), BINNINGS[hist_binning]
 
     def run(ds):
         out = ctypes.c_void_p()

@@ -82,7 +82,8 @@ class Paired(ctypes.Structure):
 class FitOptions(ctypes.Structure):
     _fields_ = [("method", c_int), ("objective", c_int),
                 ("eval", EvalOptions), ("t_min", c_double),
-                ("t_max", c_double)]
+                ("t_max", c_double), ("hist_bins", c_int),
+                ("hist_binning", c_int)]
 
 
 class PlotOptions(ctypes.Structure):
@@ -170,6 +171,11 @@ _PROTOTYPES = [
     ("calib_calibrator_diagnostic", c_char_p, [P, c_size]),
     ("calib_apply", c_int, [P, P, PP, ERR]),
     ("calib_calibrator_to_json", c_int, [P, POINTER(c_void_p), ERR]),
+    ("calib_calibrator_params", c_size, [P, POINTER(c_double), c_size]),
+    ("calib_method_toplabel", c_int, [c_int]),
+    ("calib_dataset_toplabel", c_int, [P, PP, ERR]),
+    ("calib_cross_fit", c_int, [P, POINTER(FitOptions), c_int,
+                                ctypes.c_uint64, PP, ERR]),
     ("calib_calibrator_from_json", c_int, [c_char_p, c_size, PP, ERR]),
     ("calib_plot_options_init", None, [POINTER(PlotOptions)]),
     ("calib_render_diagram", c_int, [POINTER(c_void_p), POINTER(c_char_p),
