@@ -97,6 +97,24 @@ static char *temp_name(const char *path)
     return t;
 }
 
+/* An existing target that is not a regular file or a directory (/dev/null,
+ * /dev/stdout, a FIFO) is written in place: a temporary file renamed over
+ * it would replace the device (as root) or could not be made in /dev. */
+static int open_special(cli_out *o, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return -1;
+    if (!(o->path = strdup(path)))
+        return cli_nomem();
+    if (!(o->f = fopen(path, "w"))) {
+        cli_error("%s: cannot create: %s", path, strerror(errno));
+        cli_out_abort(o);
+        return CLI_EX_CANTCREAT;
+    }
+    return 0;
+}
+
 int cli_out_open(cli_out *o, const char *path)
 {
     memset(o, 0, sizeof *o);
@@ -104,6 +122,9 @@ int cli_out_open(cli_out *o, const char *path)
         o->f = stdout;
         return 0;
     }
+    const int special = open_special(o, path);
+    if (special >= 0)
+        return special;
     o->path = strdup(path);
     o->tmp = temp_name(path);
     if (!o->path || !o->tmp) {
@@ -155,7 +176,7 @@ int cli_out_commit(cli_out *o)
         cli_out_abort(o);
         return CLI_EX_IOERR;
     }
-    if (rename(o->tmp, o->path) != 0) {
+    if (o->tmp && rename(o->tmp, o->path) != 0) {
         cli_error("%s: cannot create: %s", o->path, strerror(errno));
         cli_out_abort(o);
         return CLI_EX_CANTCREAT;
@@ -171,6 +192,16 @@ void cli_out_abort(cli_out *o)
     if (o->tmp && o->path)
         unlink(o->tmp);
     out_release(o);
+}
+
+int cli_out_write(cli_out *o, const void *data, size_t len)
+{
+    if (fwrite(data, 1, len, o->f) == len)
+        return cli_out_commit(o);
+    cli_error("%s: write failed: %s", o->path ? o->path : "standard output",
+              strerror(errno));
+    cli_out_abort(o);
+    return CLI_EX_IOERR;
 }
 
 int cli_stdout_commit(void)
