@@ -377,9 +377,9 @@ static fa_stats fa_sweep(const char *name, fa_path fn, const void *ctx,
             fail_msg("%s: allocation %lu failed: %zu blocks leak (rc %d: %s)",
                      name, n, fa_live(), rc, ef.message);
         /* LeakSanitizer scans the whole heap (cairo's and fontconfig's
-         * caches too): on the first steps of a path and every 16th after
+         * caches too): on the first 16 steps of a path and every 32nd after
          * it; fa_live() above is exact on every step. */
-        if ((n <= 32 || n % 16 == 0) && FA_LSAN_CHECK())
+        if ((n <= 16 || n % 32 == 0) && FA_LSAN_CHECK())
             fail_msg("%s: allocation %lu failed: LeakSanitizer found a leak",
                      name, n);
         if (rc == CALIB_OK) {
