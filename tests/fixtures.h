@@ -39,12 +39,23 @@ static int fx_lm_label(size_t i)
     return fx_labels[i] < (int)fx_choices(i) ? fx_labels[i] : 0;
 }
 
+/* Where temporary directories go: /dev/shm when it is there (thousands of
+ * small files are written and read back, and an overlay /tmp makes each
+ * one slow), else $TMPDIR or /tmp. */
+static const char *fx_tmp(void)
+{
+    if (access("/dev/shm", W_OK) == 0)
+        return "/dev/shm";
+    const char *t = getenv("TMPDIR");
+    return t && *t && strlen(t) < 32 ? t : "/tmp";
+}
+
 /* A temporary directory, made once; removed by fx_cleanup(). */
 static char fx_dirbuf[64];
 static const char *fx_dir(void)
 {
     if (!fx_dirbuf[0]) {
-        snprintf(fx_dirbuf, sizeof fx_dirbuf, "/tmp/calib-fx-XXXXXX");
+        snprintf(fx_dirbuf, sizeof fx_dirbuf, "%s/calib-fx-XXXXXX", fx_tmp());
         if (!mkdtemp(fx_dirbuf))
             abort();
     }
