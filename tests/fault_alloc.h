@@ -21,7 +21,8 @@
  * C library (stdio buffers, qsort).
  *
  * While armed, every counted call is one event; event number fail_at fails
- * (once: the calls after it succeed again, as SQLite's transient faults).
+ * (once: the calls after it succeed again, as SQLite's transient faults;
+ * or, with fa.persist, every call from it on).
  * Every block handed out while armed is remembered until it is freed, so a
  * step's leak is seen directly (fa_live()), in every build; under ASan the
  * sweep asks LeakSanitizer as well.
@@ -83,10 +84,11 @@ static struct {
     unsigned long events;     /* counted calls since fa_arm()           */
     unsigned long fail_at;    /* 0: never                               */
     unsigned long failed;     /* failures injected since fa_arm()       */
+    int persist;              /* every event after fail_at fails too    */
     size_t live;              /* remembered blocks not yet freed        */
     size_t used;              /* live blocks and tombstones             */
     void *slot[FA_SLOTS];
-} fa = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, {0}};
+} fa = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, {0}};
 
 static size_t fa_hash(const void *p)
 {
@@ -140,7 +142,8 @@ static int fa_event(void)
 {
     pthread_mutex_lock(&fa.mu);
     int fail = 0;
-    if (fa.armed && ++fa.events == fa.fail_at) {
+    if (fa.armed && (++fa.events == fa.fail_at ||
+                     (fa.persist && fa.fail_at && fa.events > fa.fail_at))) {
         fa.failed++;
         fail = 1;
     }
@@ -279,6 +282,7 @@ static void fa_arm(unsigned long fail_at)
     fa.live = fa.used = 0;
     fa.events = fa.failed = 0;
     fa.fail_at = fail_at;
+    fa.persist = 0;
     fa.armed = 1;
     pthread_mutex_unlock(&fa.mu);
 }
@@ -330,72 +334,80 @@ static uint64_t fa_hash_bytes(uint64_t h, const void *p, size_t n)
 
 typedef struct fa_stats {
     unsigned long events;    /* counted calls of the fault-free run      */
-    unsigned long steps;     /* faults injected                          */
-    unsigned long recovered; /* faults after which the call still
-                                succeeded, with the same result          */
+    unsigned long steps;     /* runs with a fault injected               */
+    unsigned long recovered; /* of which the call still succeeded, with
+                                the same result                          */
 } fa_stats;
 
+/* One run with event n failing (and every later one, with `persist`).
+ * Returns 0 when the run saw fewer than n events (no fault), else 1 after
+ * checking it: CALIB_ENOMEM with err->code equal to it and a message, or
+ * success with the fault-free digest; nothing left allocated. */
+static int fa_step(const char *name, fa_path fn, const void *ctx,
+                   unsigned long n, int persist, uint64_t want, fa_stats *st)
+{
+    uint64_t got = 0;
+    calib_error ef = {0};
+    fa_arm(n);
+    fa.persist = persist;
+    const int rc = fn(ctx, &got, &ef);
+    fa_disarm();
+    const char *mode = persist ? "and every later one " : "";
+    if (!fa.failed) {
+        if (rc != CALIB_OK || got != want)
+            fail_msg("%s: the run past the last event differs", name);
+        return 0;
+    }
+    st->steps++;
+    if (fa_live())
+        fail_msg("%s: allocation %lu %sfailed: %zu blocks leak (rc %d: %s)",
+                 name, n, mode, fa_live(), rc, ef.message);
+    /* LeakSanitizer scans the whole heap (cairo's and fontconfig's caches
+     * too): on the first 16 steps of a path and every 32nd after it;
+     * fa_live() above is exact on every step. */
+    if ((n <= 16 || n % 32 == 0) && FA_LSAN_CHECK())
+        fail_msg("%s: allocation %lu %sfailed: LeakSanitizer found a leak",
+                 name, n, mode);
+    if (rc == CALIB_OK) {
+        if (got != want)
+            fail_msg("%s: allocation %lu %sfailed, yet the call succeeded "
+                     "with a different result", name, n, mode);
+        st->recovered++;
+    } else if (rc != CALIB_ENOMEM) {
+        fail_msg("%s: allocation %lu %sfailed: status %d (%s), expected "
+                 "CALIB_ENOMEM", name, n, mode, rc, ef.message);
+    } else if (ef.code != rc || !ef.message[0]) {
+        fail_msg("%s: allocation %lu %sfailed: err->code %d, status %d, "
+                 "message '%s'", name, n, mode, ef.code, rc, ef.message);
+    }
+    return 1;
+}
+
 /* Runs `fn` once without faults, then with event N failing for N = 1, 2,
- * ... (past FA_DENSE events, a stride) until a run sees fewer than N
- * events.  Each failing run must return
- * CALIB_ENOMEM (or `other`, when not CALIB_OK: a status the path may
- * legitimately give for a failure it cannot tell from the data), with
- * err->code equal to it and a message, and leave nothing allocated; a run
- * that succeeds despite its fault must compute what the fault-free run
- * did. */
-static fa_stats fa_sweep(const char *name, fa_path fn, const void *ctx,
-                         int other)
+ * ... until a run sees fewer than N events; then again with every event
+ * from N on failing (SQLite's persistent faults: the error paths must not
+ * need memory either).  Past FA_DENSE events (a solver that evaluates its
+ * objective a thousand times repeats the same allocation sites), N takes a
+ * stride that spreads FA_DENSE more steps over the rest. */
+static fa_stats fa_sweep(const char *name, fa_path fn, const void *ctx)
 {
     fa_stats st = {0, 0, 0};
     uint64_t want = 0;
     calib_error e = {0};
     fa_arm(0);
-    int rc = fn(ctx, &want, &e);
+    const int rc = fn(ctx, &want, &e);
     st.events = fa_disarm();
     if (rc != CALIB_OK)
         fail_msg("%s: fails without faults: %d %s", name, rc, e.message);
     if (fa_live())
         fail_msg("%s: leaks %zu blocks without faults", name, fa_live());
-    /* Every N up to FA_DENSE; past it (a solver that evaluates its
-     * objective a thousand times repeats the same allocation sites), a
-     * stride that spreads FA_DENSE more steps over the rest. */
     const unsigned long stride =
         st.events > 2 * FA_DENSE ? (st.events - FA_DENSE) / FA_DENSE : 1;
-    for (unsigned long n = 1; n < 1000000; n += n < FA_DENSE ? 1 : stride) {
-        uint64_t got = 0;
-        calib_error ef = {0};
-        fa_arm(n);
-        rc = fn(ctx, &got, &ef);
-        fa_disarm();
-        if (!fa.failed) {
-            if (rc != CALIB_OK || got != want)
-                fail_msg("%s: the run past the last event differs", name);
-            return st;
-        }
-        st.steps++;
-        if (fa_live())
-            fail_msg("%s: allocation %lu failed: %zu blocks leak (rc %d: %s)",
-                     name, n, fa_live(), rc, ef.message);
-        /* LeakSanitizer scans the whole heap (cairo's and fontconfig's
-         * caches too): on the first 16 steps of a path and every 32nd after
-         * it; fa_live() above is exact on every step. */
-        if ((n <= 16 || n % 32 == 0) && FA_LSAN_CHECK())
-            fail_msg("%s: allocation %lu failed: LeakSanitizer found a leak",
-                     name, n);
-        if (rc == CALIB_OK) {
-            if (got != want)
-                fail_msg("%s: allocation %lu failed, yet the call succeeded "
-                         "with a different result", name, n);
-            st.recovered++;
-        } else if (rc != CALIB_ENOMEM && rc != other) {
-            fail_msg("%s: allocation %lu failed: status %d (%s), expected "
-                     "CALIB_ENOMEM", name, n, rc, ef.message);
-        } else if (ef.code != rc || !ef.message[0]) {
-            fail_msg("%s: allocation %lu failed: err->code %d, status %d, "
-                     "message '%s'", name, n, ef.code, rc, ef.message);
-        }
+    for (int persist = 0; persist < 2; persist++) {
+        unsigned long n = 1;
+        while (fa_step(name, fn, ctx, n, persist, want, &st))
+            n += n < FA_DENSE ? 1 : stride;
     }
-    fail_msg("%s: does not finish", name);
     return st;
 }
 

@@ -295,15 +295,13 @@ static void test_metrics(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         report(cases[i].name,
-               fa_sweep(cases[i].name, path_evaluate, &cases[i].c, CALIB_OK));
+               fa_sweep(cases[i].name, path_evaluate, &cases[i].c));
 }
 
 static void test_accum(void **state)
 {
-    report("accum top-label", fa_sweep("accum top", path_accum, &top,
-                                       CALIB_OK));
-    report("accum logits", fa_sweep("accum logits", path_accum, &logits,
-                                    CALIB_OK));
+    report("accum top-label", fa_sweep("accum top", path_accum, &top));
+    report("accum logits", fa_sweep("accum logits", path_accum, &logits));
 }
 
 static void test_fit(void **state)
@@ -321,9 +319,9 @@ static void test_fit(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         report(cases[i].name,
-               fa_sweep(cases[i].name, path_fit_apply, &cases[i].c, CALIB_OK));
-    report("curve logits", fa_sweep("curve", path_curve, &logits, CALIB_OK));
-    report("curve top-label", fa_sweep("curve", path_curve, &top, CALIB_OK));
+               fa_sweep(cases[i].name, path_fit_apply, &cases[i].c));
+    report("curve logits", fa_sweep("curve", path_curve, &logits));
+    report("curve top-label", fa_sweep("curve", path_curve, &top));
 }
 
 static void test_render(void **state)
@@ -350,10 +348,10 @@ static void test_render(void **state)
         const render_ctx r = {{m1, m2}, fmt, &spec};
         char what[64];
         snprintf(what, sizeof what, "diagram %s", names[f]);
-        report(what, fa_sweep(what, path_diagram, &r, CALIB_OK));
+        report(what, fa_sweep(what, path_diagram, &r));
     }
     const render_ctx r = {{m1, m2}, CALIB_PLOT_SVG, &spec};
-    report("report", fa_sweep("report", path_report, &r, CALIB_OK));
+    report("report", fa_sweep("report", path_report, &r));
     calib_metrics_free(m1);
     calib_metrics_free(m2);
     calib_metrics_free(v1);
@@ -362,12 +360,9 @@ static void test_render(void **state)
 static void test_datasets(void **state)
 {
     static const calib_format npy = CALIB_FORMAT_NPY, csv = CALIB_FORMAT_CSV;
-    report("write_probs npy", fa_sweep("write npy", path_write, &npy,
-                                       CALIB_OK));
-    report("write_probs csv", fa_sweep("write csv", path_write, &csv,
-                                       CALIB_OK));
-    report("wrap+concat+export", fa_sweep("datasets", path_datasets, NULL,
-                                          CALIB_OK));
+    report("write_probs npy", fa_sweep("write npy", path_write, &npy));
+    report("write_probs csv", fa_sweep("write csv", path_write, &csv));
+    report("wrap+concat+export", fa_sweep("datasets", path_datasets, NULL));
 }
 
 static calib_dataset *read_fixture(const char *name, int npy_probs)

@@ -115,14 +115,14 @@ static void test_read_every_format(void **state)
 {
     for (size_t f = 0; f < N_READ; f++)
         report("read", READ_FILES[f],
-               fa_sweep(READ_FILES[f], path_read, READ_FILES[f], CALIB_OK));
+               fa_sweep(READ_FILES[f], path_read, READ_FILES[f]));
 }
 
 static void test_stream_every_format(void **state)
 {
     for (size_t f = 0; f < N_READ; f++)
         report("stream", READ_FILES[f],
-               fa_sweep(READ_FILES[f], path_stream, READ_FILES[f], CALIB_OK));
+               fa_sweep(READ_FILES[f], path_stream, READ_FILES[f]));
 }
 
 static void test_skip_bad_rows(void **state)
@@ -130,8 +130,7 @@ static void test_skip_bad_rows(void **state)
     static const char bad[] = "confidence,correct\n0.5,1\n0.25,x\n0.75,0\n"
                               "1.5,1\n0.125,1\n";
     fx_write("bad.csv", bad, sizeof bad - 1);
-    report("read", "bad.csv (skip)", fa_sweep("bad.csv", path_skip, NULL,
-                                              CALIB_OK));
+    report("read", "bad.csv (skip)", fa_sweep("bad.csv", path_skip, NULL));
 }
 
 static int setup(void **state)
