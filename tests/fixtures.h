@@ -296,6 +296,21 @@ static void fx_cleanup(void)
     fx_dirbuf[0] = '\0';
 }
 
+/* cmocka group setup and teardown: every fixture written, then removed. */
+static inline int fx_setup(void **state)
+{
+    (void)state;
+    fx_write_all();
+    return 0;
+}
+
+static inline int fx_teardown(void **state)
+{
+    (void)state;
+    fx_cleanup();
+    return 0;
+}
+
 /* Read options for fixture `name`: columns and side files as it needs. */
 static calib_read_options fx_options(const char *name)
 {

@@ -133,25 +133,13 @@ static void test_skip_bad_rows(void **state)
     report("read", "bad.csv (skip)", fa_sweep("bad.csv", path_skip, NULL));
 }
 
-static int setup(void **state)
-{
-    fa_init();
-    fx_write_all();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_cleanup();
-    return 0;
-}
-
 int main(void)
 {
+    fa_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_every_format),
         cmocka_unit_test(test_stream_every_format),
         cmocka_unit_test(test_skip_bad_rows),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

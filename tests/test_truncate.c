@@ -247,23 +247,11 @@ static void test_json_documents(void **state)
     calib_dataset_free(ds);
 }
 
-static int setup(void **state)
-{
-    fx_write_all();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_cleanup();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_format),
         cmocka_unit_test(test_json_documents),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
