@@ -15,8 +15,9 @@
  *
  * Not covered: allocations inside jansson's parser (jansson is routed here
  * with json_set_alloc_funcs so that its blocks are tracked for leaks, but
- * they are never failed: Debian's jansson 2.14 itself crashes, or reports a
- * syntax error, when some of them fail), inside cairo, inside zlib after
+ * they are failed only with CALIB_FAULT_JANSSON=1: Debian's jansson 2.14
+ * itself crashes in json_loadb, or reports a syntax error, when some of
+ * them fail), inside cairo, inside zlib after
  * inflateInit2 (its window, allocated on the first inflate) and inside the
  * C library (stdio buffers, qsort).
  *
@@ -262,14 +263,21 @@ int __wrap_json_object_set_new(json_t *o, const char *key, json_t *v)
     return -1;
 }
 
-/* jansson's blocks: tracked for leaks, never failed. */
-static void *fa_json_malloc(size_t n) { return fa_note(__real_malloc(n)); }
+/* jansson's blocks: tracked for leaks, failed only when the environment
+ * has CALIB_FAULT_JANSSON=1 (to watch jansson itself; see the top). */
+static int fa_fail_jansson;
+static void *fa_json_malloc(size_t n)
+{
+    return fa_fail_jansson && fa_event() ? NULL : fa_note(__real_malloc(n));
+}
 static void fa_json_free(void *p) { __wrap_free(p); }
 
 /* Routes jansson's blocks through the leak tracker; call once before any
  * JSON. */
 static void fa_init(void)
 {
+    const char *j = getenv("CALIB_FAULT_JANSSON");
+    fa_fail_jansson = j && strcmp(j, "1") == 0;
     json_set_alloc_funcs(fa_json_malloc, fa_json_free);
 }
 
