@@ -324,7 +324,7 @@ static size_t fa_live(void)
 #define FA_LSAN_CHECK() 0
 #endif
 
-#define FA_DENSE 400
+#define FA_DENSE 200
 
 /* One call path: does its calls, frees everything it made, and returns a
  * status (with *err) and, on success, a digest of what it computed. */
@@ -371,9 +371,9 @@ static int fa_step(const char *name, fa_path fn, const void *ctx,
         fail_msg("%s: allocation %lu %sfailed: %zu blocks leak (rc %d: %s)",
                  name, n, mode, fa_live(), rc, ef.message);
     /* LeakSanitizer scans the whole heap (cairo's and fontconfig's caches
-     * too): on the first 16 steps of a path and every 32nd after it;
-     * fa_live() above is exact on every step. */
-    if ((n <= 16 || n % 32 == 0) && FA_LSAN_CHECK())
+     * too), ~20 ms a scan: on the first 8 transient steps of a path and
+     * every 64th after it; fa_live() above is exact on every step. */
+    if (!persist && (n <= 8 || n % 64 == 0) && FA_LSAN_CHECK())
         fail_msg("%s: allocation %lu %sfailed: LeakSanitizer found a leak",
                  name, n, mode);
     if (rc == CALIB_OK) {
