@@ -17,27 +17,28 @@
  * with json_set_alloc_funcs so that its blocks are tracked for leaks, but
  * they are failed only with CALIB_FAULT_JANSSON=1: Debian's jansson 2.14
  * itself crashes in json_loadb, or reports a syntax error, when some of
- * them fail), inside cairo, inside zlib after
- * inflateInit2 (its window, allocated on the first inflate) and inside the
- * C library (stdio buffers, qsort).
+ * them fail), inside cairo, inside zlib after inflateInit2 (its window,
+ * allocated on the first inflate) and inside the C library (stdio buffers,
+ * qsort).
  *
  * While armed, every counted call is one event; event number fail_at fails
  * (once: the calls after it succeed again, as SQLite's transient faults;
  * or, with fa.persist, every call from it on).
  * Every block handed out while armed is remembered until it is freed, so a
  * step's leak is seen directly (fa_live()), in every build; under ASan the
- * sweep asks LeakSanitizer as well.
+ * sweep asks LeakSanitizer as well.  FA_TRACE=1 in the environment prints
+ * a backtrace of every injected failure, to find where one lands.
  */
 #ifndef CALIB_TEST_FAULT_ALLOC_H
 #define CALIB_TEST_FAULT_ALLOC_H
 
 #include <errno.h>
-#include <stdio.h>
 #include <execinfo.h>
 #include <jansson.h>
 #include <locale.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
