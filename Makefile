@@ -40,9 +40,13 @@ $(O)/libcalib.so: $(LIB_OBJ)
 $(O)/calib: $(CLI_OBJ) $(O)/libcalib.a
 	$(CC) -pthread $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(O)/libcalib.a $(LDLIBS)
 
-$(O)/tests/%: tests/%.c tests/golden.h $(O)/libcalib.a
+$(O)/tests/%: tests/%.c tests/golden.h $(wildcard tests/fault_*.h tests/fixtures.h) $(O)/libcalib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(O)/libcalib.a $(TEST_LDLIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(O)/libcalib.a $(TEST_WRAP) $(TEST_LDLIBS) $(LDLIBS)
+
+# The allocation-failure sweep (tests/fault_alloc.h) counts and fails the
+# calls that libcalib.a and the test make to these functions.
+$(O)/tests/test_alloc_%: TEST_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup,--wrap=strndup,--wrap=newlocale,--wrap=pthread_create,--wrap=inflateInit2_,--wrap=json_loadb,--wrap=json_object,--wrap=json_object_set_new
 
 # Golden cases: computed now by numpy/scikit-learn/scipy (Debian's), never by calib.
 PY ?= /usr/bin/python3

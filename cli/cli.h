@@ -94,7 +94,7 @@ void cli_read_options_for(const cli_opts *o, const char *path,
 typedef struct cli_out {
     FILE *f;
     char *path;               /* NULL: standard output */
-    char *tmp;
+    char *tmp;                /* NULL: written in place (a device, FIFO) */
 } cli_out;
 
 /* Opens `path` for writing (NULL or "-": standard output); returns 0 or an
@@ -104,6 +104,9 @@ int cli_out_open(cli_out *o, const char *path);
 int cli_out_commit(cli_out *o);
 /* Discards what was written; an existing file at the path is untouched. */
 void cli_out_abort(cli_out *o);
+/* Writes data[0..len) and commits; on a failed write the output is
+ * discarded.  Returns 0 or an exit code after printing the error. */
+int cli_out_write(cli_out *o, const void *data, size_t len);
 /* Flushes standard output; returns 0 or CLI_EX_IOERR after the error. */
 int cli_stdout_commit(void);
 /* Writes `text` (plus a newline) to `path` whole; returns 0 or exit code. */

@@ -349,13 +349,8 @@ static int write_diagram(const cli_opts *o, const set *s, int n)
         return cli_fail(rc, &err, NULL);
     cli_out out;
     int ex = cli_out_open(&out, o->diagram);
-    if (!ex && fwrite(buf, 1, len, out.f) != len) {
-        cli_error("%s: write failed", o->diagram);
-        cli_out_abort(&out);
-        ex = CLI_EX_IOERR;
-    } else if (!ex) {
-        ex = cli_out_commit(&out);
-    }
+    if (!ex)
+        ex = cli_out_write(&out, buf, len);
     free(buf);
     return ex;
 }

@@ -184,15 +184,8 @@ static int evaluate_all(const cli_opts *o, const diagram_args *d,
 static int write_out(const char *path, const unsigned char *data, size_t len)
 {
     cli_out out;
-    int ex = cli_out_open(&out, path);
-    if (ex)
-        return ex;
-    if (fwrite(data, 1, len, out.f) != len) {
-        cli_error("%s: write failed", path ? path : "standard output");
-        cli_out_abort(&out);
-        return CLI_EX_IOERR;
-    }
-    return cli_out_commit(&out);
+    const int ex = cli_out_open(&out, path);
+    return ex ? ex : cli_out_write(&out, data, len);
 }
 
 static int check_args(const cli_opts *o, const diagram_args *d,

@@ -180,12 +180,8 @@ int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
         return rc;
     cli_out out;
     int ex = cli_out_open(&out, path);
-    if (!ex && fwrite(html, 1, len, out.f) != len) {
-        cli_out_abort(&out);
-        ex = cli_fail(CALIB_EIO, NULL, path);
-    } else if (!ex) {
-        ex = cli_out_commit(&out);
-    }
+    if (!ex)
+        ex = cli_out_write(&out, html, len);
     free(html);
     return ex;
 }

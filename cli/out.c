@@ -99,24 +99,22 @@ static char *temp_name(const char *path)
     return t;
 }
 
-/* Is `path` a regular file, or nothing yet?  Anything else (/dev/null,
- * /dev/stdout, a FIFO) must be written in place: renaming a temporary
- * file over it would replace the device with a file (as root, for every
- * process on the machine). */
-static int regular_or_new(const char *path)
+/* An existing target that is not a regular file or a directory (/dev/null,
+ * /dev/stdout, a FIFO) is written in place: a temporary file renamed over
+ * it would replace the device (as root) or could not be made in /dev. */
+static int open_special(cli_out *o, const char *path)
 {
     struct stat st;
-    return stat(path, &st) != 0 || S_ISREG(st.st_mode);
-}
-
-static int open_device(cli_out *o)
-{
-    o->f = fopen(o->path, "w");
-    if (o->f)
-        return 0;
-    cli_error("%s: cannot create: %s", o->path, strerror(errno));
-    cli_out_abort(o);
-    return CLI_EX_CANTCREAT;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return -1;
+    if (!(o->path = strdup(path)))
+        return cli_nomem();
+    if (!(o->f = fopen(path, "w"))) {
+        cli_error("%s: cannot create: %s", path, strerror(errno));
+        cli_out_abort(o);
+        return CLI_EX_CANTCREAT;
+    }
+    return 0;
 }
 
 int cli_out_open(cli_out *o, const char *path)
@@ -126,9 +124,10 @@ int cli_out_open(cli_out *o, const char *path)
         o->f = stdout;
         return 0;
     }
+    const int special = open_special(o, path);
+    if (special >= 0)
+        return special;
     o->path = strdup(path);
-    if (o->path && !regular_or_new(path))
-        return open_device(o);
     o->tmp = temp_name(path);
     if (!o->path || !o->tmp) {
         cli_out_abort(o);
@@ -195,6 +194,16 @@ void cli_out_abort(cli_out *o)
     if (o->tmp && o->path)
         unlink(o->tmp);
     out_release(o);
+}
+
+int cli_out_write(cli_out *o, const void *data, size_t len)
+{
+    if (fwrite(data, 1, len, o->f) == len)
+        return cli_out_commit(o);
+    cli_error("%s: write failed: %s", o->path ? o->path : "standard output",
+              strerror(errno));
+    cli_out_abort(o);
+    return CLI_EX_IOERR;
 }
 
 int cli_stdout_commit(void)

@@ -145,6 +145,7 @@ void calib__pass_free(pass *ps, int threads)
     for (size_t j = 0; ps->locals && j < tmax * ps->n_pops; j++)
         calib__pop_free(ps->locals[j]);
     free(ps->locals);
+    ps->locals = NULL; /* pass_run frees on failure; callers free again */
 }
 
 int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,

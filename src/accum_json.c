@@ -637,10 +637,13 @@ int calib_accum_from_json(const char *json, size_t len, calib_accum **out,
     json_error_t e;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
     if (!root)
-        return calib__fail(err, CALIB_EDATA, NULL,
-                           e.line > 0 ? (size_t)e.line : 0, 0,
-                           e.column > 0 ? (size_t)e.column : 0,
-                           "partial state: %s", e.text);
+        return calib__json_status(&e) == CALIB_ENOMEM
+                   ? calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
+                                 "out of memory")
+                   : calib__fail(err, CALIB_EDATA, NULL,
+                                 e.line > 0 ? (size_t)e.line : 0, 0,
+                                 e.column > 0 ? (size_t)e.column : 0,
+                                 "partial state: %s", e.text);
     const int rc = parse_state(root, out, read, err);
     json_decref(root);
     return rc;

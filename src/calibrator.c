@@ -422,6 +422,8 @@ int calib_calibrator_from_json(const char *json, size_t len,
                            "calib_calibrator_from_json: NULL argument");
     json_error_t e;
     json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+    if (!o && calib__json_status(&e) == CALIB_ENOMEM)
+        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
     if (!o)
         return calib__fail(err, CALIB_EDATA, NULL, (size_t)(e.line > 0 ? e.line : 0),
                            0, (size_t)(e.column > 0 ? e.column : 0),

@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,13 @@ int calib__ok(calib_error *err)
     if (err)
         memset(err, 0, sizeof *err);
     return CALIB_OK;
+}
+
+int calib__json_status(const json_error_t *e)
+{
+    return json_error_code(e) == json_error_out_of_memory || !e->text[0]
+               ? CALIB_ENOMEM
+               : CALIB_EDATA;
 }
 
 int calib__fail(calib_error *err, int code, const char *file, size_t line,

@@ -166,6 +166,14 @@ int calib__fail(calib_error *err, int code, const char *file, size_t line,
 /* Clears *err (if not NULL) to CALIB_OK; returns CALIB_OK. */
 int calib__ok(calib_error *err);
 
+/* The status of a json_loadb() that returned NULL having filled *e:
+ * CALIB_ENOMEM when jansson ran out of memory, which it says with
+ * json_error_out_of_memory or, where an allocation inside its parser
+ * fails, with no message at all (every syntax error has one); otherwise
+ * CALIB_EDATA. */
+struct json_error_t;
+int calib__json_status(const struct json_error_t *e);
+
 /* Sets every metric beyond the binned core of m to NaN and clears its
  * intervals (metric_id.c): a new calib_metrics starts so. */
 void calib__metrics_clear_extra(calib_metrics *m);

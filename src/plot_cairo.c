@@ -19,6 +19,7 @@
 typedef struct sink {
     unsigned char *data;
     size_t len, cap;
+    int nomem;                /* a write failed for lack of memory */
 } sink;
 
 static cairo_status_t sink_write(void *closure, const unsigned char *data,
@@ -30,8 +31,10 @@ static cairo_status_t sink_write(void *closure, const unsigned char *data,
         while (cap < s->len + length)
             cap *= 2;
         unsigned char *d = realloc(s->data, cap);
-        if (!d)
+        if (!d) {
+            s->nomem = 1; /* cairo only hears "write error" */
             return CAIRO_STATUS_WRITE_ERROR;
+        }
         s->data = d;
         s->cap = cap;
     }
@@ -165,8 +168,9 @@ int calib__render_cairo(const calib__scene *s, calib_plot_format fmt,
     const int st = paint_finish(surface, s, fmt, &buf);
     if (st != CAIRO_STATUS_SUCCESS) {
         free(buf.data);
-        const int code = st == CAIRO_STATUS_NO_MEMORY ? CALIB_ENOMEM
-                                                      : CALIB_EIO;
+        const int code = st == CAIRO_STATUS_NO_MEMORY || buf.nomem
+                             ? CALIB_ENOMEM
+                             : CALIB_EIO;
         return calib__fail(err, code, NULL, 0, 0, 0, "cairo: %s",
                            cairo_status_to_string((cairo_status_t)st));
     }

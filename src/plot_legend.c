@@ -40,6 +40,7 @@ typedef struct key_box {
     size_t n;
     double fs, col_w[MAX_COLS];
     calib__rect r;
+    int failed;               /* a label could not be copied */
 } key_box;
 
 static key_row *add_row(key_box *k, swatch sw, calib__rgba colour,
@@ -118,6 +119,7 @@ static void multi_rows(key_box *k, const calib_metrics *const *m,
         snprintf(fallback, sizeof fallback, "series %zu", i + 1);
         const char *l = labels && labels[i] ? labels[i] : fallback;
         char *clean = calib__plot_clean_text(l, max_chars);
+        k->failed |= !clean; /* out of memory: never a wrong label */
         key_row *r = add_row(k, SW_MARK, calib__palette(i, 1.0),
                              "legend-label", (int)i, clean ? clean : "?");
         free(clean);
@@ -279,6 +281,8 @@ void calib__plot_legend(calib__scene *s, const calib_metrics *const *m,
         multi_rows(&k, m, labels, n, opt, 0.92 * s->main.w);
     }
     add_row(&k, SW_DASH, clear, "legend-key", -1, "perfect calibration");
+    if (k.failed)
+        s->failed = 1;
     box_size(&k);
     place_box(s, &k);
     draw_box(s, &k);

@@ -66,6 +66,9 @@ static int blank(const char *s, size_t len)
 static int parse_fail(const calib__jsonl *j, size_t line,
                       const json_error_t *e, calib_error *err)
 {
+    if (calib__json_status(e) == CALIB_ENOMEM)
+        return calib__fail(err, CALIB_ENOMEM, calib__src_name(j->src), line,
+                           0, 0, "out of memory");
     return calib__fail(err, CALIB_EDATA, calib__src_name(j->src),
                        line + (e->line > 1 ? (size_t)e->line - 1 : 0), 0,
                        e->column > 0 ? (size_t)e->column : 0,
@@ -223,7 +226,13 @@ const json_t *calib__jsonl_get(const calib__jsonl_at *at, const json_t *v,
         }
         if (!m)
             return NULL;
-        json_object_set_new((json_t *)v, key, m);
+        /* set_new releases m when it fails (out of memory): m is only
+         * returned once v holds it. */
+        if (json_object_set_new((json_t *)v, key, m)) {
+            j->lazy_failed = 1;
+            memset(&j->lazy_error, 0, sizeof j->lazy_error);
+            return NULL;
+        }
         return m;
     }
     return NULL;

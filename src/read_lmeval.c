@@ -372,7 +372,7 @@ int calib__lmeval_row(void *ctx, const json_t *v, const calib__jsonl_at *at,
         st->rows_duplicate++;
     if (!rc)
         rc = logliks(p, v, &k, at, err);
-    const size_t pred = k ? argmax(p->ll, k) : 0;
+    const size_t pred = !rc && k ? argmax(p->ll, k) : 0; /* ll may be NULL */
     int64_t label = 0;
     if (!rc)
         rc = label_of(v, k, pred, &label, at, err);
