@@ -37,6 +37,7 @@
 typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4i __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
 /* On x86-64 Linux with GCC the kernels are also compiled for AVX2 and the
@@ -131,12 +132,15 @@ INLINE v8f first_lanes8(v8f v, size_t r)
     return (v8f)((v8i)v & (lane < lim));
 }
 
-/* The lanes summed in double in one fixed order: l and l + 4 first. */
+/* The lanes summed in double in one fixed order: l and l + 4 first (as
+ * one vector addition), then as hsum does. */
 INLINE double hsum8(v8f v)
 {
-    const double a = (double)v[0] + v[4], b = (double)v[1] + v[5];
-    const double c = (double)v[2] + v[6], d = (double)v[3] + v[7];
-    return (a + b) + (c + d);
+    v4f lo, hi;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const float *)&v + 4, sizeof hi);
+    const v4d a = {lo[0], lo[1], lo[2], lo[3]}, b = {hi[0], hi[1], hi[2], hi[3]};
+    return hsum(a + b);
 }
 
 /* exp(x) for x <= 0 in float32, within 2.1e-7 relative; 0 below -87,
