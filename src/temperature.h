@@ -1,7 +1,8 @@
 /* temperature.h — what the temperature-scaling files share: the calibrator
  * object (calibrator.c: accessors, apply, JSON), the per-row kernels
- * (tscale_kernel.c), the passes over the rows (tscale_pass.c), the NLL
- * solver (temperature.c) and the ECE/Brier search (tscale_search.c).
+ * (tscale_kernel.c, tscale_kernel32.c), the passes over the rows
+ * (tscale_pass.c), the NLL solver (temperature.c) and the ECE/Brier search
+ * (tscale_search.c).
  * Private to those files.
  */
 #ifndef CALIB_TEMPERATURE_H
@@ -32,7 +33,7 @@ int calib__calibrator_note(calib_calibrator *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------ */
-/* Per-row kernels (tscale_kernel.c)                                   */
+/* Per-row kernels (tscale_kernel.c; float32: tscale_kernel32.c)      */
 /* ------------------------------------------------------------------ */
 
 /* The kernels work on 4 doubles or 8 floats at a time: scratch rows hold
