@@ -105,9 +105,11 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
 /* The same moments in float32, from w = z - zmax rounded to float, with
  * exp good to 2.1e-7: what the solver's approximate passes use.  Fit for
  * rows whose range zmax - zmin is at most CALIB__TS_RANGE32 (so that no
- * float overflows); e holds floats. */
+ * float overflows); e holds floats.  With sum (else NULL), also *sum and
+ * *at_max of calib__ts_zrow_sum, the same bits, from the same loop. */
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
-                              float *e, double out[5]);
+                              float *e, double out[5], double *sum,
+                              size_t *at_max);
 #define CALIB__TS_RANGE32 1e6
 
 /* sum_k w_k over a loaded row, and the count of its maxima (w_k = 0). */

@@ -47,6 +47,32 @@ INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy, size_t k,
     acc[5] += e3 * v;
 }
 
+/* The shape's sums over one group of 8 (calib__ts_zrow_sum's, in the same
+ * loop): the lanes of (double)z - zmax added in the order zrow_sum adds
+ * them (z[k .. k+3], then z[k+4 .. k+7]; a padding lane adds an exact 0),
+ * and per lane the count of z = zmax, padding included. */
+INLINE void sum8_step(const float *src, v4d top, v8f top8, v4d *s, v8i *c)
+{
+    const v8f z = load8(src);
+    v4f lo, hi;
+    memcpy(&lo, &z, sizeof lo);
+    memcpy(&hi, (const float *)&z + 4, sizeof hi);
+    *s += (v4d){lo[0], lo[1], lo[2], lo[3]} - top;
+    *s += (v4d){hi[0], hi[1], hi[2], hi[3]} - top;
+    *c -= (v8i)(z == top8);
+}
+
+/* *sum and *at_max from sum8_step's lanes over `groups` groups of 8. */
+INLINE void sum8_end(v4d s, v8i c, size_t groups, size_t len, double *sum,
+                     size_t *at_max)
+{
+    int64_t n = 0;
+    for (int j = 0; j < 8; j++)
+        n += c[j];
+    *sum = hsum(s);
+    *at_max = (size_t)n - (8 * groups - len);
+}
+
 /* The float32 moments of a row of at most RAW32_MAX scores in one loop,
  * from the raw moments about the maximum as moments() (tscale_kernel.c)
  * takes them.  By its bound in float (lanes of len / 8 terms), c2 is within
@@ -57,45 +83,60 @@ INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy, size_t k,
  * within F32_TOL (temperature.c); the float32 passes only steer the
  * double ones.  Longer rows take two loops, about the mean. */
 #define RAW32_MAX 256
-INLINE void raw32(const calib__zrow *r, size_t y, double beta,
-                         double out[5])
+INLINE void raw32(const calib__zrow *r, size_t y, double beta, double out[5],
+                  double *sum, size_t *at_max)
 {
     const size_t len = r->len, full = len & ~(size_t)7;
     const float *z = r->z;
     const v8f top = splat8(r->zmax), bt = splat8((float)beta);
     const v8f wy = splat8(z[y] - r->zmax);
+    const v4d top4 = splat(r->zmax);
     v8f acc[6];
+    v4d s = splat(0.0);
+    v8i c = {0, 0, 0, 0, 0, 0, 0, 0};
     double sums[6];
     for (int j = 0; j < 6; j++)
         acc[j] = splat8(0.0f);
-    for (size_t k = 0; k < full; k += 8)
+    for (size_t k = 0; k < full; k += 8) {
         raw32_step(z + k, top, bt, wy, k, full, acc);
-    if (full < len)
+        if (sum)
+            sum8_step(z + k, top4, top, &s, &c);
+    }
+    if (full < len) {
         raw32_step(r->tail, top, bt, wy, full, len, acc);
+        if (sum)
+            sum8_step(r->tail, top4, top, &s, &c);
+    }
     for (int j = 0; j < 6; j++)
         sums[j] = hsum8(acc[j]);
     from_raw(sums, out);
+    if (sum)
+        sum8_end(s, c, (len + 7) / 8, len, sum, at_max);
 }
 
-/* The same moments in float32 (lanes summed in double). */
-VECTOR_CLONES
-void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
-                              float *e, double out[5])
+/* Rows longer than RAW32_MAX: the moments about the mean, in two loops. */
+INLINE void central32(const calib__zrow *r, size_t y, double beta, float *e,
+                      double out[5], double *sum, size_t *at_max)
 {
-    if (r->len <= RAW32_MAX) {
-        raw32(r, y, beta, out);
-        return;
-    }
     const size_t len = r->len, full = len & ~(size_t)7;
     const float *z = r->z, *tail = r->tail;
     const v8f top = splat8(r->zmax), bt = splat8((float)beta);
     const v8f wy = splat8(z[y] - r->zmax);
+    const v4d top4 = splat(r->zmax);
     v8f acc[3] = {splat8(0.0f), splat8(0.0f), splat8(0.0f)};
     v8f cm[3] = {splat8(0.0f), splat8(0.0f), splat8(0.0f)};
-    for (size_t k = 0; k < full; k += 8)
+    v4d s = splat(0.0);
+    v8i c = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t k = 0; k < full; k += 8) {
         moments32_step(z + k, top, bt, wy, k, full, e, acc);
-    if (full < len)
+        if (sum)
+            sum8_step(z + k, top4, top, &s, &c);
+    }
+    if (full < len) {
         moments32_step(tail, top, bt, wy, full, len, e, acc);
+        if (sum)
+            sum8_step(tail, top4, top, &s, &c);
+    }
     const double t0 = hsum8(acc[0]), inv = 1.0 / t0;
     const v8f m = splat8((float)(hsum8(acc[2]) * inv));
     for (size_t k = 0; k < full; k += 8)
@@ -108,6 +149,26 @@ void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
     out[2] = v2;
     out[3] = hsum8(cm[1]) * inv;
     out[4] = hsum8(cm[2]) * inv - 3.0 * v2 * v2;
+    if (sum)
+        sum8_end(s, c, (len + 7) / 8, len, sum, at_max);
+}
+
+/* The same moments in float32 (lanes summed in double); each kernel is
+ * expanded twice, with and without the shape's sums, so that the loop
+ * without them does not test for them. */
+VECTOR_CLONES
+void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
+                              float *e, double out[5], double *sum,
+                              size_t *at_max)
+{
+    if (r->len <= RAW32_MAX && sum)
+        raw32(r, y, beta, out, sum, at_max);
+    else if (r->len <= RAW32_MAX)
+        raw32(r, y, beta, out, NULL, NULL);
+    else if (sum)
+        central32(r, y, beta, e, out, sum, at_max);
+    else
+        central32(r, y, beta, e, out, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
