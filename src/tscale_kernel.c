@@ -158,15 +158,16 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
                                        : (const void *)(tail + (k) - full)) \
                           : (const void *)(w + (k)))
 
-/* One group of moments(): e = exp(beta w) (lanes past len zeroed), and
+/* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
+ * a whole group passes the constant 4, so its loop does not test), and
  * the sums of e, e (w - w_y) and e w^j, j = 1..4. */
 INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t k, size_t len, v4d acc[6])
+                         v4d wy, size_t valid, v4d acc[6])
 {
     const v4d v = load_w(src, from_z, zmax);
     v4d ek = exp_nonpos(v * bt);
-    if (k + 4 > len)
-        ek = first_lanes(ek, len - k);
+    if (valid < 4)
+        ek = first_lanes(ek, valid);
     const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
     acc[0] += ek;
     acc[1] += ek * (v - wy);
@@ -209,9 +210,9 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
     size_t k = 0;
     for (; k < full; k += 4)
         moments_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
-                     from_z, zmax, bt, wy, k, full, acc);
+                     from_z, zmax, bt, wy, 4, acc);
     for (; k < len; k += 4)
-        moments_step(ROW_AT(k), from_z, zmax, bt, wy, k, len, acc);
+        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, acc);
     double sums[6];
     for (int j = 0; j < 6; j++)
         sums[j] = hsum(acc[j]);

@@ -7,14 +7,15 @@
  */
 #include "tscale_simd.h"
 
-/* The float32 moments: the same steps on 8 lanes, w = z - zmax rounded. */
+/* The float32 moments: the same steps on 8 lanes, w = z - zmax rounded
+ * (`valid`: as moments_step's, 8 for a whole group). */
 INLINE void moments32_step(const float *src, v8f top, v8f bt, v8f wy,
-                           size_t k, size_t len, float *e, v8f acc[3])
+                           size_t k, size_t valid, float *e, v8f acc[3])
 {
     const v8f v = load8(src) - top;
     v8f ek = exp32_nonpos(v * bt);
-    if (k + 8 > len)
-        ek = first_lanes8(ek, len - k);
+    if (valid < 8)
+        ek = first_lanes8(ek, valid);
     store8(e + k, ek);
     acc[0] += ek;
     acc[1] += ek * (v - wy);
@@ -31,13 +32,13 @@ INLINE void central32_step(const float *src, v8f top, v8f m, size_t k,
 }
 
 /* One group of raw32(): moments_step on 8 floats. */
-INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy, size_t k,
-                       size_t len, v8f acc[6])
+INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy,
+                       size_t valid, v8f acc[6])
 {
     const v8f v = load8(src) - top;
     v8f ek = exp32_nonpos(v * bt);
-    if (k + 8 > len)
-        ek = first_lanes8(ek, len - k);
+    if (valid < 8)
+        ek = first_lanes8(ek, valid);
     const v8f e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
     acc[0] += ek;
     acc[1] += ek * (v - wy);
@@ -98,12 +99,12 @@ INLINE void raw32(const calib__zrow *r, size_t y, double beta, double out[5],
     for (int j = 0; j < 6; j++)
         acc[j] = splat8(0.0f);
     for (size_t k = 0; k < full; k += 8) {
-        raw32_step(z + k, top, bt, wy, k, full, acc);
+        raw32_step(z + k, top, bt, wy, 8, acc);
         if (sum)
             sum8_step(z + k, top4, top, &s, &c);
     }
     if (full < len) {
-        raw32_step(r->tail, top, bt, wy, full, len, acc);
+        raw32_step(r->tail, top, bt, wy, len - full, acc);
         if (sum)
             sum8_step(r->tail, top4, top, &s, &c);
     }
@@ -128,12 +129,12 @@ INLINE void central32(const calib__zrow *r, size_t y, double beta, float *e,
     v4d s = splat(0.0);
     v8i c = {0, 0, 0, 0, 0, 0, 0, 0};
     for (size_t k = 0; k < full; k += 8) {
-        moments32_step(z + k, top, bt, wy, k, full, e, acc);
+        moments32_step(z + k, top, bt, wy, k, 8, e, acc);
         if (sum)
             sum8_step(z + k, top4, top, &s, &c);
     }
     if (full < len) {
-        moments32_step(tail, top, bt, wy, full, len, e, acc);
+        moments32_step(tail, top, bt, wy, full, len - full, e, acc);
         if (sum)
             sum8_step(tail, top4, top, &s, &c);
     }
