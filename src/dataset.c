@@ -251,15 +251,18 @@ static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
     return bad;
 }
 
-/* Every score in [j0, j1) finite. */
+/* Every score in [j0, j1) finite.  A float32 is not when its bits without
+ * the sign are at least F32_INF, i.e. when adding 2^32 - F32_INF sets the
+ * top bit (it cannot carry out): one add in place of a compare, which
+ * vectorises without the unsigned-compare fix-ups. */
 static uint64_t scores_bad(const calib_arrays *a, size_t j0, size_t j1)
 {
     if (a->dtype == CALIB_F32) {
         const uint32_t *u = a->scores;
         uint32_t bad = 0;
         for (size_t j = j0; j < j1; j++)
-            bad |= (u[j] & 0x7fffffffu) >= F32_INF;
-        return bad;
+            bad |= (u[j] & 0x7fffffffu) + (0x80000000u - F32_INF);
+        return bad >> 31;
     }
     const uint64_t *u = a->scores;
     uint64_t bad = 0;

@@ -5,6 +5,7 @@
 #include "golden.h"
 #include "internal.h"
 
+#include <float.h>
 #include <stdint.h>
 
 /* ------------------------------------------------------------------ */
@@ -599,6 +600,40 @@ static void expect_bad(const calib_arrays *a, size_t row, size_t col,
         fail_msg("'%s' lacks '%s'", err.message, needle);
 }
 
+/* Float32 logits: the largest finite values pass the clean-block scan;
+ * +inf, -inf and NaN anywhere in a long array are found at their row and
+ * column. */
+static void test_wrap_f32_nonfinite(void **state)
+{
+    enum { N = 300, K = 10 };
+    static float z[N * K];
+    static int32_t lab[N];
+    for (size_t i = 0; i < N * K; i++)
+        z[i] = (float)(i % 7) - 3.0f;
+    for (size_t i = 0; i < N; i++)
+        lab[i] = (int32_t)(i % K);
+    z[5] = FLT_MAX;
+    z[6] = -FLT_MAX;
+    z[7] = FLT_TRUE_MIN;
+    calib_arrays a = {0};
+    a.kind = CALIB_LOGITS;
+    a.n = N;
+    a.k = K;
+    a.dtype = CALIB_F32;
+    a.scores = z;
+    a.labels = lab;
+    calib_dataset_free(wrap(&a));
+    const float bad[3] = {INFINITY, -INFINITY, NAN};
+    const char *what[3] = {"infinity", "infinity", "NaN"};
+    for (int b = 0; b < 3; b++) {
+        const size_t at = 157 * K + 3 + (size_t)b;
+        const float keep = z[at];
+        z[at] = bad[b];
+        expect_bad(&a, 158, 4 + (size_t)b, what[b]);
+        z[at] = keep;
+    }
+}
+
 static void test_wrap_bad_rows(void **state)
 {
     double p[12] = {0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25,
@@ -1134,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_accum_kinds),
         cmocka_unit_test(test_wrap_bad_rows),
+        cmocka_unit_test(test_wrap_f32_nonfinite),
         cmocka_unit_test(test_wrap_first_bad_row),
         cmocka_unit_test(test_wrap_accessors),
         cmocka_unit_test(test_row_eval_probs_zero),
