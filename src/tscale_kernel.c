@@ -132,7 +132,7 @@ double calib__ts_row_exp(const double *w, size_t len, double beta, double *e)
 {
     v4d s = splat(0.0);
     for (size_t k = 0; k < len; k += 4) {
-        v4d ek = exp_nonpos(load4(w + k) * splat(beta));
+        v4d ek = exp_nonpos(load4(w + k) * splat(beta), 1);
         if (k + 4 > len)
             ek = first_lanes(ek, len - k);
         store4(e + k, ek);
@@ -162,10 +162,10 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
  * a whole group passes the constant 4, so its loop does not test), and
  * the sums of e, e (w - w_y) and e w^j, j = 1..4. */
 INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t valid, v4d acc[6])
+                         v4d wy, size_t valid, int clamp, v4d acc[6])
 {
     const v4d v = load_w(src, from_z, zmax);
-    v4d ek = exp_nonpos(v * bt);
+    v4d ek = exp_nonpos(v * bt, clamp);
     if (valid < 4)
         ek = first_lanes(ek, valid);
     const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
@@ -197,7 +197,8 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
  * where a relative 1e-3 (j = 4, len = 10^6) is immaterial.  f and f' do
  * not go through these sums and are as exact as before. */
 INLINE void moments(const double *w, const calib__zrow *r, int from_z,
-                    size_t len, size_t y, double beta, double out[5])
+                    size_t len, size_t y, double beta, int clamp,
+                    double out[5])
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
@@ -210,9 +211,9 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
     size_t k = 0;
     for (; k < full; k += 4)
         moments_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
-                     from_z, zmax, bt, wy, 4, acc);
+                     from_z, zmax, bt, wy, 4, clamp, acc);
     for (; k < len; k += 4)
-        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, acc);
+        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, clamp, acc);
     double sums[6];
     for (int j = 0; j < 6; j++)
         sums[j] = hsum(acc[j]);
@@ -224,7 +225,7 @@ void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
                            double *e, double out[5])
 {
     (void)e;
-    moments(w, NULL, 0, len, y, beta, out);
+    moments(w, NULL, 0, len, y, beta, 1, out);
 }
 
 VECTOR_CLONES
@@ -232,7 +233,12 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
                             double *e, double out[5])
 {
     (void)e;
-    moments(NULL, r, 1, r->len, y, beta, out);
+    /* every beta w >= -708 when the smallest one is (the same rounded
+     * operations, which are monotonic): no clamp then */
+    if (((double)r->zmin - r->zmax) * beta >= -708.0)
+        moments(NULL, r, 1, r->len, y, beta, 0, out);
+    else
+        moments(NULL, r, 1, r->len, y, beta, 1, out);
 }
 
 /* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as

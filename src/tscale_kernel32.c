@@ -13,7 +13,7 @@ INLINE void moments32_step(const float *src, v8f top, v8f bt, v8f wy,
                            size_t k, size_t valid, float *e, v8f acc[3])
 {
     const v8f v = load8(src) - top;
-    v8f ek = exp32_nonpos(v * bt);
+    v8f ek = exp32_nonpos(v * bt, 1);
     if (valid < 8)
         ek = first_lanes8(ek, valid);
     store8(e + k, ek);
@@ -33,10 +33,10 @@ INLINE void central32_step(const float *src, v8f top, v8f m, size_t k,
 
 /* One group of raw32(): moments_step on 8 floats. */
 INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy,
-                       size_t valid, v8f acc[6])
+                       size_t valid, int clamp, v8f acc[6])
 {
     const v8f v = load8(src) - top;
-    v8f ek = exp32_nonpos(v * bt);
+    v8f ek = exp32_nonpos(v * bt, clamp);
     if (valid < 8)
         ek = first_lanes8(ek, valid);
     const v8f e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
@@ -84,8 +84,8 @@ INLINE void sum8_end(v4d s, v8i c, size_t groups, size_t len, double *sum,
  * within F32_TOL (temperature.c); the float32 passes only steer the
  * double ones.  Longer rows take two loops, about the mean. */
 #define RAW32_MAX 256
-INLINE void raw32(const calib__zrow *r, size_t y, double beta, double out[5],
-                  double *sum, size_t *at_max)
+INLINE void raw32(const calib__zrow *r, size_t y, double beta, int clamp,
+                  double out[5], double *sum, size_t *at_max)
 {
     const size_t len = r->len, full = len & ~(size_t)7;
     const float *z = r->z;
@@ -99,12 +99,12 @@ INLINE void raw32(const calib__zrow *r, size_t y, double beta, double out[5],
     for (int j = 0; j < 6; j++)
         acc[j] = splat8(0.0f);
     for (size_t k = 0; k < full; k += 8) {
-        raw32_step(z + k, top, bt, wy, 8, acc);
+        raw32_step(z + k, top, bt, wy, 8, clamp, acc);
         if (sum)
             sum8_step(z + k, top4, top, &s, &c);
     }
     if (full < len) {
-        raw32_step(r->tail, top, bt, wy, len - full, acc);
+        raw32_step(r->tail, top, bt, wy, len - full, clamp, acc);
         if (sum)
             sum8_step(r->tail, top4, top, &s, &c);
     }
@@ -154,22 +154,28 @@ INLINE void central32(const calib__zrow *r, size_t y, double beta, float *e,
         sum8_end(s, c, (len + 7) / 8, len, sum, at_max);
 }
 
-/* The same moments in float32 (lanes summed in double); each kernel is
- * expanded twice, with and without the shape's sums, so that the loop
- * without them does not test for them. */
+/* The same moments in float32 (lanes summed in double).  Short rows take
+ * raw32 expanded four ways, so that no loop tests what it does not need:
+ * with or without the shape's sums (the first pass only), and without
+ * exp's clamp when every beta w is above it (as in moments()). */
 VECTOR_CLONES
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
                               float *e, double out[5], double *sum,
                               size_t *at_max)
 {
-    if (r->len <= RAW32_MAX && sum)
-        raw32(r, y, beta, out, sum, at_max);
-    else if (r->len <= RAW32_MAX)
-        raw32(r, y, beta, out, NULL, NULL);
-    else if (sum)
+    const int clamp = !((r->zmin - r->zmax) * (float)beta >= -87.0f);
+    if (r->len > RAW32_MAX && sum)
         central32(r, y, beta, e, out, sum, at_max);
-    else
+    else if (r->len > RAW32_MAX)
         central32(r, y, beta, e, out, NULL, NULL);
+    else if (sum && clamp)
+        raw32(r, y, beta, 1, out, sum, at_max);
+    else if (sum)
+        raw32(r, y, beta, 0, out, sum, at_max);
+    else if (clamp)
+        raw32(r, y, beta, 1, out, NULL, NULL);
+    else
+        raw32(r, y, beta, 0, out, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */

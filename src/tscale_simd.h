@@ -74,13 +74,10 @@ INLINE v4d first_lanes(v4d v, size_t r)
 /* (l0 + l1) + (l2 + l3): the one order every build uses. */
 INLINE double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
-/* exp(x) for x <= 0, within 2 ulp; 0 below -708, where the result would
- * be subnormal. */
-INLINE v4d exp_nonpos(v4d x)
+/* exp(x) for -708 <= x <= 0, within 2 ulp. */
+INLINE v4d exp_range(v4d x)
 {
     const v4d shift = splat(0x1.8p52);
-    const v4i keep = (v4i)(x >= splat(-708.0));
-    x = select4(keep, x, splat(-708.0));
     /* t's low mantissa bits hold n = round(x / ln2) */
     const v4d t = x * splat(0x1.71547652b82fep0) + shift;
     const v4d n = t - shift;
@@ -99,7 +96,19 @@ INLINE v4d exp_nonpos(v4d x)
     const v4d pab = splat(0x1.28b4101c77212p-22) + r * splat(0x1.af632a0f7e2cep-26);
     const v4d p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p8b = p89 + r2 * pab;
     const v4d p = (p03 + r4 * p47) + r8 * p8b;
-    return (v4d)((v4i)(p * (v4d)sbits) & keep);
+    return p * (v4d)sbits;
+}
+
+/* exp(x) for x <= 0, within 2 ulp; 0 below -708, where the result would
+ * be subnormal.  With clamp = 0 (a constant), x must be >= -708: a row
+ * whose smallest beta w is checks that once, and its loop then skips the
+ * clamp, with the same bits. */
+INLINE v4d exp_nonpos(v4d x, int clamp)
+{
+    if (!clamp)
+        return exp_range(x);
+    const v4i keep = (v4i)(x >= splat(-708.0));
+    return (v4d)((v4i)exp_range(select4(keep, x, splat(-708.0))) & keep);
 }
 
 /* ------------------------------------------------------------------ */
@@ -140,15 +149,12 @@ INLINE double hsum8(v8f v)
     return hsum(a + b);
 }
 
-/* exp(x) for x <= 0 in float32, within 2.1e-7 relative; 0 below -87,
- * where the result would be subnormal.  The reduction of exp_nonpos;
- * e^r = 1 + r + r^2 q(r), q of degree 3 fitted for the least maximum
+/* exp(x) for -87 <= x <= 0 in float32, within 2.1e-7 relative.  The
+ * reduction of exp_range; e^r = 1 + r + r^2 q(r), q of degree 3 fitted for the least maximum
  * relative error (1.05e-7 on |r| <= ln2/2, before rounding). */
-INLINE v8f exp32_nonpos(v8f x)
+INLINE v8f exp32_range(v8f x)
 {
     const v8f shift = splat8(0x1.8p23f);
-    const v8i keep = (v8i)(x >= splat8(-87.0f));
-    x = select8(keep, x, splat8(-87.0f));
     const v8f t = x * splat8(0x1.715476p0f) + shift;
     const v8f n = t - shift;
     const v8f r = (x - n * splat8(0x1.62e4p-1f)) - n * splat8(0x1.7f7d1cp-20f);
@@ -158,7 +164,17 @@ INLINE v8f exp32_nonpos(v8f x)
     const v8f q = (splat8(0x1.fffdfcp-2f) + r * splat8(0x1.5557aep-3f)) +
                   r2 * (splat8(0x1.5729f0p-5f) + r * splat8(0x1.106284p-7f));
     const v8f p = (splat8(1.0f) + r) + r2 * q;
-    return (v8f)((v8i)(p * (v8f)sbits) & keep);
+    return p * (v8f)sbits;
+}
+
+/* exp32_range for every x <= 0 (0 below -87) when clamp is 1; as
+ * exp_nonpos. */
+INLINE v8f exp32_nonpos(v8f x, int clamp)
+{
+    if (!clamp)
+        return exp32_range(x);
+    const v8i keep = (v8i)(x >= splat8(-87.0f));
+    return (v8f)((v8i)exp32_range(select8(keep, x, splat8(-87.0f))) & keep);
 }
 
 /* out[] from the sums of e, e (w - w_y), e w, e w^2, e w^3, e w^4
