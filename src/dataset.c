@@ -233,22 +233,29 @@ static uint64_t extras_bad(const calib_arrays *a, size_t i0, size_t i1)
     return bad;
 }
 
-/* Top-label confidences in [+0, 1] and flags 0/1. */
+/* Top-label confidences in [+0, 1] and flags 0/1.  In 32-bit lanes
+ * without compares: a float32 is out of range when its bits are above
+ * F32_ONE, i.e. when the sign bit is set (negatives, -0.0, NaN with the
+ * sign) or adding 2^31 - 1 - F32_ONE sets it (the rest up to 2^31 - 1);
+ * a flag is not 0/1 when a bit above the lowest is set in any of them. */
 static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
 {
     uint64_t bad = 0;
     if (a->dtype == CALIB_F32) {
         const uint32_t *u = a->conf;
+        uint32_t top = 0;
         for (size_t i = i0; i < i1; i++)
-            bad |= u[i] > F32_ONE;
+            top |= u[i] | (u[i] + (0x7fffffffu - F32_ONE));
+        bad = top >> 31;
     } else {
         const uint64_t *u = a->conf;
         for (size_t i = i0; i < i1; i++)
             bad |= u[i] > F64_ONE;
     }
+    uint8_t flags = 0;
     for (size_t i = i0; i < i1; i++)
-        bad |= a->correct[i] > 1;
-    return bad;
+        flags |= a->correct[i];
+    return bad | (flags > 1);
 }
 
 /* Every score in [j0, j1) finite.  A float32 is not when its bits without

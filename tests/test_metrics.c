@@ -634,6 +634,41 @@ static void test_wrap_f32_nonfinite(void **state)
     }
 }
 
+/* Float32 top-label rows: 0, -0.0 and 1 pass the clean-block scan (-0.0,
+ * and the next float above 1, which is clamped, through the row check);
+ * 1.01, NaN and a correct flag of 2 anywhere in a long array are found at
+ * their row and column. */
+static void test_wrap_f32_top_scan(void **state)
+{
+    enum { N = 3000 };
+    static float p[N];
+    static uint8_t c[N];
+    for (size_t i = 0; i < N; i++) {
+        p[i] = (float)(i % 101) / 100.0f;
+        c[i] = (uint8_t)(i % 3 == 0);
+    }
+    p[10] = 0.0f;
+    p[11] = -0.0f;
+    p[12] = 1.0f;
+    p[13] = 0x1.000002p0f;
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.n = N;
+    a.dtype = CALIB_F32;
+    a.conf = p;
+    a.correct = c;
+    calib_dataset_free(wrap(&a));
+    const float bad[2] = {1.01f, NAN};
+    const char *what[2] = {"outside [0,1]", "NaN"};
+    for (int b = 0; b < 2; b++) {
+        p[2345] = bad[b];
+        expect_bad(&a, 2346, 1, what[b]);
+    }
+    p[2345] = 0.5f;
+    c[1777] = 2;
+    expect_bad(&a, 1778, 2, "correct flag 2");
+}
+
 static void test_wrap_bad_rows(void **state)
 {
     double p[12] = {0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25,
@@ -1170,6 +1205,7 @@ int main(void)
         cmocka_unit_test(test_accum_kinds),
         cmocka_unit_test(test_wrap_bad_rows),
         cmocka_unit_test(test_wrap_f32_nonfinite),
+        cmocka_unit_test(test_wrap_f32_top_scan),
         cmocka_unit_test(test_wrap_first_bad_row),
         cmocka_unit_test(test_wrap_accessors),
         cmocka_unit_test(test_row_eval_probs_zero),
