@@ -233,11 +233,21 @@ static uint64_t extras_bad(const calib_arrays *a, size_t i0, size_t i1)
     return bad;
 }
 
+/* The scans below are also compiled for AVX2 (twice the lanes), picked
+ * at load time where GCC and the loader can (as in width_f32.c). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) &&      \
+    !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define SCAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SCAN_CLONES
+#endif
+
 /* Top-label confidences in [+0, 1] and flags 0/1.  In 32-bit lanes
  * without compares: a float32 is out of range when its bits are above
  * F32_ONE, i.e. when the sign bit is set (negatives, -0.0, NaN with the
  * sign) or adding 2^31 - 1 - F32_ONE sets it (the rest up to 2^31 - 1);
  * a flag is not 0/1 when a bit above the lowest is set in any of them. */
+SCAN_CLONES
 static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
 {
     uint64_t bad = 0;
@@ -262,6 +272,7 @@ static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
  * the sign are at least F32_INF, i.e. when adding 2^32 - F32_INF sets the
  * top bit (it cannot carry out): one add in place of a compare, which
  * vectorises without the unsigned-compare fix-ups. */
+SCAN_CLONES
 static uint64_t scores_bad(const calib_arrays *a, size_t j0, size_t j1)
 {
     if (a->dtype == CALIB_F32) {
