@@ -234,8 +234,10 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
 {
     (void)e;
     /* every beta w >= -708 when the smallest one is (the same rounded
-     * operations, which are monotonic): no clamp then */
-    if (((double)r->zmin - r->zmax) * beta >= -708.0)
+     * operations, which are monotonic; stored, so that no wider
+     * evaluation can differ from the loop's): no clamp then */
+    const double wmin = (double)r->zmin - r->zmax, xmin = wmin * beta;
+    if (xmin >= -708.0)
         moments(NULL, r, 1, r->len, y, beta, 0, out);
     else
         moments(NULL, r, 1, r->len, y, beta, 1, out);

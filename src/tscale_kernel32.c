@@ -163,7 +163,8 @@ void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
                               float *e, double out[5], double *sum,
                               size_t *at_max)
 {
-    const int clamp = !((r->zmin - r->zmax) * (float)beta >= -87.0f);
+    const float wmin = r->zmin - r->zmax, xmin = wmin * (float)beta;
+    const int clamp = !(xmin >= -87.0f);
     if (r->len > RAW32_MAX && sum)
         central32(r, y, beta, e, out, sum, at_max);
     else if (r->len > RAW32_MAX)

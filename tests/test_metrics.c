@@ -615,13 +615,8 @@ static void test_wrap_f32_nonfinite(void **state)
     z[5] = FLT_MAX;
     z[6] = -FLT_MAX;
     z[7] = FLT_TRUE_MIN;
-    calib_arrays a = {0};
-    a.kind = CALIB_LOGITS;
-    a.n = N;
-    a.k = K;
-    a.dtype = CALIB_F32;
-    a.scores = z;
-    a.labels = lab;
+    const calib_arrays a = {.kind = CALIB_LOGITS, .n = N, .k = K,
+                            .dtype = CALIB_F32, .scores = z, .labels = lab};
     calib_dataset_free(wrap(&a));
     const float bad[3] = {INFINITY, -INFINITY, NAN};
     const char *what[3] = {"infinity", "infinity", "NaN"};
@@ -651,12 +646,8 @@ static void test_wrap_f32_top_scan(void **state)
     p[11] = -0.0f;
     p[12] = 1.0f;
     p[13] = 0x1.000002p0f;
-    calib_arrays a = {0};
-    a.kind = CALIB_TOPLABEL;
-    a.n = N;
-    a.dtype = CALIB_F32;
-    a.conf = p;
-    a.correct = c;
+    const calib_arrays a = {.kind = CALIB_TOPLABEL, .n = N,
+                            .dtype = CALIB_F32, .conf = p, .correct = c};
     calib_dataset_free(wrap(&a));
     const float bad[2] = {1.01f, NAN};
     const char *what[2] = {"outside [0,1]", "NaN"};
