@@ -18,9 +18,11 @@
  * first.
  *
  * The data's shape (calib__tshape) comes from a pass of its own, or from
- * the first moment pass over all rows when p->shape asks for it; either
- * also keeps each float32 row's maximum and minimum (p->ext, 8 bytes a
- * row), so that later passes do not scan rows for them again.
+ * the first moment pass over all rows when p->shape asks for it (a
+ * float32 row's sums then come from the moment kernel's own loop, the
+ * same bits as calib__ts_zrow_sum's); either also keeps each float32
+ * row's maximum and minimum (p->ext, 8 bytes a row), so that later passes
+ * do not scan rows for them again.
  */
 #include "temperature.h"
 
