@@ -233,33 +233,54 @@ static uint64_t extras_bad(const calib_arrays *a, size_t i0, size_t i1)
     return bad;
 }
 
-/* Top-label confidences in [+0, 1] and flags 0/1. */
+/* The scans below are also compiled for AVX2 (twice the lanes), picked
+ * at load time where GCC and the loader can (as in width_f32.c). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) &&      \
+    !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define SCAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SCAN_CLONES
+#endif
+
+/* Top-label confidences in [+0, 1] and flags 0/1.  In 32-bit lanes
+ * without compares: a float32 is out of range when its bits are above
+ * F32_ONE, i.e. when the sign bit is set (negatives, -0.0, NaN with the
+ * sign) or adding 2^31 - 1 - F32_ONE sets it (the rest up to 2^31 - 1);
+ * a flag is not 0/1 when a bit above the lowest is set in any of them. */
+SCAN_CLONES
 static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
 {
     uint64_t bad = 0;
     if (a->dtype == CALIB_F32) {
         const uint32_t *u = a->conf;
+        uint32_t top = 0;
         for (size_t i = i0; i < i1; i++)
-            bad |= u[i] > F32_ONE;
+            top |= u[i] | (u[i] + (0x7fffffffu - F32_ONE));
+        bad = top >> 31;
     } else {
         const uint64_t *u = a->conf;
         for (size_t i = i0; i < i1; i++)
             bad |= u[i] > F64_ONE;
     }
+    uint8_t flags = 0;
     for (size_t i = i0; i < i1; i++)
-        bad |= a->correct[i] > 1;
-    return bad;
+        flags |= a->correct[i];
+    return bad | (flags > 1);
 }
 
-/* Every score in [j0, j1) finite. */
+/* Every score in [j0, j1) finite.  A float32 is not when its bits without
+ * the sign are at least F32_INF, i.e. when adding 2^32 - F32_INF sets the
+ * top bit (it cannot carry out): one add in place of a compare, which
+ * vectorises without the unsigned-compare fix-ups. */
+SCAN_CLONES
 static uint64_t scores_bad(const calib_arrays *a, size_t j0, size_t j1)
 {
     if (a->dtype == CALIB_F32) {
         const uint32_t *u = a->scores;
         uint32_t bad = 0;
         for (size_t j = j0; j < j1; j++)
-            bad |= (u[j] & 0x7fffffffu) >= F32_INF;
-        return bad;
+            bad |= (u[j] & 0x7fffffffu) + (0x80000000u - F32_INF);
+        return bad >> 31;
     }
     const uint64_t *u = a->scores;
     uint64_t bad = 0;

@@ -15,7 +15,7 @@
  * (Halley's error constant), so the final step is taken without another
  * pass once that bound is below 1e-13 in u, i.e. a relative 1e-13 in T.
  * The passes that only need to get close run in float32 (eight lanes, a
- * cheap exp; tscale_kernel.c): large inputs first solve on a fixed
+ * cheap exp; tscale_kernel32.c): large inputs first solve on a fixed
  * pseudo-random subsample, whose optimum is within sampling error of the
  * full one, then on all rows down to about F32_TOL in u.  One double pass
  * there gives the exact value and cumulants, and its Halley step, whose
@@ -37,9 +37,10 @@
  * before the solver goes on: the subsample's passes before it are only a
  * warm start, whatever the data.
  *
- * The per-row kernels are in tscale_kernel.c, the passes over the rows in
- * tscale_pass.c; the ECE and Brier objectives, evaluated on a grid of log T
- * and refined by golden section, in tscale_search.c.
+ * The per-row kernels are in tscale_kernel.c and tscale_kernel32.c, the
+ * passes over the rows in tscale_pass.c; the ECE and Brier objectives,
+ * evaluated on a grid of log T and refined by golden section, in
+ * tscale_search.c.
  */
 #include "recal.h"
 

@@ -1,7 +1,8 @@
 /* temperature.h — what the temperature-scaling files share: the calibrator
  * object (calibrator.c: accessors, apply, JSON), the per-row kernels
- * (tscale_kernel.c), the passes over the rows (tscale_pass.c), the NLL
- * solver (temperature.c) and the ECE/Brier search (tscale_search.c).
+ * (tscale_kernel.c, tscale_kernel32.c), the passes over the rows
+ * (tscale_pass.c), the NLL solver (temperature.c) and the ECE/Brier search
+ * (tscale_search.c).
  * Private to those files.
  */
 #ifndef CALIB_TEMPERATURE_H
@@ -38,7 +39,7 @@ int calib__calibrator_note(calib_calibrator *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------ */
-/* Per-row kernels (tscale_kernel.c)                                   */
+/* Per-row kernels (tscale_kernel.c; float32: tscale_kernel32.c)      */
 /* ------------------------------------------------------------------ */
 
 /* The kernels work on 4 doubles or 8 floats at a time: scratch rows hold
@@ -110,9 +111,11 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
 /* The same moments in float32, from w = z - zmax rounded to float, with
  * exp good to 2.1e-7: what the solver's approximate passes use.  Fit for
  * rows whose range zmax - zmin is at most CALIB__TS_RANGE32 (so that no
- * float overflows); e holds floats. */
+ * float overflows); e holds floats.  With sum (else NULL), also *sum and
+ * *at_max of calib__ts_zrow_sum, the same bits, from the same loop. */
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
-                              float *e, double out[5]);
+                              float *e, double out[5], double *sum,
+                              size_t *at_max);
 #define CALIB__TS_RANGE32 1e6
 
 /* sum_k w_k over a loaded row, and the count of its maxima (w_k = 0). */

@@ -1,164 +1,18 @@
-/* tscale_kernel.c — the per-row kernels of temperature scaling: a row's
- * logits loaded and shifted, exp of them, and the moments of the scores
- * under softmax(beta z).
+/* tscale_kernel.c — the per-row kernels of temperature scaling in
+ * double: a row's logits loaded and shifted, exp of them, and the moments
+ * of the scores under softmax(beta z).
  *
- * A fit spends almost all its time here, in exp, so the loops over a row
- * run on four doubles at a time (GCC vector extensions, which GCC and
- * Clang lower to AVX2 or SSE2), and exp is computed without a table or a
- * branch: x = n ln2 + r with |r| <= ln2/2 (Cody and Waite 1980: ln2 split
- * so that n ln2_hi is exact), e^r by a degree-11 near-minimax polynomial
- * (mpmath's chebyfit, error 3e-18) evaluated by Estrin's scheme, and 2^n
- * made exactly from its exponent bits; against long double the result is
- * within 4.1e-16 relative (2 ulp) over 1.3e7 test values.  Every vector operation is one
- * IEEE operation per lane, the lanes are summed in a fixed order, and ISO
- * C mode keeps -ffp-contract=off (no FMA), so every build of a kernel, the
- * AVX2 clone and the portable one alike, gives the same bits, and a row's
- * values never depend on which thread computes them.
- *
- * The solver's approximate passes use a float32 twin on eight lanes: the
- * same reduction, e^r by a degree-5 polynomial (2.1e-7 relative), moments
- * summed in float within a row.  Float32 logits are read in place (no
- * converted or shifted copy; only a row's last partial group of 8 is
- * copied, padded with the maximum), and the double kernel converts and
- * shifts them as it goes, to the very doubles calib__ts_load_row makes.
+ * A fit spends almost all its time in these kernels and their float32
+ * twins (tscale_kernel32.c), in exp, so the loops over a row run on four
+ * doubles at a time (GCC vector extensions, which GCC and Clang lower to
+ * AVX2 or SSE2) with the branch-free exp of tscale_simd.h.  Every build
+ * of a kernel, the AVX2 clone and the portable one alike, gives the same
+ * bits, and a row's values never depend on which thread computes them.
+ * Float32 logits are read in place (calib__zrow), and the double kernel
+ * converts and shifts them as it goes, to the very doubles
+ * calib__ts_load_row makes.
  */
-#include "temperature.h"
-
-#include <string.h>
-
-/* The helpers below take and return 32-byte vectors; they are always
- * inlined, so no call passes one (and no code for them is emitted without
- * AVX, which GCC would warn about). */
-#define INLINE static inline __attribute__((always_inline))
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
-typedef double v4d __attribute__((vector_size(32)));
-typedef int64_t v4i __attribute__((vector_size(32)));
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-/* On x86-64 Linux with GCC the kernels are also compiled for AVX2 and the
- * variant is picked at load time (an ifunc). */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
-    !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
-INLINE v4d splat(double x) { return (v4d){x, x, x, x}; }
-
-INLINE v4d load4(const double *p)
-{
-    v4d v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-INLINE void store4(double *p, v4d v) { memcpy(p, &v, sizeof v); }
-
-/* Lanes of v where mask is all ones, else b (bitwise, so it vectorises). */
-INLINE v4d select4(v4i mask, v4d v, v4d b)
-{
-    return (v4d)(((v4i)v & mask) | ((v4i)b & ~mask));
-}
-
-/* Lanes l < r of v, the others 0. */
-INLINE v4d first_lanes(v4d v, size_t r)
-{
-    const int64_t n = (int64_t)r;
-    const v4i lane = {0, 1, 2, 3}, lim = {n, n, n, n};
-    return (v4d)((v4i)v & (lane < lim));
-}
-
-/* (l0 + l1) + (l2 + l3): the one order every build uses. */
-INLINE double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-
-/* exp(x) for x <= 0, within 2 ulp; 0 below -708, where the result would
- * be subnormal. */
-INLINE v4d exp_nonpos(v4d x)
-{
-    const v4d shift = splat(0x1.8p52);
-    const v4i keep = (v4i)(x >= splat(-708.0));
-    x = select4(keep, x, splat(-708.0));
-    /* t's low mantissa bits hold n = round(x / ln2) */
-    const v4d t = x * splat(0x1.71547652b82fep0) + shift;
-    const v4d n = t - shift;
-    const v4d r = (x - n * splat(0x1.62e42feep-1)) -
-                  n * splat(0x1.a39ef35793c76p-33);
-    const int64_t bias = INT64_C(0x4338000000000000) - 1023;
-    const v4i sbits = ((v4i)t - (v4i){bias, bias, bias, bias}) << 52;
-    /* Estrin's scheme: a shorter dependency chain than Horner's, so more
-     * rows' worth of exps overlap in the pipeline. */
-    const v4d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const v4d p01 = splat(1.0) + r;
-    const v4d p23 = splat(0x1.0000000000011p-1) + r * splat(0x1.555555555555ap-3);
-    const v4d p45 = splat(0x1.555555554f0bap-5) + r * splat(0x1.111111110f21ep-7);
-    const v4d p67 = splat(0x1.6c16c1880029fp-10) + r * splat(0x1.a01a01b1461c5p-13);
-    const v4d p89 = splat(0x1.a01991a10d9aep-16) + r * splat(0x1.71ddf56d8deb5p-19);
-    const v4d pab = splat(0x1.28b4101c77212p-22) + r * splat(0x1.af632a0f7e2cep-26);
-    const v4d p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p8b = p89 + r2 * pab;
-    const v4d p = (p03 + r4 * p47) + r8 * p8b;
-    return (v4d)((v4i)(p * (v4d)sbits) & keep);
-}
-
-/* ------------------------------------------------------------------ */
-/* Float32, eight lanes: the approximate passes                        */
-/* ------------------------------------------------------------------ */
-
-INLINE v8f splat8(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
-
-INLINE v8f load8(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-INLINE void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
-
-INLINE v8f select8(v8i mask, v8f v, v8f b)
-{
-    return (v8f)(((v8i)v & mask) | ((v8i)b & ~mask));
-}
-
-INLINE v8f first_lanes8(v8f v, size_t r)
-{
-    const int32_t n = (int32_t)r;
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7}, lim = {n, n, n, n, n, n, n, n};
-    return (v8f)((v8i)v & (lane < lim));
-}
-
-/* The lanes summed in double in one fixed order: l and l + 4 first. */
-INLINE double hsum8(v8f v)
-{
-    const double a = (double)v[0] + v[4], b = (double)v[1] + v[5];
-    const double c = (double)v[2] + v[6], d = (double)v[3] + v[7];
-    return (a + b) + (c + d);
-}
-
-/* exp(x) for x <= 0 in float32, within 2.1e-7 relative; 0 below -87,
- * where the result would be subnormal.  The reduction of exp_nonpos;
- * e^r = 1 + r + r^2 q(r), q of degree 3 fitted for the least maximum
- * relative error (1.05e-7 on |r| <= ln2/2, before rounding). */
-INLINE v8f exp32_nonpos(v8f x)
-{
-    const v8f shift = splat8(0x1.8p23f);
-    const v8i keep = (v8i)(x >= splat8(-87.0f));
-    x = select8(keep, x, splat8(-87.0f));
-    const v8f t = x * splat8(0x1.715476p0f) + shift;
-    const v8f n = t - shift;
-    const v8f r = (x - n * splat8(0x1.62e4p-1f)) - n * splat8(0x1.7f7d1cp-20f);
-    const int32_t bias = 0x4B400000 - 127;
-    const v8i sbits = ((v8i)t - (v8i){bias, bias, bias, bias, bias, bias, bias, bias}) << 23;
-    const v8f r2 = r * r;
-    const v8f q = (splat8(0x1.fffdfcp-2f) + r * splat8(0x1.5557aep-3f)) +
-                  r2 * (splat8(0x1.5729f0p-5f) + r * splat8(0x1.106284p-7f));
-    const v8f p = (splat8(1.0f) + r) + r2 * q;
-    return (v8f)((v8i)(p * (v8f)sbits) & keep);
-}
+#include "tscale_simd.h"
 
 /* ------------------------------------------------------------------ */
 /* Loading a row                                                       */
@@ -278,7 +132,7 @@ double calib__ts_row_exp(const double *w, size_t len, double beta, double *e)
 {
     v4d s = splat(0.0);
     for (size_t k = 0; k < len; k += 4) {
-        v4d ek = exp_nonpos(load4(w + k) * splat(beta));
+        v4d ek = exp_nonpos(load4(w + k) * splat(beta), 1);
         if (k + 4 > len)
             ek = first_lanes(ek, len - k);
         store4(e + k, ek);
@@ -304,15 +158,16 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
                                        : (const void *)(tail + (k) - full)) \
                           : (const void *)(w + (k)))
 
-/* One group of moments(): e = exp(beta w) (lanes past len zeroed), and
+/* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
+ * a whole group passes the constant 4, so its loop does not test), and
  * the sums of e, e (w - w_y) and e w^j, j = 1..4. */
 INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t k, size_t len, v4d acc[6])
+                         v4d wy, size_t valid, int clamp, v4d acc[6])
 {
     const v4d v = load_w(src, from_z, zmax);
-    v4d ek = exp_nonpos(v * bt);
-    if (k + 4 > len)
-        ek = first_lanes(ek, len - k);
+    v4d ek = exp_nonpos(v * bt, clamp);
+    if (valid < 4)
+        ek = first_lanes(ek, valid);
     const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
     acc[0] += ek;
     acc[1] += ek * (v - wy);
@@ -320,23 +175,6 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
     acc[3] += e2;
     acc[4] += e3;
     acc[5] += e3 * v;
-}
-
-/* out[] from the sums of e, e (w - w_y), e w, e w^2, e w^3, e w^4 (the
- * formulas and their error below). */
-static inline void from_raw(const double s[6], double out[5])
-{
-    const double inv = 1.0 / s[0];
-    const double m = s[2] * inv, m2 = s[3] * inv, m3 = s[4] * inv;
-    const double m4 = s[5] * inv;
-    const double c2 = m2 - m * m;
-    const double c3 = m3 - 3.0 * m * m2 + 2.0 * m * m * m;
-    const double c4 = m4 - 4.0 * m * m3 + 6.0 * m * m * m2 - 3.0 * m * m * m * m;
-    out[0] = s[0];
-    out[1] = s[1] * inv;
-    out[2] = c2;
-    out[3] = c3;
-    out[4] = c4 - 3.0 * c2 * c2;
 }
 
 /* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels when the
@@ -359,7 +197,8 @@ static inline void from_raw(const double s[6], double out[5])
  * where a relative 1e-3 (j = 4, len = 10^6) is immaterial.  f and f' do
  * not go through these sums and are as exact as before. */
 INLINE void moments(const double *w, const calib__zrow *r, int from_z,
-                    size_t len, size_t y, double beta, double out[5])
+                    size_t len, size_t y, double beta, int clamp,
+                    double out[5])
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
@@ -372,9 +211,9 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
     size_t k = 0;
     for (; k < full; k += 4)
         moments_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
-                     from_z, zmax, bt, wy, k, full, acc);
+                     from_z, zmax, bt, wy, 4, clamp, acc);
     for (; k < len; k += 4)
-        moments_step(ROW_AT(k), from_z, zmax, bt, wy, k, len, acc);
+        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, clamp, acc);
     double sums[6];
     for (int j = 0; j < 6; j++)
         sums[j] = hsum(acc[j]);
@@ -386,7 +225,7 @@ void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
                            double *e, double out[5])
 {
     (void)e;
-    moments(w, NULL, 0, len, y, beta, out);
+    moments(w, NULL, 0, len, y, beta, 1, out);
 }
 
 VECTOR_CLONES
@@ -394,193 +233,14 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
                             double *e, double out[5])
 {
     (void)e;
-    moments(NULL, r, 1, r->len, y, beta, out);
-}
-
-/* The float32 moments: the same steps on 8 lanes, w = z - zmax rounded. */
-INLINE void moments32_step(const float *src, v8f top, v8f bt, v8f wy,
-                           size_t k, size_t len, float *e, v8f acc[3])
-{
-    const v8f v = load8(src) - top;
-    v8f ek = exp32_nonpos(v * bt);
-    if (k + 8 > len)
-        ek = first_lanes8(ek, len - k);
-    store8(e + k, ek);
-    acc[0] += ek;
-    acc[1] += ek * (v - wy);
-    acc[2] += ek * v;
-}
-
-INLINE void central32_step(const float *src, v8f top, v8f m, size_t k,
-                           const float *e, v8f acc[3])
-{
-    const v8f d = (load8(src) - top) - m, t = load8(e + k) * d * d;
-    acc[0] += t;
-    acc[1] += t * d;
-    acc[2] += t * d * d;
-}
-
-/* One group of raw32(): moments_step on 8 floats. */
-INLINE void raw32_step(const float *src, v8f top, v8f bt, v8f wy, size_t k,
-                       size_t len, v8f acc[6])
-{
-    const v8f v = load8(src) - top;
-    v8f ek = exp32_nonpos(v * bt);
-    if (k + 8 > len)
-        ek = first_lanes8(ek, len - k);
-    const v8f e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
-    acc[0] += ek;
-    acc[1] += ek * (v - wy);
-    acc[2] += e1;
-    acc[3] += e2;
-    acc[4] += e3;
-    acc[5] += e3 * v;
-}
-
-/* The float32 moments of a row of at most RAW32_MAX scores in one loop,
- * from the raw moments about the maximum as moments() takes them.  By
- * moments()'s bound in float (lanes of len / 8 terms), c2 is then within
- * len^2 2^-24 / 8 relative, 5e-4 for len = 256, in the very worst case
- * (an outlying maximum over otherwise equal scores; typically the factor
- * M2 / c2 is a few units, not len).  The solver's last float32 step is at
- * most 1e-2 in u, so such an f'' moves where it ends by 5e-6 at most,
- * within F32_TOL (temperature.c); the float32 passes only steer the
- * double ones.  Longer rows take two loops, about the mean. */
-#define RAW32_MAX 256
-INLINE void raw32(const calib__zrow *r, size_t y, double beta,
-                         double out[5])
-{
-    const size_t len = r->len, full = len & ~(size_t)7;
-    const float *z = r->z;
-    const v8f top = splat8(r->zmax), bt = splat8((float)beta);
-    const v8f wy = splat8(z[y] - r->zmax);
-    v8f acc[6];
-    double sums[6];
-    for (int j = 0; j < 6; j++)
-        acc[j] = splat8(0.0f);
-    for (size_t k = 0; k < full; k += 8)
-        raw32_step(z + k, top, bt, wy, k, full, acc);
-    if (full < len)
-        raw32_step(r->tail, top, bt, wy, full, len, acc);
-    for (int j = 0; j < 6; j++)
-        sums[j] = hsum8(acc[j]);
-    from_raw(sums, out);
-}
-
-/* The same moments in float32 (lanes summed in double). */
-VECTOR_CLONES
-void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
-                              float *e, double out[5])
-{
-    if (r->len <= RAW32_MAX) {
-        raw32(r, y, beta, out);
-        return;
-    }
-    const size_t len = r->len, full = len & ~(size_t)7;
-    const float *z = r->z, *tail = r->tail;
-    const v8f top = splat8(r->zmax), bt = splat8((float)beta);
-    const v8f wy = splat8(z[y] - r->zmax);
-    v8f acc[3] = {splat8(0.0f), splat8(0.0f), splat8(0.0f)};
-    v8f cm[3] = {splat8(0.0f), splat8(0.0f), splat8(0.0f)};
-    for (size_t k = 0; k < full; k += 8)
-        moments32_step(z + k, top, bt, wy, k, full, e, acc);
-    if (full < len)
-        moments32_step(tail, top, bt, wy, full, len, e, acc);
-    const double t0 = hsum8(acc[0]), inv = 1.0 / t0;
-    const v8f m = splat8((float)(hsum8(acc[2]) * inv));
-    for (size_t k = 0; k < full; k += 8)
-        central32_step(z + k, top, m, k, e, cm);
-    if (full < len)
-        central32_step(tail, top, m, full, e, cm);
-    const double v2 = hsum8(cm[0]) * inv;
-    out[0] = t0;
-    out[1] = hsum8(acc[1]) * inv;
-    out[2] = v2;
-    out[3] = hsum8(cm[1]) * inv;
-    out[4] = hsum8(cm[2]) * inv - 3.0 * v2 * v2;
-}
-
-/* ------------------------------------------------------------------ */
-/* Rows of floats, read in place                                       */
-/* ------------------------------------------------------------------ */
-
-INLINE v8f max8(v8f a, v8f b) { return select8((v8i)(a > b), a, b); }
-INLINE v8f min8(v8f a, v8f b) { return select8((v8i)(a < b), a, b); }
-
-/* The maximum (or minimum) of the lanes, in every lane. */
-INLINE v8f all_max8(v8f v)
-{
-    v = max8(v, __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
-    v = max8(v, __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
-    return max8(v, __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
-}
-
-INLINE v8f all_min8(v8f v)
-{
-    v = min8(v, __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
-    v = min8(v, __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
-    return min8(v, __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
-}
-
-/* The maximum and minimum of z[0..len), and the last partial group of 8
- * padded with the maximum; z[len ..] up to z[avail) may be read (and
- * ignored), so that most rows need no scalar copy. */
-VECTOR_CLONES
-void calib__ts_zrow_init(calib__zrow *r, const float *z, size_t len,
-                         size_t avail)
-{
-    const size_t full = len & ~(size_t)7;
-    v8f mx = splat8(z[0]), mn = mx, t = mx;
-    for (size_t k = 0; k < full; k += 8) {
-        const v8f v = load8(z + k);
-        mx = max8(mx, v), mn = min8(mn, v);
-    }
-    const int32_t rem = (int32_t)(len - full);
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    const v8i in_row = lane < (v8i){rem, rem, rem, rem, rem, rem, rem, rem};
-    if (full + 8 <= avail) {
-        t = select8(in_row, load8(z + full), t);
-    } else {
-        store8(r->tail, t);
-        memcpy(r->tail, z + full, (size_t)rem * sizeof *z);
-        t = load8(r->tail);
-    }
-    mx = all_max8(max8(mx, t)), mn = all_min8(min8(mn, t));
-    store8(r->tail, select8(in_row, t, mx));
-    r->z = z, r->len = len, r->zmax = mx[0], r->zmin = mn[0];
-}
-
-/* calib__ts_zrow_init for a row whose maximum and minimum are known: only
- * the last partial group is read. */
-VECTOR_CLONES
-void calib__ts_zrow_known(calib__zrow *r, const float *z, size_t len,
-                          size_t avail, float zmax, float zmin)
-{
-    const size_t full = len & ~(size_t)7;
-    const int32_t rem = (int32_t)(len - full);
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    const v8i in_row = lane < (v8i){rem, rem, rem, rem, rem, rem, rem, rem};
-    const v8f mx = splat8(zmax);
-    v8f t = mx;
-    if (full + 8 <= avail) {
-        t = load8(z + full);
-    } else {
-        store8(r->tail, t);
-        memcpy(r->tail, z + full, (size_t)rem * sizeof *z);
-        t = load8(r->tail);
-    }
-    store8(r->tail, select8(in_row, t, mx));
-    r->z = z, r->len = len, r->zmax = zmax, r->zmin = zmin;
-}
-
-calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,
-                                    calib__zrow *r)
-{
-    const size_t b = calib__row_begin(ds, i);
-    const size_t total = ds->offsets ? ds->offsets[ds->n] : ds->n * ds->k;
-    calib__ts_zrow_init(r, (const float *)ds->scores + b, calib__row_len(ds, i),
-                        total - b);
-    return r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
+    /* every beta w >= -708 when the smallest one is (the same rounded
+     * operations, which are monotonic; stored, so that no wider
+     * evaluation can differ from the loop's): no clamp then */
+    const double wmin = (double)r->zmin - r->zmax, xmin = wmin * beta;
+    if (xmin >= -708.0)
+        moments(NULL, r, 1, r->len, y, beta, 0, out);
+    else
+        moments(NULL, r, 1, r->len, y, beta, 1, out);
 }
 
 /* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as

@@ -18,9 +18,11 @@
  * first.
  *
  * The data's shape (calib__tshape) comes from a pass of its own, or from
- * the first moment pass over all rows when p->shape asks for it; either
- * also keeps each float32 row's maximum and minimum (p->ext, 8 bytes a
- * row), so that later passes do not scan rows for them again.
+ * the first moment pass over all rows when p->shape asks for it (a
+ * float32 row's sums then come from the moment kernel's own loop, the
+ * same bits as calib__ts_zrow_sum's); either also keeps each float32
+ * row's maximum and minimum (p->ext, 8 bytes a row), so that later passes
+ * do not scan rows for them again.
  */
 #include "temperature.h"
 
@@ -82,10 +84,32 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static int by_index(const void *a, const void *b)
+/* Sorts x[0..m), values below n, by LSD radix sort a byte at a time: no
+ * comparison callbacks or mispredicted branches (qsort took about 3M
+ * instructions for the 8192 sample rows, serially, before any pass).
+ * CALIB_OK or CALIB_ENOMEM. */
+static int sort_rows(size_t *x, size_t m, size_t n)
 {
-    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return (x > y) - (x < y);
+    size_t *tmp = malloc(m * sizeof *tmp), *src = x, *dst = tmp;
+    if (!tmp)
+        return CALIB_ENOMEM;
+    for (unsigned sh = 0; sh < 64 && (n - 1) >> sh; sh += 8) {
+        size_t at[256] = {0}, sum = 0;
+        for (size_t i = 0; i < m; i++)
+            at[(src[i] >> sh) & 255]++;
+        for (int d = 0; d < 256; d++) {
+            const size_t c = at[d];
+            at[d] = sum, sum += c;
+        }
+        for (size_t i = 0; i < m; i++)
+            dst[at[(src[i] >> sh) & 255]++] = src[i];
+        size_t *t = src;
+        src = dst, dst = t;
+    }
+    if (src != x)
+        memcpy(x, src, m * sizeof *x);
+    free(tmp);
+    return CALIB_OK;
 }
 
 /* Rows mix(j) mod n, j < m: pseudo-random (with repeats), so no ordering
@@ -99,7 +123,8 @@ int calib__tpass_sample(calib__tpass *p, size_t m)
         return CALIB_ENOMEM;
     for (size_t j = 0; j < m; j++)
         p->sample[j] = (size_t)(mix(j) % p->ds->n);
-    qsort(p->sample, m, sizeof *p->sample, by_index);
+    if (sort_rows(p->sample, m, p->ds->n))
+        return CALIB_ENOMEM;
     p->n_sample = m;
     return CALIB_OK;
 }
@@ -170,6 +195,20 @@ static calib__row_state load_z(const calib__tpass *p, size_t i,
     return r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
 }
 
+/* Counts a row that depends on T into *sh: its length, sum_k w_k, the
+ * count of its maxima and the label's w_y; adds wt (mean_k w_k - w_y) and
+ * its absolute value to s[0..1]. */
+static void shape_add(calib__tshape *sh, double *s, double wt, size_t len,
+                      double sum, size_t at_max, double wy)
+{
+    sh->fit++;
+    sh->label_max += wy == 0.0;
+    sh->strict += wy == 0.0 && at_max == 1;
+    const double d = sum / (double)len - wy;
+    s[0] += wt * d;
+    s[1] += wt * fabs(d);
+}
+
 /* Counts a loaded row of state st (z32: zr, else w[0..len) with the label
  * at w[y]) into *sh, and adds wt (mean_k w_k - w_y) and its absolute value
  * to s[0..1]. */
@@ -178,26 +217,49 @@ static void shape_count(calib__row_state st, const calib__zrow *zr,
                         calib__tshape *sh, double *s)
 {
     size_t at_max;
-    double sum, wy;
     if (st != CALIB__ROW_FIT) {
         sh->infinite += st == CALIB__ROW_INFINITE;
         sh->constant += st == CALIB__ROW_CONST;
-        return;
-    }
-    if (zr) {
-        sum = calib__ts_zrow_sum(zr, &at_max);
-        wy = (double)zr->z[y] - zr->zmax;
-        len = zr->len;
+    } else if (zr) {
+        const double sum = calib__ts_zrow_sum(zr, &at_max);
+        shape_add(sh, s, wt, zr->len, sum, at_max,
+                  (double)zr->z[y] - zr->zmax);
     } else {
-        sum = calib__ts_row_sum(w, len, &at_max);
-        wy = w[y];
+        const double sum = calib__ts_row_sum(w, len, &at_max);
+        shape_add(sh, s, wt, len, sum, at_max, w[y]);
     }
-    sh->fit++;
-    sh->label_max += wy == 0.0;
-    sh->strict += wy == 0.0 && at_max == 1;
-    const double d = sum / (double)len - wy;
-    s[0] += wt * d;
-    s[1] += wt * fabs(d);
+}
+
+/* row_moments for a row of float32 logits: in float32 when p->f32 asks
+ * for it and the row's range allows, with the shape's sums (sh) from the
+ * same loop. */
+static calib__row_state z32_moments(const calib__tpass *p, size_t i,
+                                    double *e, double m[5], double *wy,
+                                    double wt, calib__tshape *sh, double *ss)
+{
+    calib__zrow r;
+    const size_t y = (size_t)p->ds->labels[i];
+    const calib__row_state st = load_z(p, i, &r);
+    const int f32 = p->f32 && (double)r.zmax - r.zmin <= CALIB__TS_RANGE32;
+    m[0] = (double)r.len;
+    if (sh && p->ext)
+        p->ext[2 * i] = r.zmax, p->ext[2 * i + 1] = r.zmin;
+    if (sh && (st != CALIB__ROW_FIT || !f32))
+        shape_count(st, &r, NULL, 0, y, wt, sh, ss);
+    if (st != CALIB__ROW_FIT)
+        return st;
+    *wy = (double)r.z[y] - r.zmax;
+    if (!f32) {
+        calib__ts_zrow_moments(&r, y, p->beta, e, m);
+    } else if (sh) {
+        double sum;
+        size_t at_max;
+        calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m, &sum, &at_max);
+        shape_add(sh, ss, wt, r.len, sum, at_max, *wy);
+    } else {
+        calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m, NULL, NULL);
+    }
+    return st;
 }
 
 /* Row i's state and moments (calib__ts_row_moments) at p->beta, in
@@ -212,26 +274,9 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
 {
     calib__zrow r;
     size_t len, y;
-    calib__row_state st;
-    if (p->z32) {
-        y = (size_t)p->ds->labels[i];
-        st = load_z(p, i, &r);
-        m[0] = (double)r.len;
-        if (sh) {
-            shape_count(st, &r, NULL, 0, y, wt, sh, ss);
-            if (p->ext)
-                p->ext[2 * i] = r.zmax, p->ext[2 * i + 1] = r.zmin;
-        }
-        if (st != CALIB__ROW_FIT)
-            return st;
-        *wy = (double)r.z[y] - r.zmax;
-        if (p->f32 && (double)r.zmax - r.zmin <= CALIB__TS_RANGE32)
-            calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m);
-        else
-            calib__ts_zrow_moments(&r, y, p->beta, e, m);
-        return st;
-    }
-    st = calib__ts_load_row(p->ds, i, w, &len, &y);
+    if (p->z32)
+        return z32_moments(p, i, e, m, wy, wt, sh, ss);
+    const calib__row_state st = calib__ts_load_row(p->ds, i, w, &len, &y);
     m[0] = (double)len;
     if (sh)
         shape_count(st, NULL, w, len, y, wt, sh, ss);
@@ -246,7 +291,7 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
         for (size_t k = 0; k < len + (-len % CALIB__TS_LANES); k++)
             z[k] = (float)w[k]; /* w is padded with 0 */
         calib__ts_zrow_init(&r, z, len, p->max_len);
-        calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m);
+        calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m, NULL, NULL);
     } else {
         calib__ts_row_moments(w, len, y, p->beta, e, m);
     }

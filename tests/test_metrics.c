@@ -5,6 +5,7 @@
 #include "golden.h"
 #include "internal.h"
 
+#include <float.h>
 #include <stdint.h>
 
 /* ------------------------------------------------------------------ */
@@ -599,6 +600,66 @@ static void expect_bad(const calib_arrays *a, size_t row, size_t col,
         fail_msg("'%s' lacks '%s'", err.message, needle);
 }
 
+/* Float32 logits: the largest finite values pass the clean-block scan;
+ * +inf, -inf and NaN anywhere in a long array are found at their row and
+ * column. */
+static void test_wrap_f32_nonfinite(void **state)
+{
+    enum { N = 300, K = 10 };
+    static float z[N * K];
+    static int32_t lab[N];
+    for (size_t i = 0; i < N * K; i++)
+        z[i] = (float)(i % 7) - 3.0f;
+    for (size_t i = 0; i < N; i++)
+        lab[i] = (int32_t)(i % K);
+    z[5] = FLT_MAX;
+    z[6] = -FLT_MAX;
+    z[7] = FLT_TRUE_MIN;
+    const calib_arrays a = {.kind = CALIB_LOGITS, .n = N, .k = K,
+                            .dtype = CALIB_F32, .scores = z, .labels = lab};
+    calib_dataset_free(wrap(&a));
+    const float bad[3] = {INFINITY, -INFINITY, NAN};
+    const char *what[3] = {"infinity", "infinity", "NaN"};
+    for (int b = 0; b < 3; b++) {
+        const size_t at = 157 * K + 3 + (size_t)b;
+        const float keep = z[at];
+        z[at] = bad[b];
+        expect_bad(&a, 158, 4 + (size_t)b, what[b]);
+        z[at] = keep;
+    }
+}
+
+/* Float32 top-label rows: 0, -0.0 and 1 pass the clean-block scan (-0.0,
+ * and the next float above 1, which is clamped, through the row check);
+ * 1.01, NaN and a correct flag of 2 anywhere in a long array are found at
+ * their row and column. */
+static void test_wrap_f32_top_scan(void **state)
+{
+    enum { N = 3000 };
+    static float p[N];
+    static uint8_t c[N];
+    for (size_t i = 0; i < N; i++) {
+        p[i] = (float)(i % 101) / 100.0f;
+        c[i] = (uint8_t)(i % 3 == 0);
+    }
+    p[10] = 0.0f;
+    p[11] = -0.0f;
+    p[12] = 1.0f;
+    p[13] = 0x1.000002p0f;
+    const calib_arrays a = {.kind = CALIB_TOPLABEL, .n = N,
+                            .dtype = CALIB_F32, .conf = p, .correct = c};
+    calib_dataset_free(wrap(&a));
+    const float bad[2] = {1.01f, NAN};
+    const char *what[2] = {"outside [0,1]", "NaN"};
+    for (int b = 0; b < 2; b++) {
+        p[2345] = bad[b];
+        expect_bad(&a, 2346, 1, what[b]);
+    }
+    p[2345] = 0.5f;
+    c[1777] = 2;
+    expect_bad(&a, 1778, 2, "correct flag 2");
+}
+
 static void test_wrap_bad_rows(void **state)
 {
     double p[12] = {0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25,
@@ -1134,6 +1195,8 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_accum_kinds),
         cmocka_unit_test(test_wrap_bad_rows),
+        cmocka_unit_test(test_wrap_f32_nonfinite),
+        cmocka_unit_test(test_wrap_f32_top_scan),
         cmocka_unit_test(test_wrap_first_bad_row),
         cmocka_unit_test(test_wrap_accessors),
         cmocka_unit_test(test_row_eval_probs_zero),

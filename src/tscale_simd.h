@@ -1,0 +1,197 @@
+/* tscale_simd.h — the vector helpers the temperature-scaling kernels
+ * share (tscale_kernel.c: double; tscale_kernel32.c: float32): GCC vector
+ * types, lane helpers, the branch-free exp on four doubles and on eight
+ * floats, and the cumulants from raw moment sums.  Private to those two
+ * files.
+ *
+ * exp is computed without a table or a branch: x = n ln2 + r with
+ * |r| <= ln2/2 (Cody and Waite 1980: ln2 split so that n ln2_hi is exact),
+ * e^r by a degree-11 near-minimax polynomial (mpmath's chebyfit, error
+ * 3e-18) evaluated by Estrin's scheme, and 2^n made exactly from its
+ * exponent bits; against long double the result is within 4.1e-16
+ * relative (2 ulp) over 1.3e7 test values.  The float32 twin uses the same
+ * reduction and a degree-5 polynomial (2.1e-7 relative).  Every vector
+ * operation is one IEEE operation per lane, the lanes are summed in a
+ * fixed order, and ISO C mode keeps -ffp-contract=off (no FMA), so every
+ * build of a kernel, the AVX2 clone and the portable one alike, gives the
+ * same bits.
+ */
+#ifndef CALIB_TSCALE_SIMD_H
+#define CALIB_TSCALE_SIMD_H
+
+#include "temperature.h"
+
+#include <string.h>
+
+/* The helpers below take and return 32-byte vectors; they are always
+ * inlined, so no call passes one (and no code for them is emitted without
+ * AVX, which GCC would warn about). */
+#define INLINE static inline __attribute__((always_inline))
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4i __attribute__((vector_size(32)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* On x86-64 Linux with GCC the kernels are also compiled for AVX2 and the
+ * variant is picked at load time (an ifunc). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
+    !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+INLINE v4d splat(double x) { return (v4d){x, x, x, x}; }
+
+INLINE v4d load4(const double *p)
+{
+    v4d v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void store4(double *p, v4d v) { memcpy(p, &v, sizeof v); }
+
+/* Lanes of v where mask is all ones, else b (bitwise, so it vectorises). */
+INLINE v4d select4(v4i mask, v4d v, v4d b)
+{
+    return (v4d)(((v4i)v & mask) | ((v4i)b & ~mask));
+}
+
+/* Lanes l < r of v, the others 0. */
+INLINE v4d first_lanes(v4d v, size_t r)
+{
+    const int64_t n = (int64_t)r;
+    const v4i lane = {0, 1, 2, 3}, lim = {n, n, n, n};
+    return (v4d)((v4i)v & (lane < lim));
+}
+
+/* (l0 + l1) + (l2 + l3): the one order every build uses. */
+INLINE double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+/* exp(x) for -708 <= x <= 0, within 2 ulp. */
+INLINE v4d exp_range(v4d x)
+{
+    const v4d shift = splat(0x1.8p52);
+    /* t's low mantissa bits hold n = round(x / ln2) */
+    const v4d t = x * splat(0x1.71547652b82fep0) + shift;
+    const v4d n = t - shift;
+    const v4d r = (x - n * splat(0x1.62e42feep-1)) -
+                  n * splat(0x1.a39ef35793c76p-33);
+    const int64_t bias = INT64_C(0x4338000000000000) - 1023;
+    const v4i sbits = ((v4i)t - (v4i){bias, bias, bias, bias}) << 52;
+    /* Estrin's scheme: a shorter dependency chain than Horner's, so more
+     * rows' worth of exps overlap in the pipeline. */
+    const v4d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const v4d p01 = splat(1.0) + r;
+    const v4d p23 = splat(0x1.0000000000011p-1) + r * splat(0x1.555555555555ap-3);
+    const v4d p45 = splat(0x1.555555554f0bap-5) + r * splat(0x1.111111110f21ep-7);
+    const v4d p67 = splat(0x1.6c16c1880029fp-10) + r * splat(0x1.a01a01b1461c5p-13);
+    const v4d p89 = splat(0x1.a01991a10d9aep-16) + r * splat(0x1.71ddf56d8deb5p-19);
+    const v4d pab = splat(0x1.28b4101c77212p-22) + r * splat(0x1.af632a0f7e2cep-26);
+    const v4d p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p8b = p89 + r2 * pab;
+    const v4d p = (p03 + r4 * p47) + r8 * p8b;
+    return p * (v4d)sbits;
+}
+
+/* exp(x) for x <= 0, within 2 ulp; 0 below -708, where the result would
+ * be subnormal.  With clamp = 0 (a constant), x must be >= -708: a row
+ * whose smallest beta w is checks that once, and its loop then skips the
+ * clamp, with the same bits. */
+INLINE v4d exp_nonpos(v4d x, int clamp)
+{
+    if (!clamp)
+        return exp_range(x);
+    const v4i keep = (v4i)(x >= splat(-708.0));
+    return (v4d)((v4i)exp_range(select4(keep, x, splat(-708.0))) & keep);
+}
+
+/* ------------------------------------------------------------------ */
+/* Float32, eight lanes: the approximate passes                        */
+/* ------------------------------------------------------------------ */
+
+INLINE v8f splat8(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+
+INLINE v8f load8(const float *p)
+{
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+
+INLINE v8f select8(v8i mask, v8f v, v8f b)
+{
+    return (v8f)(((v8i)v & mask) | ((v8i)b & ~mask));
+}
+
+INLINE v8f first_lanes8(v8f v, size_t r)
+{
+    const int32_t n = (int32_t)r;
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7}, lim = {n, n, n, n, n, n, n, n};
+    return (v8f)((v8i)v & (lane < lim));
+}
+
+/* The lanes summed in double in one fixed order: l and l + 4 first (as
+ * one vector addition), then as hsum does. */
+INLINE double hsum8(v8f v)
+{
+    v4f lo, hi;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const float *)&v + 4, sizeof hi);
+    const v4d a = {lo[0], lo[1], lo[2], lo[3]}, b = {hi[0], hi[1], hi[2], hi[3]};
+    return hsum(a + b);
+}
+
+/* exp(x) for -87 <= x <= 0 in float32, within 2.1e-7 relative.  The
+ * reduction of exp_range; e^r = 1 + r + r^2 q(r), q of degree 3 fitted for the least maximum
+ * relative error (1.05e-7 on |r| <= ln2/2, before rounding). */
+INLINE v8f exp32_range(v8f x)
+{
+    const v8f shift = splat8(0x1.8p23f);
+    const v8f t = x * splat8(0x1.715476p0f) + shift;
+    const v8f n = t - shift;
+    const v8f r = (x - n * splat8(0x1.62e4p-1f)) - n * splat8(0x1.7f7d1cp-20f);
+    const int32_t bias = 0x4B400000 - 127;
+    const v8i sbits = ((v8i)t - (v8i){bias, bias, bias, bias, bias, bias, bias, bias}) << 23;
+    const v8f r2 = r * r;
+    const v8f q = (splat8(0x1.fffdfcp-2f) + r * splat8(0x1.5557aep-3f)) +
+                  r2 * (splat8(0x1.5729f0p-5f) + r * splat8(0x1.106284p-7f));
+    const v8f p = (splat8(1.0f) + r) + r2 * q;
+    return p * (v8f)sbits;
+}
+
+/* exp32_range for every x <= 0 (0 below -87) when clamp is 1; as
+ * exp_nonpos. */
+INLINE v8f exp32_nonpos(v8f x, int clamp)
+{
+    if (!clamp)
+        return exp32_range(x);
+    const v8i keep = (v8i)(x >= splat8(-87.0f));
+    return (v8f)((v8i)exp32_range(select8(keep, x, splat8(-87.0f))) & keep);
+}
+
+/* out[] from the sums of e, e (w - w_y), e w, e w^2, e w^3, e w^4
+ * (tscale_kernel.c, before moments(), says how exact they are). */
+static inline void from_raw(const double s[6], double out[5])
+{
+    const double inv = 1.0 / s[0];
+    const double m = s[2] * inv, m2 = s[3] * inv, m3 = s[4] * inv;
+    const double m4 = s[5] * inv;
+    const double c2 = m2 - m * m;
+    const double c3 = m3 - 3.0 * m * m2 + 2.0 * m * m * m;
+    const double c4 = m4 - 4.0 * m * m3 + 6.0 * m * m * m2 - 3.0 * m * m * m * m;
+    out[0] = s[0];
+    out[1] = s[1] * inv;
+    out[2] = c2;
+    out[3] = c3;
+    out[4] = c4 - 3.0 * c2 * c2;
+}
+
+#endif /* CALIB_TSCALE_SIMD_H */
