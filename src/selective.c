@@ -37,6 +37,11 @@ static double tail(double z)
 static double psi_diff(double x, double c)
 {
     double d = 0.0;
+    if (c <= 64.0 && c == floor(c)) { /* a short run: the finite sum */
+        for (double j = 0.0; j < c; j += 1.0)
+            d += 1.0 / (x + j);
+        return d;
+    }
     for (; x < 16.0; x += 1.0)
         d += 1.0 / x - 1.0 / (x + c);
     return d + log1p(c / x) + tail(x) - tail(x + c);
@@ -233,8 +238,10 @@ static void next_run(walk *wk, double *value, uint64_t *count, double *weight,
         if (wk->hi[s] > wk->lo[s] && wk->key[wk->hi[s] - 1] >= u)
             u = wk->key[wk->hi[s] - 1];
     calib__xsum hs, ms;
-    calib__xsum_init(&hs);
-    calib__xsum_init(&ms);
+    if (wk->pay) {
+        calib__xsum_init(&hs);
+        calib__xsum_init(&ms);
+    }
     double one_h = 0.0, one_m = 0.0;
     const uint64_t nh = take(wk, 0, u, &hs, &one_h);
     const uint64_t nm = take(wk, 1, u, &ms, &one_m);
