@@ -282,18 +282,40 @@ static int sorted_halves(const double *conf, const uint8_t *correct,
     return rc;
 }
 
+/* The number of distinct keys in the two sorted halves [0, nh), [nh, n). */
+static size_t count_runs(const uint64_t *key, size_t nh, size_t n)
+{
+    size_t i = 0, j = nh, runs = 0;
+    while (i < nh || j < n) {
+        uint64_t u = i < nh ? key[i] : key[j];
+        if (j < n && key[j] < u)
+            u = key[j];
+        while (i < nh && key[i] == u)
+            i++;
+        while (j < n && key[j] == u)
+            j++;
+        runs++;
+    }
+    return runs;
+}
+
 int calib__runs_from_rows(const double *conf, const uint8_t *correct,
                           const double *weights, size_t n, calib__runs *out)
 {
     memset(out, 0, sizeof *out);
-    const size_t m = n ? n : 1;
-    uint64_t *key = malloc(m * sizeof *key);
-    uint64_t *pay = weights ? malloc(m * sizeof *pay) : NULL;
-    char *block = malloc(m * (3 * sizeof(double) + sizeof(uint64_t)));
-    size_t nh = 0;
-    int rc = key && block && (!weights || pay) ? CALIB_OK : CALIB_ENOMEM;
+    uint64_t *key = malloc((n ? n : 1) * sizeof *key);
+    uint64_t *pay = weights ? malloc((n ? n : 1) * sizeof *pay) : NULL;
+    char *block = NULL;
+    size_t nh = 0, m = 1;
+    int rc = key && (!weights || pay) ? CALIB_OK : CALIB_ENOMEM;
     if (rc == CALIB_OK)
         rc = sorted_halves(conf, correct, weights, n, key, pay, &nh);
+    if (rc == CALIB_OK) {
+        /* as many runs as distinct confidences: allocated to size */
+        m = n ? count_runs(key, nh, n) : 1;
+        block = malloc(m * (3 * sizeof(double) + sizeof(uint64_t)));
+        rc = block ? CALIB_OK : CALIB_ENOMEM;
+    }
     if (rc != CALIB_OK) {
         free(key);
         free(pay);
