@@ -34,26 +34,6 @@ typedef struct cw_pass {
     int nomem;
 } cw_pass;
 
-/* The probabilities of distribution row i into q (clamped, or softmax). */
-static void row_probs(const calib_dataset *ds, size_t i, double *q)
-{
-    const size_t b = calib__row_begin(ds, i), k = ds->k;
-    if (ds->kind == CALIB_PROBS) {
-        for (size_t j = 0; j < k; j++) {
-            const double v = calib__score(ds, b + j);
-            q[j] = v < 0.0 ? 0.0 : v > 1.0 ? 1.0 : v;
-        }
-        return;
-    }
-    double zmax = -INFINITY, s = 0.0;
-    for (size_t j = 0; j < k; j++)
-        zmax = fmax(zmax, calib__score(ds, b + j));
-    for (size_t j = 0; j < k; j++)
-        s += q[j] = exp(calib__score(ds, b + j) - zmax);
-    for (size_t j = 0; j < k; j++)
-        q[j] /= s;
-}
-
 static void add_row(const cw_pass *cp, ccell *cells, const double *q,
                     size_t i, int y)
 {
@@ -86,7 +66,7 @@ static void cw_range(void *vctx, size_t begin, size_t end, int worker)
     }
     for (size_t r = begin; r < end; r++) {
         const size_t i = cp->t->rows ? cp->t->rows[r] : r;
-        row_probs(cp->ds, i, q);
+        calib__row_probs(cp->ds, i, q);
         add_row(cp, cells, q, r, cp->ds->labels[i]);
     }
 }

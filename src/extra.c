@@ -228,36 +228,36 @@ static int check_args(const calib_dataset *ds, const double *in, size_t n,
     return CALIB_OK;
 }
 
-int calib_accuracy_at_coverage(const calib_dataset *ds, const double *coverage,
-                               size_t n, double *accuracy, int threads,
-                               calib_error *err)
+/* f(runs, level[i]) for every level, after the checks. */
+static int per_level(const calib_dataset *ds, const double *level, size_t n,
+                     double *out, int threads, int risk, calib_error *err)
 {
-    int rc = check_args(ds, coverage, n, accuracy, 0.0, 1.0, "coverage", err);
+    int rc = check_args(ds, level, n, out, risk ? -1.0 : 0.0, 1.0,
+                        risk ? "risk" : "coverage", err);
     calib__runs r;
     if (rc == CALIB_OK)
         rc = dataset_runs(ds, threads, &r, err);
     if (rc != CALIB_OK)
         return rc;
     for (size_t i = 0; i < n; i++)
-        accuracy[i] = calib__runs_accuracy_at(&r, coverage[i]);
+        out[i] = risk ? calib__runs_coverage_at_risk(&r, level[i])
+                      : calib__runs_accuracy_at(&r, level[i]);
     calib__runs_free(&r);
     return calib__ok(err);
+}
+
+int calib_accuracy_at_coverage(const calib_dataset *ds, const double *coverage,
+                               size_t n, double *accuracy, int threads,
+                               calib_error *err)
+{
+    return per_level(ds, coverage, n, accuracy, threads, 0, err);
 }
 
 int calib_coverage_at_risk(const calib_dataset *ds, const double *risk,
                            size_t n, double *coverage, int threads,
                            calib_error *err)
 {
-    int rc = check_args(ds, risk, n, coverage, -1.0, 1.0, "risk", err);
-    calib__runs r;
-    if (rc == CALIB_OK)
-        rc = dataset_runs(ds, threads, &r, err);
-    if (rc != CALIB_OK)
-        return rc;
-    for (size_t i = 0; i < n; i++)
-        coverage[i] = calib__runs_coverage_at_risk(&r, risk[i]);
-    calib__runs_free(&r);
-    return calib__ok(err);
+    return per_level(ds, risk, n, coverage, threads, 1, err);
 }
 
 int calib_smooth_curve(const calib_dataset *ds, double bandwidth, size_t n,

@@ -196,6 +196,11 @@ void calib__row_eval(const calib_dataset *ds, size_t i, double beta,
                      double *conf, int *correct, double *nll, double *brier,
                      int *clipped);
 
+/* The probabilities of distribution row i into q[0 .. len) (export.c):
+ * softmax of logits as exp(z_k - max) / sum_j exp(z_j - max), or the
+ * probabilities clamped into [0,1]. */
+void calib__row_probs(const calib_dataset *ds, size_t i, double *q);
+
 /* Bin index of confidence p among m equal-width bins under `rule`, or -1
  * when the rule puts p in no bin (gpleiss/hollance p = 0).  Torchmetrics'
  * p = 1 returns m (its extra bin). */

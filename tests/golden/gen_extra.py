@@ -328,11 +328,11 @@ def tiny_helm(rng):
 
 
 def shared_dir():
-    env = os.environ.get("CALIB_SHARED")
-    for d in ([env] if env else []) + ["../shared/data", "../../shared/data"]:
-        if os.path.exists(os.path.join(d, "densenet40-cifar10-logits")):
-            return d
-    return None
+    """$CALIB_SHARED or ../shared/data when it holds the real data; else None."""
+    cands = [os.environ.get("CALIB_SHARED"), "../shared/data",
+             "../../shared/data"]
+    return next((d for d in cands if d and os.path.isdir(
+        os.path.join(d, "densenet40-cifar10-logits"))), None)
 
 
 def real_cases():
