@@ -205,6 +205,8 @@ static void check_case(const json_t *j)
                                         m->brier_uncertainty);
         assert_true(fabs(mine - json_number_value(gap)) <= 1e-12);
     }
+    /* two sums over a partition of the bins */
+    assert_true(fabs(m->ece_over + m->ece_under - m->ece) <= 1e-15);
     const json_t *ge = json_object_get(j, "group_expect");
     for (size_t g = 0; g < json_array_size(ge); g++)
         compare(name, m->groups[g], json_array_get(ge, g));
@@ -349,6 +351,37 @@ static void test_smece_all_wrong_at_one(void **state)
     calib_dataset_free(ds);
 }
 
+/* Hollance keeps p = 0 out of every bin and out of the ECE's n; the Brier
+ * decomposition counts those rows as one more bin.  By hand: p = {0, 0,
+ * .5, .5}, correct = {0, 1, 1, 0}, M = 2.  Bin (0, .5]: conf .5, acc .5;
+ * no bin: conf 0, acc .5; acc = .5.  REL = 1/2 (0)^2 + 1/2 (0 - .5)^2 =
+ * .125, RES = 0, UNC = .25, and with p constant in each group Brier =
+ * (0 + 1 + .25 + .25)/4 = .375 = REL - RES + UNC.  ECE's n is 2 rows with
+ * gap 0: ECE = over = under = 0; debiased: 0 - .25/(2 - 1) < 0 -> 0. */
+static void test_hollance_decomposition(void **state)
+{
+    double p[4] = {0.0, 0.0, 0.5, 0.5};
+    uint8_t c[4] = {0, 1, 1, 0};
+    calib_arrays a = {.kind = CALIB_TOPLABEL, .n = 4, .conf = p,
+                      .correct = c};
+    calib_dataset *ds = NULL;
+    assert_int_equal(calib_dataset_wrap(&a, &ds, NULL), CALIB_OK);
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    o.bins = 2;
+    o.rule = CALIB_RULE_HOLLANCE;
+    calib_metrics *m = NULL;
+    assert_int_equal(calib_evaluate(ds, &o, &m, NULL), CALIB_OK);
+    assert_true(m->brier_reliability == 0.125);
+    assert_true(m->brier_resolution == 0.0);
+    assert_true(m->brier_uncertainty == 0.25);
+    assert_true(m->brier == 0.375);
+    assert_true(m->ece == 0.0 && m->ece_over == 0.0 && m->ece_under == 0.0);
+    assert_true(m->ece_debiased_l2 == 0.0);
+    calib_metrics_free(m);
+    calib_dataset_free(ds);
+}
+
 /* ------------------------------------------------------------------ */
 /* The curve and the public calls' errors                              */
 /* ------------------------------------------------------------------ */
@@ -434,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_smece_all_wrong_at_one),
         cmocka_unit_test(test_smooth_curve),
         cmocka_unit_test(test_accum_has_bin_metrics),
+        cmocka_unit_test(test_hollance_decomposition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
