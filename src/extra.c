@@ -84,43 +84,68 @@ static int population(const calib_dataset *ds, const calib__top *t,
     return rc;
 }
 
-/* Rows of every group, grouped, in row order: rows[start[g] ..
- * start[g+1]) are group g's; order[] the groups by first appearance. */
+/* Rows of every group of m, grouped, in row order: rows[start[j] ..
+ * start[j+1]) are those of m's group j.  A row's group is found by name
+ * (the streaming path merges groups of one name), trying first the group
+ * that first-appearance order predicts. */
 typedef struct buckets {
     size_t *rows, *start;
-    uint32_t *order;
-    size_t n_order;
 } buckets;
 
-static int bucket(const calib_dataset *ds, buckets *b)
+/* of[g] = m's group named as ds's group g, or SIZE_MAX when none. */
+static int map_groups(const calib_dataset *ds, const calib_metrics *m,
+                      size_t *of)
 {
-    const size_t g = ds->n_groups;
-    b->rows = malloc((ds->n ? ds->n : 1) * sizeof *b->rows);
-    b->start = calloc(g + 1, sizeof *b->start);
-    b->order = malloc((g ? g : 1) * sizeof *b->order);
-    size_t *at = malloc((g ? g : 1) * sizeof *at);
-    if (!b->rows || !b->start || !b->order || !at) {
-        free(at);
-        return CALIB_ENOMEM;
+    size_t next = 0;
+    for (size_t g = 0; g < ds->n_groups; g++)
+        of[g] = SIZE_MAX;
+    for (size_t i = 0; i < ds->n; i++) {
+        const uint32_t g = ds->groups[i];
+        if (of[g] != SIZE_MAX)
+            continue;
+        size_t j = next < m->n_groups &&
+                           strcmp(ds->group_names[g], m->group_names[next]) == 0
+                       ? next
+                       : SIZE_MAX;
+        for (size_t k = 0; j == SIZE_MAX && k < m->n_groups; k++)
+            if (strcmp(ds->group_names[g], m->group_names[k]) == 0)
+                j = k;
+        if (j == SIZE_MAX)
+            return CALIB_EINTERNAL;
+        of[g] = j;
+        next = j + 1;
     }
-    b->n_order = 0;
-    for (size_t i = 0; i < ds->n; i++)
-        if (b->start[ds->groups[i] + 1]++ == 0)
-            b->order[b->n_order++] = ds->groups[i];
-    for (size_t k = 0; k < g; k++)
-        b->start[k + 1] += b->start[k];
-    memcpy(at, b->start, g * sizeof *at);
-    for (size_t i = 0; i < ds->n; i++)
-        b->rows[at[ds->groups[i]]++] = i;
-    free(at);
     return CALIB_OK;
+}
+
+static int bucket(const calib_dataset *ds, const calib_metrics *m,
+                  buckets *b)
+{
+    const size_t k = m->n_groups;
+    size_t *of = malloc((ds->n_groups ? ds->n_groups : 1) * sizeof *of);
+    size_t *at = malloc((k ? k : 1) * sizeof *at);
+    b->rows = malloc((ds->n ? ds->n : 1) * sizeof *b->rows);
+    b->start = calloc(k + 1, sizeof *b->start);
+    int rc = of && at && b->rows && b->start ? CALIB_OK : CALIB_ENOMEM;
+    if (rc == CALIB_OK)
+        rc = map_groups(ds, m, of);
+    for (size_t i = 0; rc == CALIB_OK && i < ds->n; i++)
+        b->start[of[ds->groups[i]] + 1]++;
+    for (size_t j = 0; rc == CALIB_OK && j < k; j++)
+        b->start[j + 1] += b->start[j];
+    if (rc == CALIB_OK)
+        memcpy(at, b->start, k * sizeof *at);
+    for (size_t i = 0; rc == CALIB_OK && i < ds->n; i++)
+        b->rows[at[of[ds->groups[i]]]++] = i;
+    free(of);
+    free(at);
+    return rc;
 }
 
 static void buckets_free(buckets *b)
 {
     free(b->rows);
     free(b->start);
-    free(b->order);
 }
 
 /* The extra metrics of group g (rows[0..n)) into gm. */
@@ -152,18 +177,10 @@ static int groups(const calib_dataset *ds, const calib__top *all,
                   const calib_eval_options *o, calib_metrics *m)
 {
     buckets b = {0};
-    int rc = bucket(ds, &b);
-    if (rc == CALIB_OK && b.n_order != m->n_groups)
-        rc = CALIB_EINTERNAL;
-    for (size_t j = 0; rc == CALIB_OK && j < b.n_order; j++) {
-        const uint32_t g = b.order[j];
-        if (strcmp(ds->group_names[g], m->group_names[j]) != 0) {
-            rc = CALIB_EINTERNAL;
-            break;
-        }
-        rc = one_group(ds, all, b.rows + b.start[g],
-                       b.start[g + 1] - b.start[g], o, m->groups[j]);
-    }
+    int rc = bucket(ds, m, &b);
+    for (size_t j = 0; rc == CALIB_OK && j < m->n_groups; j++)
+        rc = one_group(ds, all, b.rows + b.start[j],
+                       b.start[j + 1] - b.start[j], o, m->groups[j]);
     buckets_free(&b);
     return rc;
 }
