@@ -550,7 +550,7 @@ const char *calib_metric_name(calib_metric_id id);
  * when the fixed point lies below it).  Rows are spread onto a grid of
  * spacing h <= s/32 by linear interpolation, as the relplot package does;
  * the relative error that costs is of order (h/s)^2 / 8 <= 1.3e-4, and the
- * tests hold it within 1e-3 of the direct sums over rows.  Unlike relplot
+ * tests hold it within 1e-4 of the direct sums over rows.  Unlike relplot
  * (which loses the mirrored half of the kernel of a row at exactly 0 or 1
  * and stops its bisection after 10 steps), calib follows the definition.
  *

@@ -127,7 +127,7 @@ static double value_of(const calib_metrics *m, const char *key)
 static double tolerance(const char *key, double want)
 {
     if (strncmp(key, "smece", 5) == 0)
-        return 1e-3 * fabs(want) + 1e-7;
+        return 1e-4 * fabs(want) + 1e-7;
     return 1e-11 * fabs(want) + 1e-12;
 }
 

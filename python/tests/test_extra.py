@@ -34,7 +34,7 @@ class ExtraGolden(unittest.TestCase):
             for key in KEYS:
                 self.assertIn(key, m)
             for key, want in c["expect"].items():
-                tol = 1e-3 * abs(want) + 1e-7 if want is not None and \
+                tol = 1e-4 * abs(want) + 1e-7 if want is not None and \
                     key.startswith("smece") else 1e-11
                 if want is None:
                     self.assertIsNone(m[key], (c["name"], key))
