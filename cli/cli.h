@@ -41,12 +41,15 @@ enum {
     CLI_OPT_PARTIAL = 1 << 10,/* --partial: write a partial state         */
     CLI_OPT_CI = 1 << 11,     /* --ci --bootstrap --seed: intervals       */
     CLI_OPT_PAIRED = 1 << 12, /* --paired: the paired bootstrap           */
-    CLI_OPT_CV = 1 << 13      /* --cv K --seed S: cross-fitting           */
+    CLI_OPT_CV = 1 << 13,     /* --cv K --seed S: cross-fitting           */
+    CLI_OPT_SELECT = 1 << 14  /* --coverage --risk --no-extra (eval)      */
 };
 
 /* Positional arguments: several files at once (`calib eval
  * samples_*.jsonl` over MMLU's 57 subjects) must fit. */
 #define CLI_MAX_POS 1024
+/* --coverage and --risk take at most this many levels each. */
+#define CLI_MAX_LEVELS 32
 
 /* Everything a command line can say, after parsing. */
 typedef struct cli_opts {
@@ -69,6 +72,10 @@ typedef struct cli_opts {
     int paired;               /* --paired: B - A on one resampling        */
     int method_all;           /* --method all: compare every method       */
     int cv;                   /* --cv K (0: none)                         */
+    double coverage[CLI_MAX_LEVELS];  /* --coverage C,C,...           */
+    int n_coverage;
+    double risk[CLI_MAX_LEVELS];      /* --risk R,R,...               */
+    int n_risk;
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -283,6 +290,25 @@ void cli_warn_diagnostics(const calib_calibrator *c);
 int cli_write_applied(const char *in_path, const calib_read_options *ro,
                       const calib_dataset *in, const calib_dataset *after,
                       calib_format fmt, const char *path);
+/* eval_select.c: accuracy at coverage and coverage at risk for eval. */
+typedef struct cli_levels {
+    int n_coverage, n_risk;
+    double coverage[CLI_MAX_LEVELS], accuracy[CLI_MAX_LEVELS];
+    double risk[CLI_MAX_LEVELS], reach[CLI_MAX_LEVELS];
+} cli_levels;
+/* Reads every input whole, evaluates it into *m and computes the
+ * --coverage/--risk levels of o into *lv.  Returns 0 or an exit code
+ * after printing the error. */
+int cli_eval_levels(const cli_inputs *in, const cli_opts *o,
+                    calib_metrics **m, calib_read_stats *st, cli_levels *lv);
+/* Adds "accuracy_at_coverage" and "coverage_at_risk" objects (keys: the
+ * levels as the shortest decimal that reads back) to the JSON object text
+ * *json, replacing it.  Returns 0 or an exit code. */
+int cli_levels_json(const cli_levels *lv, char **json);
+/* The table lines of the levels, and the compact block of the metrics
+ * beyond the bins. */
+void cli_print_levels(FILE *f, const cli_levels *lv);
+void cli_print_extra(FILE *f, const calib_metrics *m);
 
 /* cmd_merge.c */
 int cmd_merge(int argc, char **argv);

@@ -333,8 +333,10 @@ int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
                     calib_metrics **m, calib_read_stats *st)
 {
     memset(st, 0, sizeof *st);
-    /* intervals resample rows: they need every row in memory */
-    if (o->eval.binning == CALIB_BINNING_WIDTH && o->eval.bootstrap == 0)
+    /* intervals resample rows, and the metrics beyond the bins need
+     * every row at once */
+    if (o->eval.binning == CALIB_BINNING_WIDTH && o->eval.bootstrap == 0 &&
+        !o->eval.extra)
         return stream_eval(in, o, m, st);
     calib_dataset *ds = NULL;
     int ex = cli_read_inputs(in, o, &ds);

@@ -53,6 +53,14 @@ static void probs_row(const calib_dataset *ds, size_t i, double *q)
     }
 }
 
+void calib__row_probs(const calib_dataset *ds, size_t i, double *q)
+{
+    if (ds->kind == CALIB_LOGITS)
+        softmax_row(ds, i, q);
+    else
+        probs_row(ds, i, q);
+}
+
 int calib_dataset_export(const calib_dataset *ds, double *out, size_t len,
                          calib_error *err)
 {
@@ -71,11 +79,7 @@ int calib_dataset_export(const calib_dataset *ds, double *out, size_t len,
     }
     const size_t base = ds->offsets ? ds->offsets[0] : 0;
     for (size_t i = 0; i < ds->n; i++) {
-        double *q = out + (calib__row_begin(ds, i) - base);
-        if (ds->kind == CALIB_LOGITS)
-            softmax_row(ds, i, q);
-        else
-            probs_row(ds, i, q);
+        calib__row_probs(ds, i, out + (calib__row_begin(ds, i) - base));
     }
     return calib__ok(err);
 }

@@ -135,6 +135,8 @@ void calib__xsum_init(calib__xsum *s);
 void calib__xsum_add(calib__xsum *s, double x);
 void calib__xsum_merge(calib__xsum *dst, const calib__xsum *src);
 double calib__xsum_round(const calib__xsum *s);
+/* Adds a * b exactly (the rounded product and its fma residual). */
+void calib__xsum_add_product(calib__xsum *s, double a, double b);
 
 /* ------------------------------------------------------------------ */
 /* Threads                                                             */
@@ -178,6 +180,13 @@ int calib__json_status(const struct json_error_t *e);
  * intervals (metric_id.c): a new calib_metrics starts so. */
 void calib__metrics_clear_extra(calib_metrics *m);
 
+/* metrics_bins.c: ece_over, ece_under, ece_debiased_l2 and the Brier
+ * decomposition of m from its bins; w_ece is the ECE's weight, w_out and
+ * hit_out the weight and correct weight of rows in no bin (gpleiss and
+ * hollance p = 0). */
+void calib__bin_extras(calib_metrics *m, double w_ece, double w_out,
+                       double hit_out);
+
 /* ------------------------------------------------------------------ */
 /* Per-row kernels (metrics.c, temperature.c)                          */
 /* ------------------------------------------------------------------ */
@@ -194,6 +203,11 @@ void calib__metrics_clear_extra(calib_metrics *m);
 void calib__row_eval(const calib_dataset *ds, size_t i, double beta,
                      double *conf, int *correct, double *nll, double *brier,
                      int *clipped);
+
+/* The probabilities of distribution row i into q[0 .. len) (export.c):
+ * softmax of logits as exp(z_k - max) / sum_j exp(z_j - max), or the
+ * probabilities clamped into [0,1]. */
+void calib__row_probs(const calib_dataset *ds, size_t i, double *q);
 
 /* Bin index of confidence p among m equal-width bins under `rule`, or -1
  * when the rule puts p in no bin (gpleiss/hollance p = 0).  Torchmetrics'

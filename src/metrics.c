@@ -17,6 +17,7 @@
  * out p = 0).
  */
 #include "metrics.h"
+#include "extra.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -283,7 +284,11 @@ calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
     m->rule = bs->rule;
     m->ece_n = (size_t)t.n_ece;
     m->n_bins = bs->nb + (size_t)torch;
-    fill_bins(m, P, bs, calib__xsum_round(&t.w_ece));
+    const double w_ece = calib__xsum_round(&t.w_ece);
+    fill_bins(m, P, bs, w_ece);
+    double w_out, conf_out, hit_out;
+    cell_round(&P->cells[bs->nb + 1], &w_out, &conf_out, &hit_out);
+    calib__bin_extras(m, w_ece, w_out, hit_out);
     return m;
 }
 
@@ -395,12 +400,19 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
     if (ds->n == 0)
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
     if (o.binning == CALIB_BINNING_WIDTH) {
-        rc = evaluate_width(ds, &o, out, err);
-    } else if ((rc = calib__evaluate_mass(ds, &o, out)) != CALIB_OK) {
+        if ((rc = evaluate_width(ds, &o, out, err)) != CALIB_OK)
+            return rc;
+    } else {
+        rc = calib__evaluate_mass(ds, &o, out);
+    }
+    if (rc == CALIB_OK && (rc = calib__evaluate_extra(ds, &o, *out)) != CALIB_OK) {
+        calib_metrics_free(*out);
+        *out = NULL;
+    }
+    if (rc != CALIB_OK)
         return calib__fail(err, rc, NULL, 0, 0, 0, "%s",
                            rc == CALIB_ENOMEM ? "out of memory"
                                               : "internal error");
-    }
     /* last: the replicates call calib_evaluate for every other metric */
     if (rc == CALIB_OK && o.bootstrap > 0 &&
         (rc = calib__bootstrap(ds, &o, *out, err)) != CALIB_OK) {

@@ -115,7 +115,7 @@ def _split_source(conf, kw):
 def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
              weights=None, groups=None, bins=15, binning="width",
              bin_rule="sklearn", threads=0, group_names=None, data=None,
-             ci=None, bootstrap=None, seed=0):
+             ci=None, bootstrap=None, seed=0, extra=True):
     """Returns every metric as a dict with the keys of ``calib eval
     --json``: n, classes, accuracy, mean_confidence, ece, mce, rmsce, nll,
     nll_clipped_rows, nll_from_probs, brier, brier_kind, bins (a list of
@@ -133,7 +133,9 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
     Options: ``bins`` (M, default 15), ``binning`` ("width" or "mass"),
     ``bin_rule`` ("sklearn", "netcal", "torchmetrics", "gpleiss",
     "hollance"), ``threads`` (0 = every core; results are bit-identical
-    for any count).
+    for any count), ``extra`` (False: leave the smooth, selective and
+    classwise metrics None, as ``calib eval --no-extra``; they need O(N)
+    memory, and merged partial states do not have them).
 
     Intervals, as the CLI's --ci, --bootstrap, --seed: ``ci`` (a level,
     0.95 or 95) and/or ``bootstrap`` (resamples; ``ci`` alone means 1000,
@@ -148,6 +150,8 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
         weights=weights, groups=groups, group_names=group_names, data=data))
     opt = _ci_options(_eval_options(bins, binning, bin_rule, threads), ci,
                       bootstrap, seed)
+    if not extra:
+        opt.extra = 0
 
     def run(ds):
         m = _evaluate(ds, opt)

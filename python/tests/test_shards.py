@@ -33,7 +33,7 @@ class Merge(unittest.TestCase):
         self.rng = np.random.default_rng(12)
 
     def check_split(self, kw, n, **opt):
-        whole = calib.evaluate(**kw, **opt)
+        whole = calib.evaluate(**kw, **opt, extra=False)
         for k in (1, 2, 5):
             parts = []
             for sl in splits(n, k, self.rng):

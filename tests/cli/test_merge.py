@@ -115,12 +115,14 @@ class Case(unittest.TestCase):
         shuffled = list(parts)
         random.Random(len(parts)).shuffle(shuffled)
         merged = json.loads(self.ok("merge", *shuffled, "--json"))
-        one = json.loads(self.ok("eval", *(eval_args or (whole,)), *options, "--json"))
+        one = json.loads(self.ok("eval", *(eval_args or (whole,)), *options, "--json",
+                                 "--no-extra"))
         self.assertEqual(sorted(merged), sorted(one))
         for key in one:
             self.assertEqual(exact(merged[key]), exact(one[key]), key)
         text_m = self.ok("merge", *parts).splitlines()
-        text_e = self.ok("eval", *(eval_args or (whole,)), *options).splitlines()
+        text_e = self.ok("eval", *(eval_args or (whole,)), *options,
+                         "--no-extra").splitlines()
         self.assertEqual(text_m[1:], text_e[1:])
         self.assertIn("partial states" if len(parts) > 1 else parts[0], text_m[0])
         return merged
@@ -213,7 +215,8 @@ class TestGeneratedShards(Case):
             parts.append(p)
         merged = json.loads(self.ok("merge", *parts, "--json"))
         one = json.loads(self.ok("eval", self.path("conf.npy"), "--correct",
-                                 self.path("correct.npy"), "--json"))
+                                 self.path("correct.npy"), "--json",
+                                 "--no-extra"))
         self.assertEqual(exact(merged), exact(one))
 
     def test_several_files_become_groups(self):
@@ -222,7 +225,7 @@ class TestGeneratedShards(Case):
         p = self.path("ab.json")
         self.ok("eval", a, b, "--partial", "-o", p)
         merged = json.loads(self.ok("merge", p, "--json"))
-        one = json.loads(self.ok("eval", a, b, "--json"))
+        one = json.loads(self.ok("eval", a, b, "--json", "--no-extra"))
         self.assertEqual(exact(merged), exact(one))
         self.assertEqual(sorted(merged["groups"]), ["shard0", "shard1"])
 
@@ -269,7 +272,8 @@ class TestMergeErrors(Case):
                          ("calib-partial", 1, 0))
         p = self.part("p.json")
         self.assertEqual(exact(json.loads(self.ok("merge", e, p, "--json"))),
-                         exact(json.loads(self.ok("eval", self.csv, "--json"))))
+                         exact(json.loads(self.ok("eval", self.csv, "--json",
+                                                 "--no-extra"))))
         self.fails(65, ["merge", e], "e.json: no data rows")
         self.fails(65, ["merge", e, e], "no data rows")
 
