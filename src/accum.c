@@ -75,9 +75,9 @@ void calib__add_row(pop *P, const binspec *bs, const rowval *r)
         calib__xsum_add(&c->weight, r->w);
         if (r->correct)
             calib__xsum_add(&c->hit, r->w);
-        calib__xsum_add(&c->conf, r->w * r->p);
-        calib__xsum_add(&P->brier, r->w * r->brier);
-        calib__xsum_add(&P->nll, r->w * r->nll);
+        calib__xsum_add_product(&c->conf, r->w, r->p);
+        calib__xsum_add_product(&P->brier, r->w, r->brier);
+        calib__xsum_add_product(&P->nll, r->w, r->nll);
     } else {
         c->plain++;
         c->plain_hits += (uint64_t)r->correct;

@@ -138,6 +138,8 @@ void calib__xsum_add(calib__xsum *s, double x);
 void calib__xsum_add_times(calib__xsum *s, double x, uint64_t k);
 void calib__xsum_merge(calib__xsum *dst, const calib__xsum *src);
 double calib__xsum_round(const calib__xsum *s);
+/* Adds a * b exactly (the rounded product and its fma residual). */
+void calib__xsum_add_product(calib__xsum *s, double a, double b);
 
 /* ------------------------------------------------------------------ */
 /* Threads                                                             */
@@ -172,6 +174,13 @@ int calib__ok(calib_error *err);
 /* Sets every metric beyond the binned core of m to NaN and clears its
  * intervals (metric_id.c): a new calib_metrics starts so. */
 void calib__metrics_clear_extra(calib_metrics *m);
+
+/* metrics_bins.c: ece_over, ece_under, ece_debiased_l2 and the Brier
+ * decomposition of m from its bins; w_ece is the ECE's weight, w_out and
+ * hit_out the weight and correct weight of rows in no bin (gpleiss and
+ * hollance p = 0). */
+void calib__bin_extras(calib_metrics *m, double w_ece, double w_out,
+                       double hit_out);
 
 /* ------------------------------------------------------------------ */
 /* Per-row kernels (metrics.c, temperature.c)                          */

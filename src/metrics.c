@@ -281,7 +281,11 @@ calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
     m->rule = bs->rule;
     m->ece_n = (size_t)t.n_ece;
     m->n_bins = bs->nb + (size_t)torch;
-    fill_bins(m, P, bs, calib__xsum_round(&t.w_ece));
+    const double w_ece = calib__xsum_round(&t.w_ece);
+    fill_bins(m, P, bs, w_ece);
+    double w_out, conf_out, hit_out;
+    cell_round(&P->cells[bs->nb + 1], &w_out, &conf_out, &hit_out);
+    calib__bin_extras(m, w_ece, w_out, hit_out);
     return m;
 }
 

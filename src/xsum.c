@@ -168,3 +168,14 @@ double calib_sum_exact(const double *x, size_t n)
         calib__xsum_add(&s, x[i]);
     return calib__xsum_round(&s);
 }
+
+/* a * b is exactly p + e (fma gives e), so a weighted term w * x enters
+ * the sum exactly and a row of integer weight k adds what k copies of it
+ * add. */
+void calib__xsum_add_product(calib__xsum *s, double a, double b)
+{
+    const double p = a * b;
+    calib__xsum_add(s, p);
+    if (isfinite(p))
+        calib__xsum_add(s, fma(a, b, -p));
+}
