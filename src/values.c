@@ -292,7 +292,7 @@ void calib__vt_add(vtab *t, double p, double w, int weighted, int correct)
     calib__xsum_init(&c);
     calib__xsum_init(&x[0]);
     calib__xsum_init(&x[1]);
-    calib__xsum_add(&c, w * p);
+    calib__xsum_add_product(&c, w, p);
     calib__xsum_add(&x[0], w);
     if (correct)
         calib__xsum_add(&x[1], w);
