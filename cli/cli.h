@@ -38,7 +38,8 @@ enum {
                                  then --label-col names the CSV label     */
     CLI_OPT_DIAGRAM = 1 << 8, /* --diagram OUT.svg|png|pdf                */
     CLI_OPT_TEXTPLOT = 1 << 9,/* --ascii --no-diagram: the terminal chart */
-    CLI_OPT_PARTIAL = 1 << 10 /* --partial: write a partial state         */
+    CLI_OPT_PARTIAL = 1 << 10,/* --partial --no-values --value-limit      */
+    CLI_OPT_BINNING = 1 << 11 /* --binning alone (merge)                  */
 };
 
 /* Positional arguments: several files at once (`calib eval
@@ -63,6 +64,8 @@ typedef struct cli_opts {
     int ascii;                /* --ascii: the terminal chart in ASCII     */
     int no_diagram;           /* --no-diagram: no terminal chart          */
     int partial;              /* --partial: the accumulator's state       */
+    int no_values;            /* --no-values: a state without value tables */
+    int value_limit;          /* --value-limit N (0: the library's)       */
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;

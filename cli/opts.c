@@ -151,6 +151,17 @@ static int set_partial(cli_opts *o, const char *n, const char *v)
     return 0;
 }
 
+static int set_no_values(cli_opts *o, const char *n, const char *v)
+{
+    o->no_values = 1;
+    return 0;
+}
+
+static int set_value_limit(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 16, 2147483647, &o->value_limit);
+}
+
 static int set_help(cli_opts *o, const char *n, const char *v)
 {
     o->help = 1;
@@ -220,7 +231,7 @@ static const opt_spec specs[] = {
     {"--weight", CLI_OPT_INPUT, ARG, set_weight},
     {"--skip-bad-rows", CLI_OPT_INPUT, NO_ARG, set_skip},
     {"--bins", CLI_OPT_EVAL, ARG, set_bins},
-    {"--binning", CLI_OPT_EVAL, ARG, set_binning},
+    {"--binning", CLI_OPT_EVAL | CLI_OPT_BINNING, ARG, set_binning},
     {"--bin-rule", CLI_OPT_EVAL, ARG, set_rule},
     {"--threads", CLI_OPT_EVAL, ARG, set_threads},
     {"--method", CLI_OPT_FIT, ARG, set_method},
@@ -231,6 +242,8 @@ static const opt_spec specs[] = {
     {"--ascii", CLI_OPT_TEXTPLOT, NO_ARG, set_ascii},
     {"--no-diagram", CLI_OPT_TEXTPLOT, NO_ARG, set_no_diagram},
     {"--partial", CLI_OPT_PARTIAL, NO_ARG, set_partial},
+    {"--no-values", CLI_OPT_PARTIAL, NO_ARG, set_no_values},
+    {"--value-limit", CLI_OPT_PARTIAL, ARG, set_value_limit},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
     {"--test", CLI_OPT_SETS, ARG, set_test},

@@ -620,7 +620,7 @@ typedef struct calib_exactness {
                            2 sum W_c / W over the cells c holding a
                            boundary (moving rows of weight W_c between
                            bins changes sum_b |hits_b - conf_b| by at most
-                           2 W_c); 0 otherwise                            */
+                           2 W_c), at most 1; 0 otherwise                 */
 } calib_exactness;
 
 /* Fills *out for population `group` of a (SIZE_MAX: overall; i: group i,

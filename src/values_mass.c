@@ -199,6 +199,7 @@ static int mass_of(const calib_accum *a, const pop *P, int m,
         for (size_t j = 0; j < P->vt->n; j++)
             calib__xsum_add(&w, run_weight(P->vt, &P->vt->e[j]));
         x->ece_bound = 2.0 * x->ece_bound / calib__xsum_round(&w);
+        x->ece_bound = x->ece_bound < 1.0 ? x->ece_bound : 1.0;
     }
     free(edges);
     sorted_free(&s);
