@@ -2,6 +2,7 @@
 and split give, bit for bit, what one calib.evaluate gives; and the Dask
 example (examples/dask_shards.py) on a small local cluster."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -85,6 +86,60 @@ class Merge(unittest.TestCase):
         with self.assertRaises(calib.CalibError) as e:
             calib.merge([])
         self.assertEqual(e.exception.code, calib.EINVAL)
+
+
+HAVE_VALUES = _lib.has("calib_accum_result_mass")
+
+
+@unittest.skipUnless(HAVE_VALUES, "libcalib has no value tables yet: skipped")
+class MergeMass(unittest.TestCase):
+    """merge(binning="mass") of states with value tables == evaluate(...,
+    binning="mass") over every row, bit for bit."""
+
+    def setUp(self):
+        self.rng = np.random.default_rng(31)
+
+    def test_equal_mass_any_split(self):
+        n = 12000
+        conf = np.sqrt(self.rng.uniform(0, 1, n))
+        conf[::4] = np.round(conf[::4] * 25) / 25
+        correct = self.rng.uniform(0, 1, n) < conf
+        kw = dict(conf=conf, correct=correct,
+                  groups=self.rng.integers(0, 3, n), group_names=["x", "y", "z"],
+                  weights=self.rng.integers(0, 4, n) / 3)
+        for f32 in (False, True):
+            data = dict(kw, conf=conf.astype(np.float32) if f32 else conf)
+            if f32:   # the integer fast path takes weight-1 rows only
+                del data["weights"]
+            whole = calib.evaluate(**data, binning="mass", bins=12)
+            for k in (1, 3, 6):
+                parts = [calib.partial(**{key: (v[sl] if key != "group_names"
+                                                else v)
+                                          for key, v in data.items()},
+                                       bins=12)
+                         for sl in splits(n, k, self.rng)]
+                self.rng.shuffle(parts)
+                self.assertEqual(calib.merge(parts, binning="mass"), whole)
+                tree = calib.merge(parts[:2], partial=True)
+                self.assertEqual(calib.merge([tree] + parts[2:],
+                                             binning="mass"), whole)
+
+    def test_grid_and_refusals(self):
+        conf = self.rng.uniform(0, 1, 5000)
+        correct = self.rng.uniform(0, 1, 5000) < conf
+        exact = calib.evaluate(conf=conf, correct=correct, binning="mass")
+        m = calib.merge([calib.partial(conf=conf, correct=correct,
+                                       value_limit=100)], binning="mass")
+        self.assertEqual(m["value_grid"], 2 ** -6)
+        self.assertIn("ece", m["approximate"])
+        self.assertLessEqual(abs(m["ece"] - exact["ece"]), m["ece_error_bound"])
+        self.assertEqual(m["accuracy"], exact["accuracy"])
+        plain = calib.partial(conf=conf, correct=correct, values=False)
+        self.assertEqual(json.loads(plain)["version"], 1)
+        with self.assertRaises(calib.CalibError) as e:
+            calib.merge([plain], binning="mass")
+        self.assertEqual(e.exception.code, calib.EINVAL)
+        self.assertIn("value table", str(e.exception))
 
 
 @unittest.skipUnless(HAVE_PARTIAL, NO_PARTIAL)
