@@ -1,6 +1,8 @@
 """test_shards.py — partial states and merge: shards merged in any order
-and split give, bit for bit, what one calib.evaluate gives; and the Dask
-example (examples/dask_shards.py) on a small local cluster."""
+and split give, bit for bit, what one calib.evaluate gives, with
+equal-width and (from value tables) equal-mass bins; the Dask example
+(examples/dask_shards.py) on a small local cluster; and the PyTorch
+example (examples/torch_allreduce.py) on two gloo ranks."""
 import importlib.util
 import json
 import os
@@ -100,7 +102,7 @@ class MergeMass(unittest.TestCase):
         self.rng = np.random.default_rng(31)
 
     def test_equal_mass_any_split(self):
-        n = 12000
+        n = 6000
         conf = np.sqrt(self.rng.uniform(0, 1, n))
         conf[::4] = np.round(conf[::4] * 25) / 25
         correct = self.rng.uniform(0, 1, n) < conf
@@ -157,6 +159,25 @@ class DaskExample(unittest.TestCase):
             env=os.environ, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("bit for bit", r.stdout)
+
+
+@unittest.skipUnless(HAVE_VALUES, "libcalib has no value tables yet: skipped")
+@unittest.skipUnless(importlib.util.find_spec("torch"),
+                     "PyTorch not installed (Debian: python3-torch): the "
+                     "torch.distributed example is skipped")
+class TorchExample(unittest.TestCase):
+    """examples/torch_allreduce.py: 2 ranks (gloo, localhost) accumulate
+    states batch by batch, all_gather_object them, and every rank's merged
+    metrics equal one calib.evaluate of the same logits, bit for bit."""
+
+    def test_two_ranks(self):
+        script = os.path.join(ROOT, "examples", "torch_allreduce.py")
+        r = subprocess.run(
+            [sys.executable, script, "--ranks", "2", "--rows", "6000",
+             "--batch", "500"], capture_output=True, text=True,
+            env=os.environ, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("equal one calib.evaluate, bit for bit", r.stdout)
 
 
 if __name__ == "__main__":
