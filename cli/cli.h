@@ -39,12 +39,15 @@ enum {
     CLI_OPT_DIAGRAM = 1 << 8, /* --diagram OUT.svg|png|pdf                */
     CLI_OPT_TEXTPLOT = 1 << 9,/* --ascii --no-diagram: the terminal chart */
     CLI_OPT_PARTIAL = 1 << 10,/* --partial --no-values --value-limit      */
-    CLI_OPT_BINNING = 1 << 11 /* --binning alone (merge)                  */
+    CLI_OPT_SELECT = 1 << 14, /* --coverage --risk --no-extra (eval)      */
+    CLI_OPT_BINNING = 1 << 20 /* --binning alone (merge)                  */
 };
 
 /* Positional arguments: several files at once (`calib eval
  * samples_*.jsonl` over MMLU's 57 subjects) must fit. */
 #define CLI_MAX_POS 1024
+/* --coverage and --risk take at most this many levels each. */
+#define CLI_MAX_LEVELS 32
 
 /* Everything a command line can say, after parsing. */
 typedef struct cli_opts {
@@ -66,6 +69,10 @@ typedef struct cli_opts {
     int partial;              /* --partial: the accumulator's state       */
     int no_values;            /* --no-values: a state without value tables */
     int value_limit;          /* --value-limit N (0: the library's)       */
+    double coverage[CLI_MAX_LEVELS];  /* --coverage C,C,...           */
+    int n_coverage;
+    double risk[CLI_MAX_LEVELS];      /* --risk R,R,...               */
+    int n_risk;
     const char *pos[CLI_MAX_POS];
     int n_pos;
 } cli_opts;
@@ -239,6 +246,26 @@ char *cli_loop_json(const cli_loop *l);
 void cli_print_fit(FILE *f, const calib_calibrator *c);
 /* Prints each diagnostic of `c` as "calib: warning: ...". */
 void cli_warn_diagnostics(const calib_calibrator *c);
+
+/* eval_select.c: accuracy at coverage and coverage at risk for eval. */
+typedef struct cli_levels {
+    int n_coverage, n_risk;
+    double coverage[CLI_MAX_LEVELS], accuracy[CLI_MAX_LEVELS];
+    double risk[CLI_MAX_LEVELS], reach[CLI_MAX_LEVELS];
+} cli_levels;
+/* Reads every input whole, evaluates it into *m and computes the
+ * --coverage/--risk levels of o into *lv.  Returns 0 or an exit code
+ * after printing the error. */
+int cli_eval_levels(const cli_inputs *in, const cli_opts *o,
+                    calib_metrics **m, calib_read_stats *st, cli_levels *lv);
+/* Adds "accuracy_at_coverage" and "coverage_at_risk" objects (keys: the
+ * levels as the shortest decimal that reads back) to the JSON object text
+ * *json, replacing it.  Returns 0 or an exit code. */
+int cli_levels_json(const cli_levels *lv, char **json);
+/* The table lines of the levels, and the compact block of the metrics
+ * beyond the bins. */
+void cli_print_levels(FILE *f, const cli_levels *lv);
+void cli_print_extra(FILE *f, const calib_metrics *m);
 
 /* cmd_merge.c */
 int cmd_merge(int argc, char **argv);

@@ -66,6 +66,11 @@ static const char usage[] =
     "  --json                 write JSON instead of the table\n"
     "  --ascii                draw the reliability diagram in ASCII only\n"
     "  --no-diagram           no reliability diagram after the metric table\n"
+    "  --coverage C,...       accuracy of the ceil(C N) most confident rows\n"
+    "  --risk R,...           largest coverage whose error rate is <= R\n"
+    "  --no-extra             only the binned metrics (no smooth ECE,\n"
+    "                         selective or classwise metrics): equal-width\n"
+    "                         bins then stream in bounded memory"
     "  -o OUT                 write to OUT (atomically) instead of stdout\n"
     "  --partial              write the partial state of FILE (exact sums, as\n"
     "                         JSON) for calib merge, instead of the metrics;\n"
@@ -343,7 +348,7 @@ static int eval_diagram(const cli_opts *o, const calib_metrics *const *m,
 
 static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
                        const calib_metrics *m, const char *const mode[2],
-                       const char *diagram)
+                       const char *diagram, const cli_levels *lv)
 {
     cli_print_read_stats(f, path, st, m);
     if (mode[0])
@@ -352,6 +357,9 @@ static void print_eval(FILE *f, const char *path, const calib_read_stats *st,
                                        : "loglik norm", mode[1]);
     fputc('\n', f);
     cli_print_metrics(f, m);
+    cli_print_extra(f, m);
+    if (lv)
+        cli_print_levels(f, lv);
     if (diagram) {
         fputc('\n', f);
         cli_print_chart(f, diagram);
@@ -383,12 +391,14 @@ static int eval_text(const cli_opts *o, const calib_read_stats *st,
     return ex;
 }
 
-int cli_write_eval(const cli_opts *o, const char *const mode[2],
-                   const char *path, const calib_read_stats *st,
-                   const calib_metrics *m)
+static int write_eval(const cli_opts *o, const char *const mode[2],
+                      const char *path, const calib_read_stats *st,
+                      const calib_metrics *m, const cli_levels *lv)
 {
     char *json = NULL, *diagram = NULL;
     int ex = eval_text(o, st, m, mode, &json, &diagram);
+    if (!ex && json && lv)
+        ex = cli_levels_json(lv, &json);
     cli_out out;
     if (!ex)
         ex = cli_out_open(&out, o->out);
@@ -396,7 +406,7 @@ int cli_write_eval(const cli_opts *o, const char *const mode[2],
         if (json)
             fprintf(out.f, "%s\n", json);
         else
-            print_eval(out.f, path, st, m, mode, diagram);
+            print_eval(out.f, path, st, m, mode, diagram, lv);
         ex = cli_out_commit(&out);
     }
     free(json);
@@ -404,14 +414,24 @@ int cli_write_eval(const cli_opts *o, const char *const mode[2],
     return ex;
 }
 
+int cli_write_eval(const cli_opts *o, const char *const mode[2],
+                   const char *path, const calib_read_stats *st,
+                   const calib_metrics *m)
+{
+    return write_eval(o, mode, path, st, m, NULL);
+}
+
 static int eval_files(const cli_opts *o)
 {
     cli_inputs in;
     calib_metrics *m = NULL;
     calib_read_stats st = {0};
+    cli_levels lv;
+    const int levels = o->n_coverage || o->n_risk;
     int ex = cli_inputs_expand(o->pos, (size_t)o->n_pos, &in);
     if (!ex)
-        ex = cli_eval_inputs(&in, o, &m, &st);
+        ex = levels ? cli_eval_levels(&in, o, &m, &st, &lv)
+                    : cli_eval_inputs(&in, o, &m, &st);
     char shown[64];
     if (in.n > 1)
         snprintf(shown, sizeof shown, "%zu files", in.n);
@@ -419,7 +439,8 @@ static int eval_files(const cli_opts *o)
     if (!ex)
         cli_jsonl_mode(o, &in, m, &mode[0], &mode[1]);
     if (!ex)
-        ex = cli_write_eval(o, mode, in.n > 1 ? shown : in.paths[0], &st, m);
+        ex = write_eval(o, mode, in.n > 1 ? shown : in.paths[0], &st, m,
+                        levels ? &lv : NULL);
     calib_metrics_free(m);
     cli_inputs_free(&in);
     return ex;
@@ -539,7 +560,7 @@ int cmd_eval(int argc, char **argv)
                        CLI_OPT_INPUT | CLI_OPT_EVAL | CLI_OPT_FIT |
                            CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_CAL |
                            CLI_OPT_SETS | CLI_OPT_TEXTPLOT |
-                           CLI_OPT_PARTIAL,
+                           CLI_OPT_PARTIAL | CLI_OPT_SELECT,
                        &o);
     if (ex)
         return ex;

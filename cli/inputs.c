@@ -318,7 +318,8 @@ int cli_eval_inputs(const cli_inputs *in, const cli_opts *o,
                     calib_metrics **m, calib_read_stats *st)
 {
     memset(st, 0, sizeof *st);
-    if (o->eval.binning == CALIB_BINNING_WIDTH)
+    /* the metrics beyond the bins need every row at once */
+    if (o->eval.binning == CALIB_BINNING_WIDTH && !o->eval.extra)
         return stream_eval(in, o, m, st);
     calib_dataset *ds = NULL;
     int ex = cli_read_inputs(in, o, &ds);

@@ -178,6 +178,45 @@ static int set_threads(cli_opts *o, const char *n, const char *v)
     return parse_int(n, v, 0, 4096, &o->eval.threads);
 }
 
+/* A comma list of at most CLI_MAX_LEVELS numbers in [lo, 1] (lo itself
+ * allowed only when lo_ok), into x[] and *count. */
+static int parse_levels(const char *name, const char *v, double lo, int lo_ok,
+                        double *x, int *count)
+{
+    const char *p = v;
+    *count = 0;
+    while (*p) {
+        char *end;
+        errno = 0;
+        const double d = strtod(p, &end);
+        if (errno || end == p || (*end && *end != ',') || !(d >= lo) ||
+            d > 1.0 || (d == lo && !lo_ok) || *count == CLI_MAX_LEVELS)
+            return bad_value(name, v, lo_ok ? "a comma list of numbers in "
+                                              "[0, 1] (at most 32)"
+                                            : "a comma list of numbers in "
+                                              "(0, 1] (at most 32)");
+        x[(*count)++] = d;
+        p = *end ? end + 1 : end;
+    }
+    return *count ? 0 : bad_value(name, v, "a comma list of numbers");
+}
+
+static int set_coverage(cli_opts *o, const char *n, const char *v)
+{
+    return parse_levels(n, v, 0.0, 0, o->coverage, &o->n_coverage);
+}
+
+static int set_risk(cli_opts *o, const char *n, const char *v)
+{
+    return parse_levels(n, v, 0.0, 1, o->risk, &o->n_risk);
+}
+
+static int set_no_extra(cli_opts *o, const char *n, const char *v)
+{
+    o->eval.extra = 0;
+    return 0;
+}
+
 static int set_binning(cli_opts *o, const char *n, const char *v)
 {
     if (strcmp(v, "width") == 0)
@@ -244,6 +283,9 @@ static const opt_spec specs[] = {
     {"--partial", CLI_OPT_PARTIAL, NO_ARG, set_partial},
     {"--no-values", CLI_OPT_PARTIAL, NO_ARG, set_no_values},
     {"--value-limit", CLI_OPT_PARTIAL, ARG, set_value_limit},
+    {"--coverage", CLI_OPT_SELECT, ARG, set_coverage},
+    {"--risk", CLI_OPT_SELECT, ARG, set_risk},
+    {"--no-extra", CLI_OPT_SELECT, NO_ARG, set_no_extra},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
     {"--test", CLI_OPT_SETS, ARG, set_test},

@@ -476,8 +476,9 @@ struct calib_metrics {
     calib_metrics **groups;
 };
 
-/* Computes every metric of `ds` (and of each of its groups) into *out.
- * opt NULL means the defaults.  Under CALIB_RULE_TORCHMETRICS there are
+/* Computes every metric of `ds` (and of each of its groups) into *out:
+ * the binned core, and the metrics beyond the bins that opt->extra asks
+ * for (defined below calib_metric_name).  opt NULL means the defaults.  Under CALIB_RULE_TORCHMETRICS there are
  * M + 1 bins, the last being [1, 1].  Errors: CALIB_EINVAL (bad options),
  * CALIB_EDATA (N = 0: "no rows"), CALIB_ENOMEM. */
 int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
@@ -489,6 +490,107 @@ void calib_metrics_free(calib_metrics *m);
  * its JSON key ("ece_debiased_l2"; NULL when id is out of range). */
 double calib_metric_value(const calib_metrics *m, calib_metric_id id);
 const char *calib_metric_name(calib_metric_id id);
+
+/* ---- Metrics beyond the bins: definitions and calls ----------------
+ *
+ * calib_evaluate() fills these fields for the whole set and every group.
+ * W is the total weight (N without weights).  Weights are frequency
+ * weights everywhere: a row of integer weight k gives exactly (bit for
+ * bit) what k copies of it give, which is how the bootstrap evaluates its
+ * replicates.
+ *
+ * From the bins (always computed; the streaming accumulator and merged
+ * partial states have them too).  conf_b, acc_b, W_b are bin b's mean
+ * confidence, accuracy and weight, W_e the ECE's weight:
+ *  - ece_over  = sum over bins with conf_b > acc_b of (W_b/W_e)(conf_b - acc_b)
+ *    ece_under = sum over bins with conf_b < acc_b of (W_b/W_e)(acc_b - conf_b)
+ *    so that ece = ece_over + ece_under (up to rounding).
+ *  - ece_debiased_l2 (Kumar, Liang and Ma 2019, their get_calibration_error
+ *    with p = 2 and debias=True, on the bins in use):
+ *      S = sum_b (W_b/W_e) [(conf_b - acc_b)^2 - acc_b (1 - acc_b)/(W_b - 1)],
+ *    where a bin of W_b < 2 (fewer than 2 rows) adds 0, as theirs does,
+ *    and ece_debiased_l2 = sqrt(max(S, 0)): a negative S (no detectable
+ *    miscalibration) reports 0.  With weights W_b is the bin's weight, not
+ *    Kish's effective count, so that integer weights equal repeated rows.
+ *  - Brier decomposition (Murphy 1973) of the top-label outcome (correct)
+ *    over the bins (gpleiss/hollance rows of p = 0, in no bin, counted as
+ *    one more bin): brier_reliability = sum_b (W_b/W)(conf_b - acc_b)^2,
+ *    brier_resolution = sum_b (W_b/W)(acc_b - acc)^2, brier_uncertainty =
+ *    acc (1 - acc).  REL - RES + UNC equals the top-label Brier score only
+ *    up to the within-bin terms (Stephenson et al. 2008): the score is
+ *    REL - RES + UNC + (1/W) sum_b sum_{i in b} w_i [(p_i - conf_b)^2 -
+ *    2 (p_i - conf_b)(c_i - acc_b)].  (For distribution rows `brier` is the
+ *    multiclass score; the decomposition is still of the top-label one.)
+ *
+ * Selective prediction (CALIB_EXTRA_SELECTIVE), on the top-label
+ * confidence and correct flag.  Rows are ranked by confidence, most
+ * confident first; rows of equal confidence are taken in every order with
+ * equal probability, and each metric is its expectation, computed exactly
+ * per run of ties (so it never depends on the order of rows in the file):
+ *  - auroc: P(conf of a correct row > conf of a wrong row) + 1/2 P(tie),
+ *    weighted (= sklearn.metrics.roc_auc_score(correct, conf)); NaN when
+ *    every row is correct or every row wrong.
+ *  - aurc: the mean over k = 1..W of the error rate of the k most confident
+ *    rows (area under the risk-coverage curve).  For non-integer weights
+ *    the sum over a run of ties extends through the digamma function.
+ *  - selective_cov_acc_area: HELM's (Kumar's get_selective_stats): the
+ *    mean over k of the accuracy of the k most confident rows (= 1 - aurc).
+ *  - selective_acc_at_10: HELM's accs[int(0.1 N)], the accuracy of the
+ *    int(0.1 W) + 1 most confident rows.  HELM sorts with np.argsort(-p),
+ *    which orders tied rows arbitrarily: calib equals HELM whenever the
+ *    confidences are distinct (or tied rows agree on correct).
+ *
+ * Smooth ECE (CALIB_EXTRA_SMOOTH; Blasiok and Nakkiran 2023), on the
+ * top-label confidence p and correct c.  With the reflected Gaussian
+ * kernel K_s(t, y) = sum_{k in Z} phi_s(t - y + 2k) + phi_s(t + y + 2k)
+ * (the density of y + N(0, s^2) folded into [0,1]),
+ *    smECE_s = int_0^1 | (1/W) sum_i w_i K_s(t, p_i) (p_i - c_i) | dt,
+ * smece = smECE_s* at smece_bandwidth s* = smECE(s*), found by bisection
+ * on [2^-12, 1] to a relative 1e-9 (s* = 1 when smECE_1 >= 1; s* = 2^-12
+ * when the fixed point lies below it).  Rows are spread onto a grid of
+ * spacing h <= s/32 by linear interpolation, as the relplot package does;
+ * the relative error that costs is of order (h/s)^2 / 8 <= 1.3e-4, and the
+ * tests hold it within 1e-3 of the direct sums over rows.  Unlike relplot
+ * (which loses the mirrored half of the kernel of a row at exactly 0 or 1
+ * and stops its bisection after 10 steps), calib follows the definition.
+ *
+ * Classwise ECE (CALIB_EXTRA_CLASSWISE; distribution rows with a fixed K,
+ * NaN for top-label or ragged rows): (1/K) sum_k ECE_k, ECE_k the ECE of
+ * the probability q_k against [label == k] over the same M equal-width
+ * bins and rule (sklearn's rule under equal-mass binning): the plain mean
+ * over classes, as Kull et al. 2019's classwise-ECE and Kumar et al.'s
+ * marginal calibration error with p = 1.  NaN when K (M + 2) > 262144. */
+
+/* The expected accuracy of the ceil(c W) most confident rows, for each
+ * coverage c = coverage[i] in (0, 1], into accuracy[i]; ties as above
+ * (within a run of equal confidence, its rows in random order); c W within
+ * a relative 1e-12 of an integer counts as that integer (0.7 of 10 rows is
+ * 7 rows).  Errors: CALIB_EINVAL (NULL, c outside (0, 1]), CALIB_EDATA (no
+ * rows), CALIB_ENOMEM. */
+int calib_accuracy_at_coverage(const calib_dataset *ds, const double *coverage,
+                               size_t n, double *accuracy, int threads,
+                               calib_error *err);
+
+/* For each risk r = risk[i] in [0, 1], the largest coverage k/W (k over
+ * 1, 2, .. and the end of each run of ties) whose expected selective risk
+ * (error rate of the k most confident rows) is <= r (within a relative
+ * 1e-12), into coverage[i]; 0 when even the most confident row is too
+ * risky.  Errors as calib_accuracy_at_coverage. */
+int calib_coverage_at_risk(const calib_dataset *ds, const double *risk,
+                           size_t n, double *coverage, int threads,
+                           calib_error *err);
+
+/* The smoothed reliability curve at x[i] = i/(n-1), n >= 2: y[i] the
+ * kernel-smoothed accuracy sum_i w_i K_s(x, p_i) c_i / sum_i w_i K_s(x, p_i)
+ * (NaN where no row reaches within 7 s), density[i] = (1/W) sum_i w_i
+ * K_s(x, p_i) (it integrates to 1 over [0,1]), with the kernel of smooth
+ * ECE at `bandwidth` s (<= 0: its fixed point smece_bandwidth).  Arrays
+ * are the caller's.  Errors: CALIB_EINVAL (NULL, n < 2, bandwidth > 1 or
+ * NaN), CALIB_EDATA (no rows), CALIB_ENOMEM. */
+int calib_smooth_curve(const calib_dataset *ds, double bandwidth, size_t n,
+                       double *x, double *y, double *density, int threads,
+                       calib_error *err);
+/* ---- end of metrics beyond the bins ------------------------------- */
 
 /* Returns the metrics as a JSON object (DESIGN.md's keys) in *json,
  * malloc'd, NUL-terminated; the caller frees it with free().  Numbers are

@@ -17,6 +17,7 @@
  * out p = 0).
  */
 #include "metrics.h"
+#include "extra.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -396,9 +397,16 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
         return rc;
     if (ds->n == 0)
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
-    if (o.binning == CALIB_BINNING_WIDTH)
-        return evaluate_width(ds, &o, out, err);
-    rc = calib__evaluate_mass(ds, &o, out);
+    if (o.binning == CALIB_BINNING_WIDTH) {
+        if ((rc = evaluate_width(ds, &o, out, err)) != CALIB_OK)
+            return rc;
+    } else {
+        rc = calib__evaluate_mass(ds, &o, out);
+    }
+    if (rc == CALIB_OK && (rc = calib__evaluate_extra(ds, &o, *out)) != CALIB_OK) {
+        calib_metrics_free(*out);
+        *out = NULL;
+    }
     if (rc != CALIB_OK)
         return calib__fail(err, rc, NULL, 0, 0, 0, "%s",
                            rc == CALIB_ENOMEM ? "out of memory"

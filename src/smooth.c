@@ -1,0 +1,379 @@
+/* smooth.c — smooth ECE and the smoothed reliability curve (Blasiok and
+ * Nakkiran 2023, "Smooth ECE: Principled Reliability Diagrams via Kernel
+ * Smoothing"; their reference implementation is the relplot package).
+ *
+ * With the reflected Gaussian kernel on [0,1] (the density of y + eta,
+ * eta ~ N(0, s^2), folded back into [0,1] at 0 and 1)
+ *     K_s(t, y) = sum_{k in Z} phi_s(t - y + 2k) + phi_s(t + y + 2k),
+ * smECE_s = int_0^1 |(1/W) sum_i w_i K_s(t, p_i) (p_i - c_i)| dt, and the
+ * reported smECE is smECE_s* at the fixed point s* = smECE(s*), found by
+ * bisection on [2^-12, 1] (smECE_s decreases as s grows).
+ *
+ * As relplot does, rows are first spread onto a grid t_j = j h, h = 2^-L,
+ * by linear interpolation (a row at p gives (1 - f) of its value to the
+ * node below and f to the node above), so the kernel sums run over nodes,
+ * not rows; here the grid is fine enough for the bandwidth (h <= s/32,
+ * L = 6 .. 17), the node sums are exact (so any thread count gives the
+ * same bits, and integer weights the same as repeated rows), boundary
+ * nodes count twice in the folded sum (a row at exactly 0 or 1 sees its
+ * whole reflected kernel; relplot drops the mirrored half there), the
+ * kernel is cut at 7 s (a tail below 3e-12), and the integral over t is
+ * the trapezoid rule on the nodes.  The interpolation moves each row's
+ * mass by at most h^2/4 in variance, a relative error of order
+ * h^2 / (8 s^2) <= 1.3e-4 (tests/golden/gen_extra.py measures it against
+ * the direct sums over rows).
+ */
+#include "extra.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LEVEL_MIN 6
+#define LEVEL_MAX 17
+#define SIGMA_MIN 0x1p-12
+#define PER_SIGMA 32.0     /* nodes per bandwidth, at least */
+#define CUT 7.0            /* kernel support, in bandwidths */
+#define BISECT_REL 1e-9    /* bisection stops at this relative width */
+
+enum { Q_RESIDUAL = 0, Q_WEIGHT = 1, Q_HIT = 2, Q_COUNT = 3 };
+
+/* The level L(s): the coarsest grid with h <= s / 32. */
+static int level_for(double s)
+{
+    int l = LEVEL_MIN;
+    while (l < LEVEL_MAX && ldexp(1.0, -l) > s / PER_SIGMA)
+        l++;
+    return l;
+}
+
+/* ---- spreading rows onto the grid ----------------------------------- */
+
+typedef struct spread {
+    const calib__top *t;
+    int level, want;       /* want: bits 1 << Q_* */
+    size_t g;              /* nodes: 2^level + 1 */
+    calib__xsum *acc[256]; /* per worker, Q_COUNT * g sums */
+    int nomem;
+} spread;
+
+static void add_value(calib__xsum *s, const calib__top *t, size_t i, double v)
+{
+    if (t->weights)
+        calib__xsum_add_product(s, t->weights[i], v);
+    else
+        calib__xsum_add(s, v);
+}
+
+static void spread_range(void *vctx, size_t begin, size_t end, int worker)
+{
+    spread *sp = vctx;
+    const calib__top *t = sp->t;
+    calib__xsum *a = sp->acc[worker] = calloc(Q_COUNT * sp->g, sizeof *a);
+    if (!a) {
+        sp->nomem = 1;
+        return;
+    }
+    const size_t top = sp->g - 2;
+    for (size_t i = begin; i < end; i++) {
+        const double u = ldexp(t->conf[i], sp->level);
+        size_t j = (size_t)u;
+        j = j > top ? top : j;
+        const double f = u - (double)j, c = t->correct[i];
+        const double v[Q_COUNT] = {t->conf[i] - c, 1.0, c};
+        for (int q = 0; q < Q_COUNT; q++) {
+            if (!(sp->want & (1 << q)))
+                continue;
+            calib__xsum *s = a + (size_t)q * sp->g + j;
+            add_value(&s[0], t, i, (1.0 - f) * v[q]);
+            add_value(&s[1], t, i, f * v[q]);
+        }
+    }
+}
+
+/* Node sums of the wanted quantities at `level` into out[q] (g doubles
+ * each, malloc'd; NULL for the others). */
+static int spread_rows(const calib__top *t, int level, int want, int threads,
+                       double *out[Q_COUNT])
+{
+    spread sp;
+    memset(&sp, 0, sizeof sp);
+    sp.t = t;
+    sp.level = level;
+    sp.want = want;
+    sp.g = ((size_t)1 << level) + 1;
+    const int cap = calib__threads(threads);
+    const int used = calib__parallel_for(t->n, cap > 256 ? 256 : cap, 65536,
+                                         spread_range, &sp);
+    int rc = sp.nomem ? CALIB_ENOMEM : CALIB_OK;
+    for (int q = 0; q < Q_COUNT; q++) {
+        out[q] = NULL;
+        if (rc != CALIB_OK || !(want & (1 << q)))
+            continue;
+        if (!(out[q] = malloc(sp.g * sizeof *out[q]))) {
+            rc = CALIB_ENOMEM;
+            continue;
+        }
+        for (size_t j = 0; j < sp.g; j++) {
+            calib__xsum s;
+            calib__xsum_init(&s);
+            for (int w = 0; w < used && sp.acc[w]; w++)
+                calib__xsum_merge(&s, &sp.acc[w][(size_t)q * sp.g + j]);
+            out[q][j] = calib__xsum_round(&s);
+        }
+    }
+    for (int w = 0; w < used; w++)
+        free(sp.acc[w]);
+    return rc;
+}
+
+/* Grid values one level coarser, in place: a coarse node takes its fine
+ * node and half of each neighbour, which is exactly the linear spreading
+ * of the same rows onto the coarse grid. */
+static void restrict_grid(double *v, size_t g)
+{
+    const size_t gc = (g - 1) / 2 + 1;
+    for (size_t i = 0; i < gc; i++) {
+        double s = v[2 * i];
+        if (i > 0)
+            s += 0.5 * v[2 * i - 1];
+        if (i + 1 < gc)
+            s += 0.5 * v[2 * i + 1];
+        v[i] = s;
+    }
+}
+
+/* ---- the folded convolution ------------------------------------------ */
+
+/* The grid values extended by reflection over [-r, g - 1 + r] into ext,
+ * boundary nodes doubled (each is its own mirror image). */
+static void fold(const double *v, size_t g, size_t r, double *ext)
+{
+    const long top = (long)g - 1, period = 2 * top;
+    for (long m = -(long)r; m <= top + (long)r; m++) {
+        long k = ((m % period) + period) % period;
+        k = k > top ? period - k : k;
+        ext[m + (long)r] = (k == 0 || k == top ? 2.0 : 1.0) * v[k];
+    }
+}
+
+typedef struct conv {
+    const double *ext, *ker;
+    size_t r;
+    double *out;           /* |sum| per node */
+} conv;
+
+static void conv_range(void *vctx, size_t begin, size_t end, int worker)
+{
+    const conv *c = vctx;
+    for (size_t j = begin; j < end; j++) {
+        const double *e = c->ext + j; /* e[r] is node j */
+        double s = c->ker[0] * e[c->r];
+        for (size_t d = 1; d <= c->r; d++)
+            s += c->ker[d] * (e[c->r - d] + e[c->r + d]);
+        c->out[j] = fabs(s);
+    }
+}
+
+/* Kernel weights phi_s(d h), d = 0..r. */
+static void kernel(double s, double h, size_t r, double *ker)
+{
+    const double norm = 1.0 / (sqrt(2.0 * M_PI) * s);
+    for (size_t d = 0; d <= r; d++) {
+        const double x = (double)d * h / s;
+        ker[d] = norm * exp(-0.5 * x * x);
+    }
+}
+
+/* smECE_s from the residual node sums v at `level`; total weight w. */
+static int smece_grid(const double *v, int level, double s, double w,
+                      int threads, double *out)
+{
+    const size_t g = ((size_t)1 << level) + 1;
+    const double h = ldexp(1.0, -level);
+    const size_t r = (size_t)ceil(CUT * s / h);
+    double *ext = malloc((g + 2 * r) * sizeof *ext);
+    double *ker = malloc((r + 1) * sizeof *ker);
+    double *abs_g = malloc(g * sizeof *abs_g);
+    if (!ext || !ker || !abs_g) {
+        free(ext);
+        free(ker);
+        free(abs_g);
+        return CALIB_ENOMEM;
+    }
+    fold(v, g, r, ext);
+    kernel(s, h, r, ker);
+    conv c = {ext, ker, r, abs_g};
+    calib__parallel_for(g, threads, 2048, conv_range, &c);
+    double sum = 0.5 * (abs_g[0] + abs_g[g - 1]);
+    for (size_t j = 1; j + 1 < g; j++)
+        sum += abs_g[j];
+    *out = sum * h / w;
+    free(ext);
+    free(ker);
+    free(abs_g);
+    return CALIB_OK;
+}
+
+/* ---- the fixed point --------------------------------------------------- */
+
+/* The residual grid at the finest level built so far, rebuilt finer when
+ * a bandwidth needs it. */
+typedef struct fine {
+    const calib__top *t;
+    int threads, level;
+    double *v, *work;
+    double w;
+} fine;
+
+static int smece_at(fine *f, double s, double *out)
+{
+    const int l = level_for(s);
+    if (l > f->level) {
+        double *q[Q_COUNT];
+        const int lv = l + 2 > LEVEL_MAX ? LEVEL_MAX : l + 2;
+        const int rc = spread_rows(f->t, lv, 1 << Q_RESIDUAL, f->threads, q);
+        if (rc != CALIB_OK)
+            return rc;
+        free(f->v);
+        free(f->work);
+        f->v = q[Q_RESIDUAL];
+        f->level = lv;
+        if (!(f->work = malloc((((size_t)1 << lv) + 1) * sizeof *f->work)))
+            return CALIB_ENOMEM;
+    }
+    size_t g = ((size_t)1 << f->level) + 1;
+    memcpy(f->work, f->v, g * sizeof *f->work);
+    for (int k = f->level; k > l; k--, g = (g - 1) / 2 + 1)
+        restrict_grid(f->work, g);
+    return smece_grid(f->work, l, s, f->w, f->threads, out);
+}
+
+static double total_weight(const calib__top *t)
+{
+    if (!t->weights)
+        return (double)t->n;
+    calib__xsum s;
+    calib__xsum_init(&s);
+    for (size_t i = 0; i < t->n; i++)
+        calib__xsum_add(&s, t->weights[i]);
+    return calib__xsum_round(&s);
+}
+
+/* Bisection for smECE(s) = s on [SIGMA_MIN, 1]; hi keeps smECE(hi) <= hi. */
+static int fixed_point(fine *f, double *smece, double *bandwidth)
+{
+    double lo = SIGMA_MIN, hi = 1.0, at_hi, at_lo;
+    int rc = smece_at(f, hi, &at_hi);
+    if (rc == CALIB_OK && at_hi >= hi) {
+        *smece = at_hi;
+        *bandwidth = hi;
+        return CALIB_OK;
+    }
+    if (rc == CALIB_OK)
+        rc = smece_at(f, lo, &at_lo);
+    if (rc == CALIB_OK && at_lo <= lo) {
+        *smece = at_lo; /* the fixed point lies below the floor */
+        *bandwidth = lo;
+        return CALIB_OK;
+    }
+    while (rc == CALIB_OK && hi - lo > BISECT_REL * hi) {
+        const double mid = 0.5 * (lo + hi);
+        double at;
+        rc = smece_at(f, mid, &at);
+        if (rc == CALIB_OK && at > mid)
+            lo = mid;
+        else if (rc == CALIB_OK) {
+            hi = mid;
+            at_hi = at;
+        }
+    }
+    *smece = at_hi;
+    *bandwidth = hi;
+    return rc;
+}
+
+int calib__smooth_ece(const calib__top *t, int threads, double *smece,
+                      double *bandwidth)
+{
+    *smece = *bandwidth = NAN;
+    fine f = {t, threads, 0, NULL, NULL, total_weight(t)};
+    if (!(f.w > 0.0))
+        return CALIB_OK;
+    const int rc = fixed_point(&f, smece, bandwidth);
+    if (rc != CALIB_OK)
+        *smece = *bandwidth = NAN;
+    free(f.v);
+    free(f.work);
+    return rc;
+}
+
+/* ---- the curve ------------------------------------------------------------ */
+
+/* sum_m ext[m] phi_s(x - m h) over the nodes within the cut of x. */
+static double conv_at(const double *ext, size_t g, size_t r, double h,
+                      double s, double x)
+{
+    const double norm = 1.0 / (sqrt(2.0 * M_PI) * s);
+    const long j = lround(x / h);
+    double sum = 0.0;
+    for (long m = j - (long)r; m <= j + (long)r; m++) {
+        if (m < -(long)r || m > (long)g - 1 + (long)r)
+            continue;
+        const double z = (x - (double)m * h) / s;
+        sum += ext[m + (long)r] * norm * exp(-0.5 * z * z);
+    }
+    return sum;
+}
+
+/* The curve of bandwidth s: y = smoothed accuracy, density = smoothed
+ * weight / W, at x[i] = i / (n - 1). */
+static int curve_at(const calib__top *t, double s, size_t n, double *x,
+                    double *y, double *density, int threads)
+{
+    const int l = level_for(s);
+    const size_t g = ((size_t)1 << l) + 1;
+    const double h = ldexp(1.0, -l), w = total_weight(t);
+    const size_t r = (size_t)ceil(CUT * s / h);
+    double *q[Q_COUNT];
+    int rc = spread_rows(t, l, (1 << Q_WEIGHT) | (1 << Q_HIT), threads, q);
+    double *ew = malloc((g + 2 * r) * sizeof *ew);
+    double *eh = malloc((g + 2 * r) * sizeof *eh);
+    if (rc == CALIB_OK && (!ew || !eh))
+        rc = CALIB_ENOMEM;
+    if (rc == CALIB_OK) {
+        fold(q[Q_WEIGHT], g, r, ew);
+        fold(q[Q_HIT], g, r, eh);
+        for (size_t i = 0; i < n; i++) {
+            x[i] = n > 1 ? (double)i / (double)(n - 1) : 0.0;
+            const double dw = conv_at(ew, g, r, h, s, x[i]);
+            const double dh = conv_at(eh, g, r, h, s, x[i]);
+            y[i] = dw > 0.0 ? dh / dw : NAN;
+            density[i] = dw / w;
+        }
+    }
+    for (int k = 0; k < Q_COUNT; k++)
+        free(q[k]);
+    free(ew);
+    free(eh);
+    return rc;
+}
+
+int calib__smooth_curve_top(const calib__top *t, double bandwidth, size_t n,
+                            double *x, double *y, double *density,
+                            int threads)
+{
+    double s = bandwidth, smece;
+    if (!(s > 0.0)) {
+        const int rc = calib__smooth_ece(t, threads, &smece, &s);
+        if (rc != CALIB_OK)
+            return rc;
+    }
+    if (!(s > 0.0) || !(total_weight(t) > 0.0)) {
+        for (size_t i = 0; i < n; i++) {
+            x[i] = n > 1 ? (double)i / (double)(n - 1) : 0.0;
+            y[i] = density[i] = NAN;
+        }
+        return CALIB_OK;
+    }
+    return curve_at(t, s, n, x, y, density, threads);
+}
