@@ -457,6 +457,10 @@ int calib_accum_result(const calib_accum *a, calib_metrics **out,
     for (size_t g = 0; rc == CALIB_OK && g < a->n_groups; g++)
         if (!(m->groups[g] = calib__metrics_from(a->groups[g], &a->bs, &f)))
             rc = CALIB_ENOMEM;
+    if (rc == CALIB_OK && calib__accum_values_nomem(a))
+        rc = CALIB_ENOMEM;
+    if (rc == CALIB_OK)
+        rc = calib__accum_selective(a, m);
     if (rc != CALIB_OK) {
         calib_metrics_free(m);
         return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");

@@ -144,6 +144,10 @@ family calib__accum_family(const calib_accum *a);
  * has none); whether a table ran out of memory. */
 void calib__accum_drop_values(calib_accum *a);
 int calib__accum_values_nomem(const calib_accum *a);
+/* values_rank.c: AUROC, AURC and the selective metrics of m (and of its
+ * groups, in a's order) from a's value tables, when a keeps them and its
+ * options ask for them.  CALIB_OK or CALIB_ENOMEM. */
+int calib__accum_selective(const calib_accum *a, calib_metrics *m);
 
 /* Index of the group named `name` in a, appended (empty) when new;
  * SIZE_MAX when out of memory. */

@@ -307,6 +307,8 @@ int calib_accum_result_mass(const calib_accum *a, int bins,
         rc = calib__attach_groups(m, a->n_groups, a->names);
     for (size_t g = 0; rc == CALIB_OK && g < a->n_groups; g++)
         rc = mass_of(a, a->groups[g], bins, &m->groups[g], NULL);
+    if (rc == CALIB_OK)
+        rc = calib__accum_selective(a, m);
     if (rc != CALIB_OK) {
         calib_metrics_free(m);
         return mass_fail(err, rc);
