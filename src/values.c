@@ -65,8 +65,10 @@ static size_t hash_of(double key, size_t mask)
 {
     uint64_t u;
     memcpy(&u, &key, sizeof u);
-    u ^= u >> 33;
+    u ^= u >> 33; /* MurmurHash3's fmix64 */
     u *= UINT64_C(0xff51afd7ed558ccd);
+    u ^= u >> 33;
+    u *= UINT64_C(0xc4ceb9fe1a85ec53);
     u ^= u >> 33;
     return (size_t)u & mask;
 }
@@ -274,11 +276,14 @@ void calib__vt_add(vtab *t, double p, double w, int weighted, int correct)
             const size_t h = find_slot(t, calib__vt_key(t, p));
             d = t->slot[h] ? &t->e[t->slot[h] - 1] : NULL;
         }
-        if (d && !d->mixed && d->v == p) { /* the common case */
+        /* the common cases: a known confidence, or a mixed cell */
+        if (d && (d->mixed || d->v == p)) {
             ventry *e = (ventry *)d;
             e->count++;
             e->plain++;
             e->plain_hits += (uint64_t)(correct != 0);
+            if (e->mixed)
+                calib__xsum_add(&t->conf[e->xc - 1], p);
             return;
         }
     }
