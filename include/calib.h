@@ -603,7 +603,9 @@ int calib_metrics_to_json(const calib_metrics *m, const calib_read_stats *read,
  * memory is O(bins + groups) whatever the number of rows.  Two accumulators
  * with the same options merge exactly, so shards can be summed where they
  * live; the result does not depend on the order or split.  Equal-mass
- * binning needs every confidence and is refused here (CALIB_EINVAL). */
+ * binning needs the order of the confidences: calib_accum_new refuses it
+ * (CALIB_EINVAL), and an accumulator that keeps value tables
+ * (calib_accum_keep_values) gives it with calib_accum_result_mass. */
 typedef struct calib_accum calib_accum;
 int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
                     calib_error *err);
@@ -625,7 +627,9 @@ void calib_accum_free(calib_accum *a);
 /* Partial states, for shards computed where the data live.
  * calib_accum_to_json writes everything an accumulator holds as one JSON
  * object in *json (malloc'd; free() it): "format": "calib-partial",
- * "version": 1, the library's version, the options (bins, binning "width",
+ * "version": 1 (2 when the accumulator keeps value tables: then also
+ * "value_limit" and each population's "values", see src/values_json.c),
+ * the library's version, the options (bins, binning "width",
  * bin_rule), the kind of rows (null before any, "top-label" or
  * "distribution"), classes, whether NLL came from probabilities, when
  * `read` is not NULL the read counts, and per population (overall, then
@@ -645,12 +649,17 @@ void calib_accum_free(calib_accum *a);
  * split) and taking the result gives bit for bit what one accumulator over
  * all the rows gives; the one exception is a term of magnitude 2^80 or
  * more, or not finite (a weight above ~1e24, an infinite NLL), which is
- * summed in plain floating point in merge order.  Not available: equal-mass binning (and
- * any rank-based metric) needs every confidence, so it has no partial
- * state.  States of different bins, bin rules or kinds of rows refuse to
- * merge (calib_accum_merge: CALIB_EINVAL, saying which differ); another
- * format version is CALIB_EDATA.  Errors: CALIB_EINVAL (NULL arguments),
- * CALIB_EDATA, CALIB_ENOMEM. */
+ * summed in plain floating point in merge order.  With value tables,
+ * equal-mass binning (calib_accum_result_mass) and the rank metrics
+ * (AUROC, AURC, the selective metrics, in calib_accum_result too) are
+ * exact as well while the tables hold every confidence, and
+ * calib_accum_exactness says what a table on a grid leaves approximate.
+ * Not available from states: smooth ECE and classwise ECE (they need
+ * every row's scores; NaN).  States of different bins, bin rules, kinds of
+ * rows or value limits refuse to merge (calib_accum_merge: CALIB_EINVAL,
+ * saying which differ); versions 1 and 2 are read, another version is
+ * CALIB_EDATA.  Errors: CALIB_EINVAL (NULL arguments), CALIB_EDATA,
+ * CALIB_ENOMEM. */
 int calib_accum_to_json(const calib_accum *a, const calib_read_stats *read,
                         char **json, calib_error *err);
 int calib_accum_from_json(const char *json, size_t len, calib_accum **out,

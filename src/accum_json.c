@@ -9,17 +9,19 @@
  * weight above ~1e24 or an infinite NLL), which is summed in plain floating
  * point, in merge order, exactly as within one process.
  *
- * The object (version 1):
- *   {"format": "calib-partial", "version": 1, "library": "0.1.0",
+ * The object (version 1; version 2 adds the value tables):
+ *   {"format": "calib-partial", "version": 1 | 2, "library": "0.1.0",
  *    "bins": M, "binning": "width", "bin_rule": "sklearn",
  *    "kind": null | "top-label" | "distribution",
  *    "classes": null | K (0: ragged rows or different K),
  *    "from_probs": bool, "read": {rows_read, ... 8 counts} (optional),
+ *    "value_limit": n (version 2 only: at most n runs per table),
  *    "overall": POP, "groups": [{"name": NAME, ...POP}, ...],
  *    "meta": {...} (optional: what a program built on calib records about
  *    how the rows were made; this file ignores it)}
  *   POP  = {"cells": [CELL x (M + 2)], "p2_fx": U128, "pc_fx": U128,
- *           "fast_hits": n, "brier": XSUM, "nll": XSUM, "clipped": n}
+ *           "fast_hits": n, "brier": XSUM, "nll": XSUM, "clipped": n,
+ *           "values": TABLE (version 2 only; values_json.c)}
  *          cells M and M + 1 are torchmetrics' [1,1] bin and "no bin"
  *          (gpleiss/hollance p = 0); empty under the other rules
  *   CELL = null (no rows) | {"count", "plain", "plain_hits": n,
