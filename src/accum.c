@@ -232,7 +232,8 @@ int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
     if (rc == CALIB_OK && o.binning == CALIB_BINNING_MASS)
         rc = calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                          "equal-mass binning needs every confidence; "
-                         "it cannot be streamed");
+                         "it cannot be streamed (keep value tables and "
+                         "ask calib_accum_result_mass)");
     if (rc != CALIB_OK)
         return rc;
     calib_accum *a = calloc(1, sizeof *a);
