@@ -85,8 +85,8 @@ static void put_pop(calib__buf *b, const pop *P)
     calib__pj_put_u128(b, P->p2_fx);
     calib__buf_puts(b, ",\"pc_fx\":");
     calib__pj_put_u128(b, P->pc_fx);
-    calib__buf_printf(b, ",\"fast_hits\":%llu,\"brier\":",
-                      (unsigned long long)P->fast_hits);
+    calib__buf_printf(
+        b, ",\"fast_hits\":%llu,\"brier\":", (unsigned long long)P->fast_hits);
     calib__pj_put_xsum(b, &P->brier);
     calib__buf_puts(b, ",\"nll\":");
     calib__pj_put_xsum(b, &P->nll);
@@ -190,31 +190,37 @@ static int get_cell(const json_t *j, const char *path, cell *c,
     int rc = calib__pj_members(j, path, keys, 7, err);
     if (!rc)
         rc = calib__pj_count(json_object_get(j, "count"),
-                       calib__pj_member(m, sizeof m, path, "count"), &c->count, err);
+                             calib__pj_member(m, sizeof m, path, "count"),
+                             &c->count, err);
     if (!rc)
         rc = calib__pj_count(json_object_get(j, "plain"),
-                       calib__pj_member(m, sizeof m, path, "plain"), &c->plain, err);
+                             calib__pj_member(m, sizeof m, path, "plain"),
+                             &c->plain, err);
     if (!rc)
         rc = calib__pj_count(json_object_get(j, "plain_hits"),
-                       calib__pj_member(m, sizeof m, path, "plain_hits"),
-                       &c->plain_hits, err);
+                             calib__pj_member(m, sizeof m, path, "plain_hits"),
+                             &c->plain_hits, err);
     if (!rc)
         rc = calib__pj_u128(json_object_get(j, "conf_fx"),
-                      calib__pj_member(m, sizeof m, path, "conf_fx"), &c->conf_fx, err);
+                            calib__pj_member(m, sizeof m, path, "conf_fx"),
+                            &c->conf_fx, err);
     calib__xsum *const xs[] = {&c->weight, &c->hit, &c->conf};
     for (int i = 0; i < 3 && !rc; i++)
         rc = calib__pj_xsum(json_object_get(j, keys[4 + i]),
-                      calib__pj_member(m, sizeof m, path, keys[4 + i]), xs[i], err);
+                            calib__pj_member(m, sizeof m, path, keys[4 + i]),
+                            xs[i], err);
     if (rc)
         return rc;
     if (c->count == 0)
-        return calib__pj_bad(err, path, "an empty cell is written null, not count 0");
+        return calib__pj_bad(err, path,
+                             "an empty cell is written null, not count 0");
     if (c->plain > c->count || c->plain_hits > c->plain)
-        return calib__pj_bad(err, path, "counts out of order (plain_hits %llu <= "
-                              "plain %llu <= count %llu fails)",
-                   (unsigned long long)c->plain_hits,
-                   (unsigned long long)c->plain,
-                   (unsigned long long)c->count);
+        return calib__pj_bad(err, path,
+                             "counts out of order (plain_hits %llu <= "
+                             "plain %llu <= count %llu fails)",
+                             (unsigned long long)c->plain_hits,
+                             (unsigned long long)c->plain,
+                             (unsigned long long)c->count);
     return CALIB_OK;
 }
 
@@ -234,8 +240,9 @@ static int get_cells(const json_t *j, const char *path, pop *P,
                      const calib_accum *a, calib_error *err)
 {
     if (!json_is_array(j) || json_array_size(j) != P->n_cells)
-        return calib__pj_bad(err, path, "expected an array of %zu cells (%d bins + 2)",
-                   P->n_cells, a->opt.bins);
+        return calib__pj_bad(err, path,
+                             "expected an array of %zu cells (%d bins + 2)",
+                             P->n_cells, a->opt.bins);
     char m[PATH_LEN];
     uint64_t rows = 0;
     for (size_t i = 0; i < P->n_cells; i++) {
@@ -244,8 +251,10 @@ static int get_cells(const json_t *j, const char *path, pop *P,
         if (rc)
             return rc;
         if (P->cells[i].count && !cell_allowed(i, a))
-            return calib__pj_bad(err, m, "rows in a cell that bin rule %s leaves "
-                               "empty", calib_bin_rule_name(a->opt.rule));
+            return calib__pj_bad(err, m,
+                                 "rows in a cell that bin rule %s leaves "
+                                 "empty",
+                                 calib_bin_rule_name(a->opt.rule));
         if (rows + P->cells[i].count < rows)
             return calib__pj_bad(err, m, "row count overflows");
         rows += P->cells[i].count;
@@ -272,34 +281,40 @@ static int get_pop(const json_t *j, const char *path, pop *P,
     const size_t nk = 8 + (P->vt != NULL) - (size_t)!group;
     int rc = calib__pj_members(j, path, keys + !group, nk, err);
     if (!rc)
-        rc = get_cells(json_object_get(j, "cells"),
-                       calib__pj_member(m, sizeof m, path, "cells"), P, a, err);
+        rc =
+            get_cells(json_object_get(j, "cells"),
+                      calib__pj_member(m, sizeof m, path, "cells"), P, a, err);
     if (!rc)
         rc = calib__pj_u128(json_object_get(j, "p2_fx"),
-                      calib__pj_member(m, sizeof m, path, "p2_fx"), &P->p2_fx, err);
+                            calib__pj_member(m, sizeof m, path, "p2_fx"),
+                            &P->p2_fx, err);
     if (!rc)
         rc = calib__pj_u128(json_object_get(j, "pc_fx"),
-                      calib__pj_member(m, sizeof m, path, "pc_fx"), &P->pc_fx, err);
+                            calib__pj_member(m, sizeof m, path, "pc_fx"),
+                            &P->pc_fx, err);
     if (!rc)
         rc = calib__pj_count(json_object_get(j, "fast_hits"),
-                       calib__pj_member(m, sizeof m, path, "fast_hits"), &P->fast_hits,
-                       err);
+                             calib__pj_member(m, sizeof m, path, "fast_hits"),
+                             &P->fast_hits, err);
     if (!rc)
         rc = calib__pj_xsum(json_object_get(j, "brier"),
-                      calib__pj_member(m, sizeof m, path, "brier"), &P->brier, err);
+                            calib__pj_member(m, sizeof m, path, "brier"),
+                            &P->brier, err);
     if (!rc)
         rc = calib__pj_xsum(json_object_get(j, "nll"),
-                      calib__pj_member(m, sizeof m, path, "nll"), &P->nll, err);
+                            calib__pj_member(m, sizeof m, path, "nll"),
+                            &P->nll, err);
     if (!rc)
         rc = calib__pj_count(json_object_get(j, "clipped"),
-                       calib__pj_member(m, sizeof m, path, "clipped"), &P->clipped,
-                       err);
+                             calib__pj_member(m, sizeof m, path, "clipped"),
+                             &P->clipped, err);
     if (rc)
         return rc;
     const uint64_t rows = pop_rows(P);
     if (P->clipped > rows || P->fast_hits > rows)
-        return calib__pj_bad(err, path, "clipped %llu or fast_hits %llu "
-                                        "exceeds the %llu rows",
+        return calib__pj_bad(err, path,
+                             "clipped %llu or fast_hits %llu "
+                             "exceeds the %llu rows",
                              (unsigned long long)P->clipped,
                              (unsigned long long)P->fast_hits,
                              (unsigned long long)rows);
@@ -326,13 +341,15 @@ static int get_groups(const json_t *j, calib_accum *a, calib_error *err)
         const char *name = json_string_value(json_object_get(o, "name"));
         calib__pj_at(path, sizeof path, "groups[%zu]", g);
         if (!name)
-            return calib__pj_bad(err, path, "expected an object with a string \"name\"");
+            return calib__pj_bad(err, path,
+                                 "expected an object with a string \"name\"");
         const size_t i = calib__accum_group(a, name);
         if (i == SIZE_MAX)
             return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
                                "out of memory");
         if (i != g)
-            return calib__pj_bad(err, path, "group \"%s\" appears twice", name);
+            return calib__pj_bad(err, path, "group \"%s\" appears twice",
+                                 name);
         const int rc = get_pop(o, path, a->groups[i], a, 1, err);
         if (rc)
             return rc;
@@ -348,16 +365,18 @@ static int get_read(const json_t *j, calib_read_stats *out, calib_error *err)
         int rc = calib__pj_members(j, "read", read_keys, N_READ, err);
         for (int i = 0; i < N_READ && !rc; i++) {
             uint64_t v = 0;
-            rc = calib__pj_count(json_object_get(j, read_keys[i]),
-                           calib__pj_member(m, sizeof m, "read", read_keys[i]), &v, err);
+            rc = calib__pj_count(
+                json_object_get(j, read_keys[i]),
+                calib__pj_member(m, sizeof m, "read", read_keys[i]), &v, err);
             *read_field(&r, i) = (size_t)v;
         }
         if (rc)
             return rc;
         if (r.rows_read != r.rows_used + r.rows_rejected)
-            return calib__pj_bad(err, "read", "rows_read %zu is not rows_used %zu + "
-                                    "rows_rejected %zu", r.rows_read,
-                       r.rows_used, r.rows_rejected);
+            return calib__pj_bad(err, "read",
+                                 "rows_read %zu is not rows_used %zu + "
+                                 "rows_rejected %zu",
+                                 r.rows_read, r.rows_used, r.rows_rejected);
     }
     if (out)
         *out = r;
@@ -371,15 +390,18 @@ static int check_format(const json_t *root, calib_error *err)
         return calib__pj_bad(err, "$", "expected a JSON object");
     const char *f = json_string_value(json_object_get(root, "format"));
     if (!f || strcmp(f, FORMAT_NAME) != 0)
-        return calib__pj_bad(err, "format", "not \"%s\": this is not a calib partial "
-                                  "state", FORMAT_NAME);
+        return calib__pj_bad(err, "format",
+                             "not \"%s\": this is not a calib partial "
+                             "state",
+                             FORMAT_NAME);
     const json_t *v = json_object_get(root, "version");
     if (!json_is_integer(v))
         return calib__pj_bad(err, "version", "expected an integer");
     const json_int_t n = json_integer_value(v);
     if (n != FORMAT_VERSION && n != FORMAT_VERSION_VALUES)
-        return calib__pj_bad(err, "version", "version %lld; this calib (%s) "
-                                             "reads versions %d and %d",
+        return calib__pj_bad(err, "version",
+                             "version %lld; this calib (%s) "
+                             "reads versions %d and %d",
                              (long long)n, calib_version(), FORMAT_VERSION,
                              FORMAT_VERSION_VALUES);
     return CALIB_OK;
@@ -394,8 +416,9 @@ static int get_limit(const json_t *root, size_t *limit, calib_error *err)
     const json_t *l = json_object_get(root, "value_limit");
     if (!json_is_integer(l) || json_integer_value(l) < CALIB__VT_MIN_LIMIT ||
         json_integer_value(l) > ((json_int_t)1 << 31))
-        return calib__pj_bad(err, "value_limit", "expected an integer in "
-                                                 "%d .. 2^31",
+        return calib__pj_bad(err, "value_limit",
+                             "expected an integer in "
+                             "%d .. 2^31",
                              CALIB__VT_MIN_LIMIT);
     *limit = (size_t)json_integer_value(l);
     return CALIB_OK;
@@ -429,16 +452,19 @@ static int get_options(const json_t *root, calib_eval_options *o,
         return calib__pj_bad(err, "library", "expected a string");
     if (!json_is_integer(bins) || json_integer_value(bins) < 1 ||
         json_integer_value(bins) > 1000000)
-        return calib__pj_bad(err, "bins", "expected an integer in 1 .. 1000000");
+        return calib__pj_bad(err, "bins",
+                             "expected an integer in 1 .. 1000000");
     o->bins = (int)json_integer_value(bins);
     if (binning && strcmp(binning, "mass") == 0)
-        return calib__pj_bad(err, "binning", "equal-mass binning is not available "
-                                   "from partial states");
+        return calib__pj_bad(err, "binning",
+                             "equal-mass binning is not available "
+                             "from partial states");
     if (!binning || strcmp(binning, "width") != 0)
         return calib__pj_bad(err, "binning", "expected \"width\"");
     if (!rule || calib_bin_rule_parse(rule, &o->rule) != CALIB_OK)
-        return calib__pj_bad(err, "bin_rule", "expected sklearn, netcal, "
-                                    "torchmetrics, gpleiss or hollance");
+        return calib__pj_bad(err, "bin_rule",
+                             "expected sklearn, netcal, "
+                             "torchmetrics, gpleiss or hollance");
     return CALIB_OK;
 }
 
@@ -456,15 +482,17 @@ static int get_kind(const json_t *root, calib_accum *a, calib_error *err)
     else if (ks && strcmp(ks, "distribution") == 0)
         a->kind_seen = 2;
     else
-        return calib__pj_bad(err, "kind", "expected null, \"top-label\" or "
-                                "\"distribution\"");
+        return calib__pj_bad(err, "kind",
+                             "expected null, \"top-label\" or "
+                             "\"distribution\"");
     if (!json_is_boolean(p))
         return calib__pj_bad(err, "from_probs", "expected true or false");
     a->from_probs = json_is_true(p);
     if (a->kind_seen != 2) {
         if (!json_is_null(c) || a->from_probs)
-            return calib__pj_bad(err, "classes", "classes and from_probs are for "
-                                       "distribution rows only");
+            return calib__pj_bad(err, "classes",
+                                 "classes and from_probs are for "
+                                 "distribution rows only");
         return CALIB_OK;
     }
     uint64_t v = 0;

@@ -78,7 +78,7 @@ int calib__pj_count(const json_t *j, const char *path, uint64_t *out,
 }
 
 int calib__pj_u128(const json_t *j, const char *path, u128 *out,
-                    calib_error *err)
+                   calib_error *err)
 {
     const char *s = json_string_value(j);
     const size_t len = s ? json_string_length(j) : 0;
@@ -109,37 +109,40 @@ static int get_big(const json_t *j, const char *path, double *out,
     else if (s && strcmp(s, "nan") == 0)
         *out = NAN;
     else
-        return calib__pj_bad(err, path, "expected a number, \"inf\", \"-inf\" or "
-                              "\"nan\"");
+        return calib__pj_bad(err, path,
+                             "expected a number, \"inf\", \"-inf\" or "
+                             "\"nan\"");
     return CALIB_OK;
 }
 
 int calib__pj_xsum(const json_t *j, const char *path, calib__xsum *out,
-                    calib_error *err)
+                   calib_error *err)
 {
     const int64_t lim = (int64_t)1 << 32;
     const size_t n = json_array_size(j);
     calib__xsum_init(out);
     if (!json_is_array(j) || (n != CALIB__XSUM_DIGITS &&
                               n != CALIB__XSUM_DIGITS + 1))
-        return calib__pj_bad(err, path, "expected an array of %d integer digits "
-                              "(and the side sum)", CALIB__XSUM_DIGITS);
+        return calib__pj_bad(err, path,
+                             "expected an array of %d integer digits "
+                             "(and the side sum)",
+                             CALIB__XSUM_DIGITS);
     for (int i = 0; i < CALIB__XSUM_DIGITS; i++) {
         const json_t *d = json_array_get(j, (size_t)i);
         const json_int_t v = json_integer_value(d);
         const int top = i == CALIB__XSUM_DIGITS - 1;
         if (!json_is_integer(d) || v > (top ? lim : lim - 1) ||
             v < (top ? -lim : 0))
-            return calib__pj_bad(err, path, "digit %d: expected an integer in %s", i,
-                       top ? "[-2^32, 2^32]" : "[0, 2^32)");
+            return calib__pj_bad(err, path,
+                                 "digit %d: expected an integer in %s", i,
+                                 top ? "[-2^32, 2^32]" : "[0, 2^32)");
         out->d[i] = (int64_t)v;
     }
     if (n == CALIB__XSUM_DIGITS)
         return CALIB_OK;
     char sub[PATH_LEN];
     calib__pj_at(sub, sizeof sub, "%s[%d]", path, CALIB__XSUM_DIGITS);
-    return get_big(json_array_get(j, CALIB__XSUM_DIGITS), sub, &out->big,
-                   err);
+    return get_big(json_array_get(j, CALIB__XSUM_DIGITS), sub, &out->big, err);
 }
 
 const char *calib__pj_member(char *buf, size_t size, const char *path,
@@ -160,7 +163,8 @@ int calib__pj_members(const json_t *j, const char *path,
     if (json_object_size(j) != n) {
         const char *k;
         const json_t *v;
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach((json_t *)j, k, v)
+        {
             size_t i = 0;
             while (i < n && strcmp(keys[i], k) != 0)
                 i++;
@@ -170,4 +174,3 @@ int calib__pj_members(const json_t *j, const char *path,
     }
     return CALIB_OK;
 }
-
