@@ -37,6 +37,11 @@ static double tail(double z)
 static double psi_diff(double x, double c)
 {
     double d = 0.0;
+    if (c <= 64.0 && c == floor(c)) { /* a short run: the finite sum */
+        for (double j = 0.0; j < c; j += 1.0)
+            d += 1.0 / (x + j);
+        return d;
+    }
     for (; x < 16.0; x += 1.0)
         d += 1.0 / x - 1.0 / (x + c);
     return d + log1p(c / x) + tail(x) - tail(x + c);
@@ -233,8 +238,10 @@ static void next_run(walk *wk, double *value, uint64_t *count, double *weight,
         if (wk->hi[s] > wk->lo[s] && wk->key[wk->hi[s] - 1] >= u)
             u = wk->key[wk->hi[s] - 1];
     calib__xsum hs, ms;
-    calib__xsum_init(&hs);
-    calib__xsum_init(&ms);
+    if (wk->pay) {
+        calib__xsum_init(&hs);
+        calib__xsum_init(&ms);
+    }
     double one_h = 0.0, one_m = 0.0;
     const uint64_t nh = take(wk, 0, u, &hs, &one_h);
     const uint64_t nm = take(wk, 1, u, &ms, &one_m);
@@ -275,18 +282,40 @@ static int sorted_halves(const double *conf, const uint8_t *correct,
     return rc;
 }
 
+/* The number of distinct keys in the two sorted halves [0, nh), [nh, n). */
+static size_t count_runs(const uint64_t *key, size_t nh, size_t n)
+{
+    size_t i = 0, j = nh, runs = 0;
+    while (i < nh || j < n) {
+        uint64_t u = i < nh ? key[i] : key[j];
+        if (j < n && key[j] < u)
+            u = key[j];
+        while (i < nh && key[i] == u)
+            i++;
+        while (j < n && key[j] == u)
+            j++;
+        runs++;
+    }
+    return runs;
+}
+
 int calib__runs_from_rows(const double *conf, const uint8_t *correct,
                           const double *weights, size_t n, calib__runs *out)
 {
     memset(out, 0, sizeof *out);
-    const size_t m = n ? n : 1;
-    uint64_t *key = malloc(m * sizeof *key);
-    uint64_t *pay = weights ? malloc(m * sizeof *pay) : NULL;
-    char *block = malloc(m * (3 * sizeof(double) + sizeof(uint64_t)));
-    size_t nh = 0;
-    int rc = key && block && (!weights || pay) ? CALIB_OK : CALIB_ENOMEM;
+    uint64_t *key = malloc((n ? n : 1) * sizeof *key);
+    uint64_t *pay = weights ? malloc((n ? n : 1) * sizeof *pay) : NULL;
+    char *block = NULL;
+    size_t nh = 0, m = 1;
+    int rc = key && (!weights || pay) ? CALIB_OK : CALIB_ENOMEM;
     if (rc == CALIB_OK)
         rc = sorted_halves(conf, correct, weights, n, key, pay, &nh);
+    if (rc == CALIB_OK) {
+        /* as many runs as distinct confidences: allocated to size */
+        m = n ? count_runs(key, nh, n) : 1;
+        block = malloc(m * (3 * sizeof(double) + sizeof(uint64_t)));
+        rc = block ? CALIB_OK : CALIB_ENOMEM;
+    }
     if (rc != CALIB_OK) {
         free(key);
         free(pay);

@@ -13,7 +13,8 @@
  * by linear interpolation (a row at p gives (1 - f) of its value to the
  * node below and f to the node above), so the kernel sums run over nodes,
  * not rows; here the grid is fine enough for the bandwidth (h <= s/32,
- * L = 6 .. 17), the node sums are exact (so any thread count gives the
+ * L = 6 .. 17; rows are spread once at L = 17 and restricted down,
+ * which is exact for linear spreading), the node sums are exact (so any thread count gives the
  * same bits, and integer weights the same as repeated rows), boundary
  * nodes count twice in the folded sum (a row at exactly 0 or 1 sees its
  * whole reflected kernel; relplot drops the mirrored half there), the
@@ -48,45 +49,97 @@ static int level_for(double s)
 
 /* ---- spreading rows onto the grid ----------------------------------- */
 
+/* Each share is first rounded to a multiple of 2^-52 (|share| <= 1, so an
+ * integer of at most 53 bits: an absolute 1e-16 per row, far below the
+ * grid's own error).  Rows of weight 1 then add integers, exactly, in
+ * 128 bits; weighted rows add w * share exactly into a superaccumulator.
+ * Either way a node's sum is exact, so it depends neither on the thread
+ * count nor on whether k equal rows come as k rows or as one of weight k. */
+__extension__ typedef __int128 i128;
+#define FX 52
+
 typedef struct spread {
     const calib__top *t;
-    int level, want;       /* want: bits 1 << Q_* */
+    int want;              /* want: bits 1 << Q_* */
     size_t g;              /* nodes: 2^level + 1 */
-    calib__xsum *acc[256]; /* per worker, Q_COUNT * g sums */
+    i128 *fx[256];         /* per worker, Q_COUNT * g: rows of weight 1 */
+    calib__xsum *acc[256]; /* per worker, Q_COUNT * g: weighted rows */
     int nomem;
 } spread;
 
-static void add_value(calib__xsum *s, const calib__top *t, size_t i, double v)
+static int64_t share(double v)
 {
-    if (t->weights)
-        calib__xsum_add_product(s, t->weights[i], v);
-    else
-        calib__xsum_add(s, v);
+    return (int64_t)lrint(v * 0x1p52); /* exact scaling, then nearest-even */
 }
 
 static void spread_range(void *vctx, size_t begin, size_t end, int worker)
 {
     spread *sp = vctx;
     const calib__top *t = sp->t;
-    calib__xsum *a = sp->acc[worker] = calloc(Q_COUNT * sp->g, sizeof *a);
-    if (!a) {
+    const size_t cells = (size_t)__builtin_popcount((unsigned)sp->want) * sp->g;
+    i128 *fx = NULL;
+    calib__xsum *a = NULL;
+    if (t->weights)
+        a = sp->acc[worker] = calloc(cells, sizeof *a);
+    else
+        fx = sp->fx[worker] = calloc(cells, sizeof *fx);
+    if (!a && !fx) {
         sp->nomem = 1;
         return;
     }
     const size_t top = sp->g - 2;
+    const double scale = (double)(sp->g - 1);
     for (size_t i = begin; i < end; i++) {
-        const double u = ldexp(t->conf[i], sp->level);
+        const double u = t->conf[i] * scale;
         size_t j = (size_t)u;
         j = j > top ? top : j;
         const double f = u - (double)j, c = t->correct[i];
         const double v[Q_COUNT] = {t->conf[i] - c, 1.0, c};
-        for (int q = 0; q < Q_COUNT; q++) {
+        for (int q = 0, slot = 0; q < Q_COUNT; q++) {
             if (!(sp->want & (1 << q)))
                 continue;
-            calib__xsum *s = a + (size_t)q * sp->g + j;
-            add_value(&s[0], t, i, (1.0 - f) * v[q]);
-            add_value(&s[1], t, i, f * v[q]);
+            const int64_t lo = share((1.0 - f) * v[q]), hi = share(f * v[q]);
+            const size_t at = (size_t)slot++ * sp->g + j;
+            if (fx) {
+                fx[at] += lo;
+                fx[at + 1] += hi;
+            } else {
+                const double w = t->weights[i];
+                calib__xsum_add_product(&a[at], w, (double)lo * 0x1p-52);
+                calib__xsum_add_product(&a[at + 1], w, (double)hi * 0x1p-52);
+            }
         }
+    }
+}
+
+/* Adds x * 2^-FX to s exactly (pieces of 43 bits are doubles). */
+static void xsum_add_fx(calib__xsum *s, i128 x)
+{
+    const int neg = x < 0;
+    unsigned __int128 u = neg ? -(unsigned __int128)x : (unsigned __int128)x;
+    for (int k = 0; k < 3; k++, u >>= 43) {
+        const double piece = ldexp((double)(uint64_t)(u & ((1ull << 43) - 1)),
+                                   43 * k - FX);
+        calib__xsum_add(s, neg ? -piece : piece);
+    }
+}
+
+/* The node sums of the quantity in `slot`, merged over the workers. */
+static void merge_nodes(const spread *sp, int used, int slot, double *out)
+{
+    for (size_t j = 0; j < sp->g; j++) {
+        const size_t at = (size_t)slot * sp->g + j;
+        calib__xsum s;
+        calib__xsum_init(&s);
+        i128 total = 0;
+        for (int w = 0; w < used; w++) {
+            if (sp->fx[w])
+                total += sp->fx[w][at];
+            if (sp->acc[w])
+                calib__xsum_merge(&s, &sp->acc[w][at]);
+        }
+        xsum_add_fx(&s, total);
+        out[j] = calib__xsum_round(&s);
     }
 }
 
@@ -98,31 +151,25 @@ static int spread_rows(const calib__top *t, int level, int want, int threads,
     spread sp;
     memset(&sp, 0, sizeof sp);
     sp.t = t;
-    sp.level = level;
     sp.want = want;
     sp.g = ((size_t)1 << level) + 1;
     const int cap = calib__threads(threads);
     const int used = calib__parallel_for(t->n, cap > 256 ? 256 : cap, 65536,
                                          spread_range, &sp);
     int rc = sp.nomem ? CALIB_ENOMEM : CALIB_OK;
-    for (int q = 0; q < Q_COUNT; q++) {
+    for (int q = 0, slot = 0; q < Q_COUNT; q++) {
         out[q] = NULL;
         if (rc != CALIB_OK || !(want & (1 << q)))
             continue;
-        if (!(out[q] = malloc(sp.g * sizeof *out[q]))) {
+        if (!(out[q] = malloc(sp.g * sizeof *out[q])))
             rc = CALIB_ENOMEM;
-            continue;
-        }
-        for (size_t j = 0; j < sp.g; j++) {
-            calib__xsum s;
-            calib__xsum_init(&s);
-            for (int w = 0; w < used && sp.acc[w]; w++)
-                calib__xsum_merge(&s, &sp.acc[w][(size_t)q * sp.g + j]);
-            out[q][j] = calib__xsum_round(&s);
-        }
+        else
+            merge_nodes(&sp, used, slot++, out[q]);
     }
-    for (int w = 0; w < used; w++)
+    for (int w = 0; w < used; w++) {
+        free(sp.fx[w]);
         free(sp.acc[w]);
+    }
     return rc;
 }
 
@@ -216,11 +263,11 @@ static int smece_grid(const double *v, int level, double s, double w,
 
 /* ---- the fixed point --------------------------------------------------- */
 
-/* The residual grid at the finest level built so far, rebuilt finer when
- * a bandwidth needs it. */
+/* The residual node sums at LEVEL_MAX, spread once; an evaluation at s
+ * restricts a copy down to level L(s). */
 typedef struct fine {
     const calib__top *t;
-    int threads, level;
+    int threads;
     double *v, *work;
     double w;
 } fine;
@@ -228,22 +275,9 @@ typedef struct fine {
 static int smece_at(fine *f, double s, double *out)
 {
     const int l = level_for(s);
-    if (l > f->level) {
-        double *q[Q_COUNT];
-        const int lv = l + 2 > LEVEL_MAX ? LEVEL_MAX : l + 2;
-        const int rc = spread_rows(f->t, lv, 1 << Q_RESIDUAL, f->threads, q);
-        if (rc != CALIB_OK)
-            return rc;
-        free(f->v);
-        free(f->work);
-        f->v = q[Q_RESIDUAL];
-        f->level = lv;
-        if (!(f->work = malloc((((size_t)1 << lv) + 1) * sizeof *f->work)))
-            return CALIB_ENOMEM;
-    }
-    size_t g = ((size_t)1 << f->level) + 1;
+    size_t g = ((size_t)1 << LEVEL_MAX) + 1;
     memcpy(f->work, f->v, g * sizeof *f->work);
-    for (int k = f->level; k > l; k--, g = (g - 1) / 2 + 1)
+    for (int k = LEVEL_MAX; k > l; k--, g = (g - 1) / 2 + 1)
         restrict_grid(f->work, g);
     return smece_grid(f->work, l, s, f->w, f->threads, out);
 }
@@ -262,20 +296,15 @@ static double total_weight(const calib__top *t)
 /* Bisection for smECE(s) = s on [SIGMA_MIN, 1]; hi keeps smECE(hi) <= hi. */
 static int fixed_point(fine *f, double *smece, double *bandwidth)
 {
-    double lo = SIGMA_MIN, hi = 1.0, at_hi, at_lo;
+    double lo = SIGMA_MIN, hi = 1.0, at_hi;
     int rc = smece_at(f, hi, &at_hi);
     if (rc == CALIB_OK && at_hi >= hi) {
         *smece = at_hi;
         *bandwidth = hi;
         return CALIB_OK;
     }
-    if (rc == CALIB_OK)
-        rc = smece_at(f, lo, &at_lo);
-    if (rc == CALIB_OK && at_lo <= lo) {
-        *smece = at_lo; /* the fixed point lies below the floor */
-        *bandwidth = lo;
-        return CALIB_OK;
-    }
+    /* lo is never evaluated: when the fixed point lies below it, every
+     * midpoint moves hi down and the result is s* = lo (to 1e-9) */
     while (rc == CALIB_OK && hi - lo > BISECT_REL * hi) {
         const double mid = 0.5 * (lo + hi);
         double at;
@@ -296,10 +325,17 @@ int calib__smooth_ece(const calib__top *t, int threads, double *smece,
                       double *bandwidth)
 {
     *smece = *bandwidth = NAN;
-    fine f = {t, threads, 0, NULL, NULL, total_weight(t)};
+    fine f = {t, threads, NULL, NULL, total_weight(t)};
     if (!(f.w > 0.0))
         return CALIB_OK;
-    const int rc = fixed_point(&f, smece, bandwidth);
+    double *q[Q_COUNT];
+    int rc = spread_rows(t, LEVEL_MAX, 1 << Q_RESIDUAL, threads, q);
+    f.v = q[Q_RESIDUAL];
+    f.work = malloc((((size_t)1 << LEVEL_MAX) + 1) * sizeof *f.work);
+    if (rc == CALIB_OK && !f.work)
+        rc = CALIB_ENOMEM;
+    if (rc == CALIB_OK)
+        rc = fixed_point(&f, smece, bandwidth);
     if (rc != CALIB_OK)
         *smece = *bandwidth = NAN;
     free(f.v);
@@ -335,7 +371,13 @@ static int curve_at(const calib__top *t, double s, size_t n, double *x,
     const double h = ldexp(1.0, -l), w = total_weight(t);
     const size_t r = (size_t)ceil(CUT * s / h);
     double *q[Q_COUNT];
-    int rc = spread_rows(t, l, (1 << Q_WEIGHT) | (1 << Q_HIT), threads, q);
+    int rc = spread_rows(t, LEVEL_MAX, (1 << Q_WEIGHT) | (1 << Q_HIT),
+                         threads, q);
+    for (size_t k = LEVEL_MAX, gk = ((size_t)1 << LEVEL_MAX) + 1;
+         rc == CALIB_OK && k > (size_t)l; k--, gk = (gk - 1) / 2 + 1) {
+        restrict_grid(q[Q_WEIGHT], gk);
+        restrict_grid(q[Q_HIT], gk);
+    }
     double *ew = malloc((g + 2 * r) * sizeof *ew);
     double *eh = malloc((g + 2 * r) * sizeof *eh);
     if (rc == CALIB_OK && (!ew || !eh))

@@ -91,7 +91,8 @@ def _split_source(conf, kw):
 
 def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
              weights=None, groups=None, bins=15, binning="width",
-             bin_rule="sklearn", threads=0, group_names=None, data=None):
+             bin_rule="sklearn", threads=0, group_names=None, data=None,
+             extra=True):
     """Returns every metric as a dict with the keys of ``calib eval
     --json``: n, classes, accuracy, mean_confidence, ece, mce, rmsce, nll,
     nll_clipped_rows, nll_from_probs, brier, brier_kind, bins (a list of
@@ -109,12 +110,18 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
     Options: ``bins`` (M, default 15), ``binning`` ("width" or "mass"),
     ``bin_rule`` ("sklearn", "netcal", "torchmetrics", "gpleiss",
     "hollance"), ``threads`` (0 = every core; results are bit-identical
-    for any count).  Raises CalibError.
+    for any count), ``extra`` (False: leave the smooth, selective and
+    classwise metrics None, as ``calib eval --no-extra``; they need O(N)
+    memory; merged partial states have the selective ones only, from
+    their value tables).  Raises
+    CalibError.
     """
     source, arrays = _split_source(conf, dict(
         correct=correct, logits=logits, probs=probs, labels=labels,
         weights=weights, groups=groups, group_names=group_names, data=data))
     opt = _eval_options(bins, binning, bin_rule, threads)
+    if not extra:
+        opt.extra = 0
 
     def run(ds):
         m = _evaluate(ds, opt)

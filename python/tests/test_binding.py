@@ -117,7 +117,7 @@ RSS_SCRIPT = textwrap.dedent("""
         correct[i:i + (1 << 20)] = rng.uniform(0, 1, len(conf[i:i + (1 << 20)])) < 0.7
     calib.evaluate(conf=conf[:10], correct=correct[:10], threads=2)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    m = calib.evaluate(conf=conf, correct=correct, threads=2)
+    m = calib.evaluate(conf=conf, correct=correct, threads=2, extra=False)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert m["n"] == n
     print((after - before) / 1024.0)
