@@ -227,6 +227,8 @@ static int mark(const cli_opts *o, const calib_accum *a, size_t group,
     json_t *list = rc ? NULL : json_array();
     if (rc)
         return cli_fail(rc, &err, NULL);
+    if (o->eval.binning != CALIB_BINNING_MASS) /* equal-width bins: exact */
+        x.bins_moved = x.edges_moved = 0;
     if (x.bins_moved)
         append_present(list, d, bin_keys, sizeof bin_keys / sizeof *bin_keys);
     if (x.bins_moved || x.edges_moved)
@@ -259,9 +261,9 @@ static void warn_one(const char *text, void *ctx)
     cli_warn("%s", text);
 }
 
-/* merge --binning mass: the metrics as eval writes them, with what is
- * approximate said. */
-static int merge_write_mass(const cli_opts *o, const calib_accum *a,
+/* The metrics of states with value tables, as eval writes them, with what
+ * a table on a grid left approximate said. */
+static int merge_write_values(const cli_opts *o, const calib_accum *a,
                             const char *const mode[2], const char *shown,
                             const calib_read_stats *st,
                             const calib_metrics *m)
@@ -322,7 +324,8 @@ static int merge_write(const cli_opts *o, merged *mg)
     }
     char shown[64];
     snprintf(shown, sizeof shown, "%d partial states", o->n_pos);
-    const int ex = mass ? merge_write_mass(o, mg->all, mode, shown, &mg->st, m)
+    const int ex = calib_accum_has_values(mg->all)
+                       ? merge_write_values(o, mg->all, mode, shown, &mg->st, m)
                         : cli_write_eval(o, mode,
                                          o->n_pos == 1 ? o->pos[0] : shown,
                                          &mg->st, m);

@@ -485,10 +485,11 @@ def merge(parts, partial=False, binning="width"):
                                      ctypes.byref(err)), err)
     result = _Owned(m.value, lib.calib_metrics_free)
     out = _metrics_json(result.ptr, total)
-    if binning == "mass":
-        _mark_approximate(acc, out, None)
+    if _lib.has("calib_accum_has_values") and \
+            lib.calib_accum_has_values(acc.ptr):
+        _mark_approximate(acc, out, None, binning == "mass")
         for i, name in enumerate(out.get("groups") or {}):
-            _mark_approximate(acc, out["groups"][name], i)
+            _mark_approximate(acc, out["groups"][name], i, binning == "mass")
     return out
 
 
@@ -500,13 +501,15 @@ RANK_KEYS = ("auroc", "aurc", "selective_cov_acc_area",
              "selective_acc_at_10")
 
 
-def _mark_approximate(acc, d, group):
+def _mark_approximate(acc, d, group, mass):
     x = _lib.Exactness()
     err = _lib.Error()
     where = 2 ** 64 - 1 if group is None else group
     check(lib.calib_accum_exactness(acc.ptr, 0, ctypes.c_size_t(where),
                                     ctypes.byref(x), ctypes.byref(err)), err)
     keys = []
+    if not mass:   # equal-width bins come from exact cells
+        x.bins_moved = x.edges_moved = 0
     if x.bins_moved:
         keys += [k for k in BIN_KEYS if d.get(k) is not None] + ["bins"]
     elif x.edges_moved:

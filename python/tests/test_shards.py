@@ -145,6 +145,11 @@ class MergeMass(unittest.TestCase):
         self.assertIn("ece", m["approximate"])
         self.assertLessEqual(abs(m["ece"] - exact["ece"]), m["ece_error_bound"])
         self.assertEqual(m["accuracy"], exact["accuracy"])
+        width = calib.merge([calib.partial(conf=conf, correct=correct,
+                                           value_limit=100)])
+        self.assertEqual(width["approximate"], list(calib._api.RANK_KEYS))
+        self.assertEqual(width["ece"], calib.evaluate(conf=conf,
+                                                      correct=correct)["ece"])
         plain = calib.partial(conf=conf, correct=correct, values=False)
         self.assertEqual(json.loads(plain)["version"], 1)
         with self.assertRaises(calib.CalibError) as e:

@@ -324,6 +324,15 @@ class TestMassShards(Case):
         rc, out, err = run("merge", *parts, "--binning", "mass")
         self.assertEqual(rc, 0)
         self.assertIn("approximate: value tables on a grid of 0.015625", err)
+        # equal-width bins stay exact; the rank metrics see cells as ties
+        width = json.loads(self.ok("merge", *parts, "--json"))
+        one = json.loads(self.ok("eval", whole, "--json"))
+        self.assertEqual(width["approximate"],
+                         ["auroc", "aurc", "selective_cov_acc_area",
+                          "selective_acc_at_10"])
+        self.assertNotIn("ece_error_bound", width)
+        self.assertEqual(exact(width["ece"]), exact(one["ece"]))
+        self.assertNotEqual(width["auroc"], one["auroc"])
 
     def test_states_without_tables(self):
         csv = self.path("a.csv")
