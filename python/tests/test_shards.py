@@ -158,6 +158,15 @@ class MergeMass(unittest.TestCase):
         self.assertIn("value table", str(e.exception))
 
 
+def run_example(test, name, *args, says):
+    """Runs examples/<name> with args; it must exit 0 and print `says`."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name)]
+                       + [str(a) for a in args], capture_output=True,
+                       text=True, env=os.environ, timeout=300)
+    test.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+    test.assertIn(says, r.stdout)
+
+
 @unittest.skipUnless(HAVE_PARTIAL, NO_PARTIAL)
 @unittest.skipUnless(importlib.util.find_spec("dask") and
                      importlib.util.find_spec("distributed"),
@@ -166,13 +175,8 @@ class MergeMass(unittest.TestCase):
 class DaskExample(unittest.TestCase):
 
     def test_small_cluster(self):
-        script = os.path.join(ROOT, "examples", "dask_shards.py")
-        r = subprocess.run(
-            [sys.executable, script, "--workers", "2", "--partitions", "5",
-             "--rows", "60000"], capture_output=True, text=True,
-            env=os.environ, timeout=300)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("bit for bit", r.stdout)
+        run_example(self, "dask_shards.py", "--workers", 2, "--partitions", 5,
+                    "--rows", 60000, says="bit for bit")
 
 
 @unittest.skipUnless(HAVE_VALUES, "libcalib has no value tables yet: skipped")
@@ -185,13 +189,9 @@ class TorchExample(unittest.TestCase):
     metrics equal one calib.evaluate of the same logits, bit for bit."""
 
     def test_two_ranks(self):
-        script = os.path.join(ROOT, "examples", "torch_allreduce.py")
-        r = subprocess.run(
-            [sys.executable, script, "--ranks", "2", "--rows", "6000",
-             "--batch", "500"], capture_output=True, text=True,
-            env=os.environ, timeout=300)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("equal one calib.evaluate, bit for bit", r.stdout)
+        run_example(self, "torch_allreduce.py", "--ranks", 2, "--rows", 6000,
+                    "--batch", 500,
+                    says="equal one calib.evaluate, bit for bit")
 
 
 if __name__ == "__main__":
