@@ -38,11 +38,12 @@ enum {
                                  then --label-col names the CSV label     */
     CLI_OPT_DIAGRAM = 1 << 8, /* --diagram OUT.svg|png|pdf                */
     CLI_OPT_TEXTPLOT = 1 << 9,/* --ascii --no-diagram: the terminal chart */
-    CLI_OPT_PARTIAL = 1 << 10,/* --partial: write a partial state         */
+    CLI_OPT_PARTIAL = 1 << 10,/* --partial --no-values --value-limit      */
     CLI_OPT_CI = 1 << 11,     /* --ci --bootstrap --seed: intervals       */
     CLI_OPT_PAIRED = 1 << 12, /* --paired: the paired bootstrap           */
     CLI_OPT_CV = 1 << 13,     /* --cv K --seed S: cross-fitting           */
-    CLI_OPT_SELECT = 1 << 14  /* --coverage --risk --no-extra (eval)      */
+    CLI_OPT_SELECT = 1 << 14, /* --coverage --risk --no-extra (eval)      */
+    CLI_OPT_BINNING = 1 << 20 /* --binning alone (merge)                  */
 };
 
 /* Positional arguments: several files at once (`calib eval
@@ -72,6 +73,8 @@ typedef struct cli_opts {
     int paired;               /* --paired: B - A on one resampling        */
     int method_all;           /* --method all: compare every method       */
     int cv;                   /* --cv K (0: none)                         */
+    int no_values;            /* --no-values: a state without value tables */
+    int value_limit;          /* --value-limit N (0: the library's)       */
     double coverage[CLI_MAX_LEVELS];  /* --coverage C,C,...           */
     int n_coverage;
     double risk[CLI_MAX_LEVELS];      /* --risk R,R,...               */

@@ -22,7 +22,7 @@ static const char usage[] =
     "       calib eval TEST --calibrator CAL.json [options]\n"
     "       calib eval --val VAL --test TEST [options]\n"
     "       calib eval FILE... [input options] [--bins M] [--bin-rule R]\n"
-    "                 --partial [-o PART.json]\n"
+    "                 --partial [--no-values | --value-limit N] [-o PART.json]\n"
     "\n"
     "Prints accuracy, mean confidence, ECE, MCE, RMSCE, NLL, Brier, a small\n"
     "reliability diagram and the reliability table of FILE ('-' reads\n"
@@ -85,9 +85,16 @@ static const char usage[] =
     "  -o OUT                 write to OUT (atomically) instead of stdout\n"
     "  --partial              write the partial state of FILE (exact sums, as\n"
     "                         JSON) for calib merge, instead of the metrics;\n"
-    "                         a shard of zero rows is fine.  Equal-width\n"
-    "                         metrics, NLL and Brier merge exactly; equal-mass\n"
-    "                         binning is not available from partial states\n"
+    "                         a shard of zero rows is fine.  It holds the\n"
+    "                         value table of every population (distinct\n"
+    "                         confidences with exact sums), so that merge\n"
+    "                         gives equal-mass bins too\n"
+    "  --no-values            a smaller state without value tables (version\n"
+    "                         1): equal-width metrics, NLL and Brier only\n"
+    "  --value-limit N        at most N table entries per population (default\n"
+    "                         1048576); past it confidences share cells of a\n"
+    "                         grid (2^-24, then coarser) and calib merge says\n"
+    "                         which equal-mass metrics became approximate\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 65 bad data, 66 cannot open input,\n"
     "70 internal error, 71 out of memory, 73 cannot create output, 74 I/O error.\n";
@@ -559,9 +566,8 @@ static int check_partial(const cli_opts *o)
         return CLI_EX_USAGE;
     }
     if (o->eval.binning == CALIB_BINNING_MASS) {
-        cli_error("eval: --partial supports equal-width metrics, NLL and "
-                  "Brier, merged exactly; equal-mass binning is not "
-                  "available from partial states");
+        cli_error("eval: a partial state serves both binnings: give "
+                  "--binning mass to calib merge, not to --partial");
         return CLI_EX_USAGE;
     }
     return 0;
@@ -571,6 +577,14 @@ static int check_args(const cli_opts *o)
 {
     if (o->partial && check_partial(o))
         return CLI_EX_USAGE;
+    if (!o->partial && (o->no_values || o->value_limit)) {
+        cli_error("eval: --no-values and --value-limit go with --partial");
+        return CLI_EX_USAGE;
+    }
+    if (o->no_values && o->value_limit) {
+        cli_error("eval: --no-values and --value-limit exclude each other");
+        return CLI_EX_USAGE;
+    }
     const int sets = o->val || o->test;
     if (sets && (!o->val || !o->test)) {
         cli_error("eval: --val and --test go together");

@@ -19,7 +19,8 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: calib merge PART... [--json] [-o OUT] [--ascii] [--no-diagram]\n"
+    "usage: calib merge PART... [--binning width|mass] [--json] [-o OUT]\n"
+    "                   [--ascii] [--no-diagram]\n"
     "\n"
     "Merges partial states written by calib eval --partial (one per shard of\n"
     "the data) and prints the metrics of all their rows, as calib eval does:\n"
@@ -28,6 +29,14 @@ static const char usage[] =
     "bit for bit, those of one calib eval over every row.  The states must\n"
     "have the same --bins and --bin-rule and the same kind of rows.\n"
     "\n"
+    "  --binning mass         equal-mass bins from the states' value tables\n"
+    "                         (calib eval --partial writes them unless\n"
+    "                         --no-values): bit for bit calib eval --binning\n"
+    "                         mass while the tables hold every confidence; a\n"
+    "                         table past its --value-limit is on a grid, and\n"
+    "                         the metrics that became approximate are listed\n"
+    "                         (JSON: \"approximate\", \"value_grid\",\n"
+    "                         \"ece_error_bound\"; table: a warning)\n"
     "  --json                 write JSON instead of the table\n"
     "  --ascii                draw the reliability diagram in ASCII only\n"
     "  --no-diagram           no reliability diagram after the metric table\n"
@@ -45,6 +54,7 @@ typedef struct settings {
     const char *kind;         /* NULL: no rows yet */
     const char *seq_conf, *norm; /* NULL: not JSONL */
     const char *kind_path, *meta_path; /* where kind and meta came from */
+    int values;               /* the state has value tables */
 } settings;
 
 /* Reads all of `path` into a malloc'd *text of *len bytes. */
@@ -92,7 +102,8 @@ static settings settings_of(const json_t *root, const char *path)
                   meta_string(root, "seq_conf"),
                   meta_string(root, "norm"),
                   path,
-                  path};
+                  path,
+                  json_object_get(root, "value_limit") != NULL};
     return s;
 }
 
@@ -144,6 +155,7 @@ typedef struct merged {
     calib_accum *all;
     calib_read_stats st;
     settings first;
+    const char *no_values;      /* the first state without value tables */
     json_t *roots[CLI_MAX_POS];  /* kept: settings point into them */
 } merged;
 
@@ -167,6 +179,8 @@ static int merge_one(merged *mg, const char *path, int i)
             mg->first = s;
         else
             ex = check_settings(&mg->first, &s);
+        if (!s.values && !mg->no_values)
+            mg->no_values = path;
     }
     if (!ex && !mg->all) {
         mg->all = a;
@@ -180,11 +194,119 @@ static int merge_one(merged *mg, const char *path, int i)
     return ex;
 }
 
+/* ---- equal-mass: what a value table on a grid leaves approximate ---- */
+
+static const char *const bin_keys[] = {
+    "ece",       "mce",       "rmsce",             "ece_debiased_l2",
+    "ece_over",  "ece_under", "brier_reliability", "brier_resolution"};
+static const char *const rank_keys[] = {"auroc", "aurc",
+                                        "selective_cov_acc_area",
+                                        "selective_acc_at_10"};
+
+static void append_present(json_t *list, const json_t *d,
+                           const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_object_get(d, keys[i]);
+        if (v && !json_is_null(v))
+            json_array_append_new(list, json_string(keys[i]));
+    }
+}
+
+/* Adds "approximate" (the keys), "value_grid" and "ece_error_bound" to d,
+ * the metrics object of population `group` (SIZE_MAX: overall), when its
+ * value table leaves something approximate; names it in a warning for
+ * the table output.  Returns 0 or an exit code. */
+static int mark(const cli_opts *o, const calib_accum *a, size_t group,
+                const char *name, json_t *d)
+{
+    calib_exactness x;
+    calib_error err = {0};
+    const int rc = calib_accum_exactness(a, 0, group, &x, &err);
+    json_t *list = rc ? NULL : json_array();
+    if (rc)
+        return cli_fail(rc, &err, NULL);
+    if (o->eval.binning != CALIB_BINNING_MASS) /* equal-width bins: exact */
+        x.bins_moved = x.edges_moved = 0;
+    if (x.bins_moved)
+        append_present(list, d, bin_keys, sizeof bin_keys / sizeof *bin_keys);
+    if (x.bins_moved || x.edges_moved)
+        json_array_append_new(list, json_string("bins"));
+    if (x.ties_made)
+        append_present(list, d, rank_keys,
+                       sizeof rank_keys / sizeof *rank_keys);
+    if (json_array_size(list) == 0) {
+        json_decref(list);
+        return 0;
+    }
+    if (!o->json) {
+        char keys[256] = "";
+        for (size_t i = 0; i < json_array_size(list); i++)
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s",
+                     i ? ", " : "", json_string_value(json_array_get(list, i)));
+        cli_warn("%s%s%s approximate: value tables on a grid of %g "
+                 "(--value-limit); |ECE - exact| <= %.3g", name ? name : "",
+                 name ? ": " : "", keys, x.grid, x.ece_bound);
+    }
+    json_object_set_new(d, "approximate", list);
+    json_object_set_new(d, "value_grid", json_real(x.grid));
+    if (x.bins_moved)
+        json_object_set_new(d, "ece_error_bound", json_real(x.ece_bound));
+    return 0;
+}
+
+static void warn_one(const char *text, void *ctx)
+{
+    cli_warn("%s", text);
+}
+
+/* The metrics of states with value tables, as eval writes them, with what
+ * a table on a grid left approximate said. */
+static int merge_write_values(const cli_opts *o, const calib_accum *a,
+                            const char *const mode[2], const char *shown,
+                            const calib_read_stats *st,
+                            const calib_metrics *m)
+{
+    char *text = NULL;
+    int ex = cli_metrics_json(m, st, mode[0], mode[1], &text);
+    json_t *root = ex ? NULL : json_loads(text, 0, NULL);
+    free(text);
+    if (!ex && !root)
+        ex = cli_nomem(); /* it parsed once already */
+    if (!ex)
+        ex = mark(o, a, SIZE_MAX, NULL, root);
+    const json_t *groups = root ? json_object_get(root, "groups") : NULL;
+    for (size_t g = 0; !ex && g < m->n_groups; g++)
+        ex = mark(o, a, g, m->group_names[g],
+                  json_object_get(groups, m->group_names[g]));
+    text = ex ? NULL : json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(root);
+    if (!ex && !text)
+        ex = cli_nomem();
+    if (!ex && o->json) {
+        cli_each_warning(st, m, warn_one, NULL);
+        ex = cli_write_text(o->out, text);
+    } else if (!ex) {
+        ex = cli_write_eval(o, mode, o->n_pos == 1 ? o->pos[0] : shown, st,
+                            m);
+    }
+    free(text);
+    return ex;
+}
+
 static int merge_write(const cli_opts *o, merged *mg)
 {
     calib_metrics *m = NULL;
     calib_error err = {0};
-    const int rc = calib_accum_result(mg->all, &m, &err);
+    const int mass = o->eval.binning == CALIB_BINNING_MASS;
+    if (mass && mg->no_values) {
+        cli_error("%s: no value tables (written with --no-values, or by a "
+                  "calib before format version 2): --binning mass needs "
+                  "them in every state", mg->no_values);
+        return CLI_EX_DATAERR;
+    }
+    const int rc = mass ? calib_accum_result_mass(mg->all, 0, &m, &err)
+                        : calib_accum_result(mg->all, &m, &err);
     if (rc == CALIB_EDATA && o->n_pos == 1)
         return cli_no_rows(o->pos[0]);
     if (rc == CALIB_EDATA) {
@@ -201,8 +323,11 @@ static int merge_write(const cli_opts *o, merged *mg)
     }
     char shown[64];
     snprintf(shown, sizeof shown, "%d partial states", o->n_pos);
-    const int ex = cli_write_eval(o, mode, o->n_pos == 1 ? o->pos[0] : shown,
-                                  &mg->st, m);
+    const int ex = calib_accum_has_values(mg->all)
+                       ? merge_write_values(o, mg->all, mode, shown, &mg->st, m)
+                        : cli_write_eval(o, mode,
+                                         o->n_pos == 1 ? o->pos[0] : shown,
+                                         &mg->st, m);
     calib_metrics_free(m);
     return ex;
 }
@@ -211,7 +336,9 @@ int cmd_merge(int argc, char **argv)
 {
     cli_opts o;
     int ex = cli_parse(argc, argv, "merge",
-                       CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_TEXTPLOT, &o);
+                       CLI_OPT_OUT | CLI_OPT_JSON | CLI_OPT_TEXTPLOT |
+                           CLI_OPT_BINNING,
+                       &o);
     if (ex)
         return ex;
     if (o.help) {

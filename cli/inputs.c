@@ -267,7 +267,9 @@ static int stream_all(const cli_inputs *in, const cli_opts *o,
                       calib_accum **a, calib_read_stats *st)
 {
     calib_error err = {0};
-    const int rc = calib_accum_new(&o->eval, a, &err);
+    int rc = calib_accum_new(&o->eval, a, &err);
+    if (!rc && o->partial && !o->no_values)
+        rc = calib_accum_keep_values(*a, (size_t)o->value_limit, &err);
     int ex = rc ? cli_fail(rc, &err, NULL) : 0;
     for (size_t i = 0; !ex && i < in->n; i++)
         ex = stream_one(in, i, o, *a, st);

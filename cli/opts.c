@@ -221,6 +221,17 @@ static int set_paired(cli_opts *o, const char *n, const char *v)
     return 0;
 }
 
+static int set_no_values(cli_opts *o, const char *n, const char *v)
+{
+    o->no_values = 1;
+    return 0;
+}
+
+static int set_value_limit(cli_opts *o, const char *n, const char *v)
+{
+    return parse_int(n, v, 16, 2147483647, &o->value_limit);
+}
+
 static int set_help(cli_opts *o, const char *n, const char *v)
 {
     o->help = 1;
@@ -351,7 +362,7 @@ static const opt_spec specs[] = {
     {"--max-line", CLI_OPT_INPUT, ARG, set_max_line},
     {"--max-gzip-ratio", CLI_OPT_INPUT, ARG, set_max_ratio},
     {"--bins", CLI_OPT_EVAL, ARG, set_bins},
-    {"--binning", CLI_OPT_EVAL, ARG, set_binning},
+    {"--binning", CLI_OPT_EVAL | CLI_OPT_BINNING, ARG, set_binning},
     {"--bin-rule", CLI_OPT_EVAL, ARG, set_rule},
     {"--threads", CLI_OPT_EVAL, ARG, set_threads},
     {"--method", CLI_OPT_FIT, ARG, set_method},
@@ -369,6 +380,8 @@ static const opt_spec specs[] = {
     {"--bootstrap", CLI_OPT_CI, ARG, set_bootstrap},
     {"--seed", CLI_OPT_CI | CLI_OPT_CV, ARG, set_seed},
     {"--paired", CLI_OPT_PAIRED, NO_ARG, set_paired},
+    {"--no-values", CLI_OPT_PARTIAL, NO_ARG, set_no_values},
+    {"--value-limit", CLI_OPT_PARTIAL, ARG, set_value_limit},
     {"--coverage", CLI_OPT_SELECT, ARG, set_coverage},
     {"--risk", CLI_OPT_SELECT, ARG, set_risk},
     {"--no-extra", CLI_OPT_SELECT, NO_ARG, set_no_extra},

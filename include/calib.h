@@ -693,7 +693,9 @@ void calib_paired_free(calib_paired *p);
  * memory is O(bins + groups) whatever the number of rows.  Two accumulators
  * with the same options merge exactly, so shards can be summed where they
  * live; the result does not depend on the order or split.  Equal-mass
- * binning needs every confidence and is refused here (CALIB_EINVAL). */
+ * binning needs the order of the confidences: calib_accum_new refuses it
+ * (CALIB_EINVAL), and an accumulator that keeps value tables
+ * (calib_accum_keep_values) gives it with calib_accum_result_mass. */
 typedef struct calib_accum calib_accum;
 int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
                     calib_error *err);
@@ -715,7 +717,9 @@ void calib_accum_free(calib_accum *a);
 /* Partial states, for shards computed where the data live.
  * calib_accum_to_json writes everything an accumulator holds as one JSON
  * object in *json (malloc'd; free() it): "format": "calib-partial",
- * "version": 1, the library's version, the options (bins, binning "width",
+ * "version": 1 (2 when the accumulator keeps value tables: then also
+ * "value_limit" and each population's "values", see src/values_json.c),
+ * the library's version, the options (bins, binning "width",
  * bin_rule), the kind of rows (null before any, "top-label" or
  * "distribution"), classes, whether NLL came from probabilities, when
  * `read` is not NULL the read counts, and per population (overall, then
@@ -735,16 +739,104 @@ void calib_accum_free(calib_accum *a);
  * split) and taking the result gives bit for bit what one accumulator over
  * all the rows gives; the one exception is a term of magnitude 2^80 or
  * more, or not finite (a weight above ~1e24, an infinite NLL), which is
- * summed in plain floating point in merge order.  Not available: equal-mass binning (and
- * any rank-based metric) needs every confidence, so it has no partial
- * state.  States of different bins, bin rules or kinds of rows refuse to
- * merge (calib_accum_merge: CALIB_EINVAL, saying which differ); another
- * format version is CALIB_EDATA.  Errors: CALIB_EINVAL (NULL arguments),
- * CALIB_EDATA, CALIB_ENOMEM. */
+ * summed in plain floating point in merge order.  With value tables,
+ * equal-mass binning (calib_accum_result_mass) and the rank metrics
+ * (AUROC, AURC, the selective metrics, in calib_accum_result too) are
+ * exact as well while the tables hold every confidence, and
+ * calib_accum_exactness says what a table on a grid leaves approximate.
+ * Not available from states: smooth ECE and classwise ECE (they need
+ * every row's scores; NaN).  States of different bins, bin rules, kinds of
+ * rows or value limits refuse to merge (calib_accum_merge: CALIB_EINVAL,
+ * saying which differ); versions 1 and 2 are read, another version is
+ * CALIB_EDATA.  Errors: CALIB_EINVAL (NULL arguments), CALIB_EDATA,
+ * CALIB_ENOMEM. */
 int calib_accum_to_json(const calib_accum *a, const calib_read_stats *read,
                         char **json, calib_error *err);
 int calib_accum_from_json(const char *json, size_t len, calib_accum **out,
                           calib_read_stats *read, calib_error *err);
+
+/* ---- Value tables: equal-mass bins and rank metrics of merged states ---- */
+
+/* Value tables make equal-mass binning (and rank-based metrics) available
+ * from accumulators and partial states.  A table holds, per population
+ * (overall and each group), the distinct confidences with each one's row
+ * count, weight and correct weight as exact sums: tables merge by union,
+ * bit for bit in any order and split, and the equal-mass edges (calib's
+ * rule: numpy.array_split positions over the sorted rows, counts decide,
+ * midpoint edges, duplicates removed) and metrics computed from the
+ * merged table equal those of calib_evaluate(--binning mass) over all the
+ * rows, bit for bit.
+ *
+ * Size: a table keeps at most `limit` entries.  Past it, the table moves
+ * to a grid: a confidence p is kept in the cell [k 2^-g, (k+1) 2^-g) that
+ * holds it, g = 24 first (float32 confidences >= 0.5 are multiples of
+ * 2^-24: each keeps a cell of its own), then 23, 22, ... until the table
+ * fits.  A cell keeps the exact sums of its rows, their confidences
+ * included, and while its rows share one confidence it keeps that
+ * confidence.  The grid of a merged table is the finest on which all the
+ * rows fit: it does not depend on the order or split either.  What stays
+ * exact on a grid is said by calib_accum_exactness(). */
+#define CALIB_VALUES_LIMIT_DEFAULT ((size_t)1 << 20)
+
+/* Makes an accumulator keep value tables of at most `limit` entries each
+ * (0: CALIB_VALUES_LIMIT_DEFAULT; otherwise 16 .. 2^31).  Call it before
+ * any row is added.  Memory: about 48 bytes per distinct confidence (and
+ * 160 more for one that has weighted rows, 80 for a cell of several
+ * confidences); a row of a known confidence costs one hash look-up.
+ * calib_accum_merge refuses tables of different limits (CALIB_EINVAL); a
+ * merge with an accumulator that keeps no table drops the tables.
+ * Errors: CALIB_EINVAL (NULL, rows already added, limit out of range),
+ * CALIB_ENOMEM. */
+int calib_accum_keep_values(calib_accum *a, size_t limit, calib_error *err);
+
+/* Returns 1 when a keeps value tables, else 0 (a NULL: 0). */
+int calib_accum_has_values(const calib_accum *a);
+
+/* The equal-mass metrics of everything added to a, with `bins` bins (0:
+ * the accumulator's bins), each group binned on its own rows as
+ * calib_evaluate does; NLL and Brier come from the accumulator's sums.
+ * Errors: CALIB_EINVAL (NULL arguments, bins out of range, no value table:
+ * "equal-mass bins need the value table ..."), CALIB_EDATA (no rows),
+ * CALIB_ENOMEM. */
+int calib_accum_result_mass(const calib_accum *a, int bins,
+                            calib_metrics **out, calib_error *err);
+
+/* What a value table leaves exact. */
+typedef struct calib_exactness {
+    double grid;        /* 0: every confidence is held exactly; else the
+                           cells' width 2^-g                              */
+    int ties_made;      /* a cell holds rows of different confidences, so
+                           rank metrics see them as tied: AUROC, AURC and
+                           the selective metrics are approximate          */
+    int bins_moved;     /* equal-mass: a group boundary (array_split
+                           position) falls inside such a cell, so bin
+                           membership may differ from the exact one: ECE,
+                           MCE, RMSCE and the bins' counts, accuracy and
+                           mean confidence are approximate                */
+    int edges_moved;    /* equal-mass: an edge is a midpoint involving a
+                           cell's lower end instead of a confidence: the
+                           bins' lower/upper are approximate, each below
+                           the exact edge by less than `grid`             */
+    double ece_bound;   /* bins_moved: |ECE - exact ECE| <= ece_bound =
+                           2 sum W_c / W over the cells c holding a
+                           boundary (moving rows of weight W_c between
+                           bins changes sum_b |hits_b - conf_b| by at most
+                           2 W_c), at most 1; 0 otherwise                 */
+} calib_exactness;
+
+/* Fills *out for population `group` of a (SIZE_MAX: overall; i: group i,
+ * in the order of calib_accum_result's groups) under equal-mass binning
+ * with `bins` bins (0: the accumulator's).  Everything not flagged is
+ * exact: accuracy, mean confidence, NLL, Brier and the counts always are.
+ * When no boundary falls inside a mixed cell, every row is in the bin it
+ * would be in exactly and the bins' sums are exact sums, so ECE, MCE and
+ * RMSCE are bit for bit the exact ones even on a grid.  Errors:
+ * CALIB_EINVAL (NULL, no value table, group out of range), CALIB_EDATA
+ * (no rows in the population), CALIB_ENOMEM. */
+int calib_accum_exactness(const calib_accum *a, int bins, size_t group,
+                          calib_exactness *out, calib_error *err);
+
+/* ---- end of value tables ---- */
 
 /* Exact sum of `n` doubles, correctly rounded to the nearest double (ties
  * to even); what the library uses for every sum over rows.  Non-finite

@@ -11,6 +11,7 @@
  * their first row.
  */
 #include "metrics.h"
+#include "values.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,10 @@ pop *calib__pop_new(size_t nb)
 
 void calib__pop_free(pop *p)
 {
-    if (p)
+    if (p) {
         free(p->cells);
+        calib__vt_free(p->vt);
+    }
     free(p);
 }
 
@@ -60,6 +63,8 @@ void calib__pop_merge(pop *d, const pop *s)
     calib__xsum_merge(&d->brier, &s->brier);
     calib__xsum_merge(&d->nll, &s->nll);
     d->clipped += s->clipped;
+    if (d->vt && s->vt)
+        calib__vt_merge(d->vt, s->vt);
 }
 
 void calib__add_row(pop *P, const binspec *bs, const rowval *r)
@@ -90,8 +95,13 @@ void calib__add_row(pop *P, const binspec *bs, const rowval *r)
 pop *calib__local_pop(pass *ps, int worker, size_t g, size_t row)
 {
     pop **slot = &ps->locals[(size_t)worker * ps->n_pops + g];
-    if (!*slot && (*slot = calib__pop_new(ps->bs->nb)) != NULL)
+    if (!*slot && (*slot = calib__pop_new(ps->bs->nb)) != NULL) {
         (*slot)->first = row;
+        if (ps->vlimit && !((*slot)->vt = calib__vt_new(ps->vlimit))) {
+            calib__pop_free(*slot);
+            *slot = NULL;
+        }
+    }
     if (!*slot)
         ps->nomem[worker] = 1;
     return *slot;
@@ -114,6 +124,21 @@ static void general_range(pass *ps, size_t begin, size_t end, int worker)
         rowval r;
         calib__load_row(ps->ds, i, &r);
         calib__add_row(P, ps->bs, &r);
+        if (P->vt)
+            calib__vt_add(P->vt, r.p, r.w, r.weighted, r.correct);
+    }
+}
+
+/* The value tables of the fast path's rows (float32, weight 1). */
+static void fast_values(pass *ps, size_t begin, size_t end, int worker)
+{
+    const calib_dataset *ds = ps->ds;
+    pop *const *loc = &ps->locals[(size_t)worker * ps->n_pops];
+    for (size_t i = begin; i < end; i++) {
+        pop *P = loc[ds->groups ? ds->groups[i] : 0];
+        if (P && P->vt)
+            calib__vt_add(P->vt, calib__conf(ds, i), 1.0, 0,
+                          ds->correct[i] != 0);
     }
 }
 
@@ -132,6 +157,8 @@ static void pass_range(void *vctx, size_t begin, size_t end, int worker)
         return;
     }
     calib__fast_range(ps, begin, end, worker);
+    if (ps->vlimit)
+        fast_values(ps, begin, end, worker);
     for (size_t g = 0; g < ps->n_pops; g++) {
         pop *P = ps->locals[(size_t)worker * ps->n_pops + g];
         if (P)
@@ -151,7 +178,9 @@ void calib__pass_free(pass *ps, int threads)
 int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
                     int threads, int *workers)
 {
+    const size_t vlimit = ps->vlimit;
     memset(ps, 0, sizeof *ps);
+    ps->vlimit = vlimit;
     ps->ds = ds;
     ps->bs = bs;
     ps->n_pops = ds->groups ? ds->n_groups : 1;
@@ -204,7 +233,8 @@ int calib_accum_new(const calib_eval_options *opt, calib_accum **out,
     if (rc == CALIB_OK && o.binning == CALIB_BINNING_MASS)
         rc = calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                          "equal-mass binning needs every confidence; "
-                         "it cannot be streamed");
+                         "it cannot be streamed (keep value tables and "
+                         "ask calib_accum_result_mass)");
     if (rc != CALIB_OK)
         return rc;
     calib_accum *a = calloc(1, sizeof *a);
@@ -244,6 +274,10 @@ size_t calib__accum_group(calib_accum *a, const char *name)
     }
     char *copy = strdup(name);
     pop *p = copy ? calib__pop_new(a->bs.nb) : NULL;
+    if (p && a->vlimit && !(p->vt = calib__vt_new(a->vlimit))) {
+        calib__pop_free(p);
+        p = NULL;
+    }
     if (!p) {
         free(copy);
         return SIZE_MAX;
@@ -334,6 +368,7 @@ int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
         return rc == CALIB_OK ? calib__ok(err) : rc;
     pass ps = {0};
     int workers = 1;
+    ps.vlimit = a->vlimit;
     rc = calib__pass_run(&ps, chunk, &a->bs, a->opt.threads, &workers);
     if (rc == CALIB_OK && chunk->groups)
         rc = merge_groups(a, &ps, workers);
@@ -343,6 +378,8 @@ int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
                 calib__pop_merge(a->all, ps.locals[w]);
     if (ps.locals)
         calib__pass_free(&ps, a->opt.threads);
+    if (rc == CALIB_OK && calib__accum_values_nomem(a))
+        rc = CALIB_ENOMEM;
     if (rc != CALIB_OK)
         return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");
     return calib__ok(err);
@@ -369,6 +406,13 @@ int calib_accum_merge(calib_accum *dst, const calib_accum *src,
         if (rc != CALIB_OK)
             return rc;
     }
+    if (dst->vlimit && src->vlimit && dst->vlimit != src->vlimit)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "cannot merge value tables of at most %zu "
+                           "values into tables of at most %zu",
+                           src->vlimit, dst->vlimit);
+    if (dst->vlimit && !src->vlimit)
+        calib__accum_drop_values(dst);
     for (size_t g = 0; g < src->n_groups; g++) {
         const size_t dg = calib__accum_group(dst, src->names[g]);
         if (dg == SIZE_MAX)
@@ -377,10 +421,12 @@ int calib_accum_merge(calib_accum *dst, const calib_accum *src,
         calib__pop_merge(dst->groups[dg], src->groups[g]);
     }
     calib__pop_merge(dst->all, src->all);
+    if (calib__accum_values_nomem(dst))
+        return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0, "out of memory");
     return calib__ok(err);
 }
 
-static family accum_family(const calib_accum *a)
+family calib__accum_family(const calib_accum *a)
 {
     family f = {a->kind_seen != 2, a->classes == SIZE_MAX ? 0 : a->classes,
                 a->from_probs};
@@ -405,7 +451,7 @@ int calib_accum_result(const calib_accum *a, calib_metrics **out,
                            "NULL accumulator or output");
     if (pop_rows(a->all) == 0)
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
-    const family f = accum_family(a);
+    const family f = calib__accum_family(a);
     calib_metrics *m = calib__metrics_from(a->all, &a->bs, &f);
     int rc = m ? CALIB_OK : CALIB_ENOMEM;
     if (rc == CALIB_OK && a->n_groups)
@@ -413,6 +459,10 @@ int calib_accum_result(const calib_accum *a, calib_metrics **out,
     for (size_t g = 0; rc == CALIB_OK && g < a->n_groups; g++)
         if (!(m->groups[g] = calib__metrics_from(a->groups[g], &a->bs, &f)))
             rc = CALIB_ENOMEM;
+    if (rc == CALIB_OK && calib__accum_values_nomem(a))
+        rc = CALIB_ENOMEM;
+    if (rc == CALIB_OK)
+        rc = calib__accum_selective(a, m);
     if (rc != CALIB_OK) {
         calib_metrics_free(m);
         return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");

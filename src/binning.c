@@ -316,6 +316,28 @@ static size_t make_edges(size_t n, size_t m, const size_t *rank_of,
     return ne;
 }
 
+/* For values_mass.c, which finds the ranks' values in a value table. */
+size_t calib__mass_groups(size_t n, int m)
+{
+    return m < 1 ? 1 : (size_t)m > n ? (n ? n : 1) : (size_t)m;
+}
+
+size_t calib__mass_split(size_t i, size_t n, size_t m)
+{
+    return split_start(i, n, m);
+}
+
+size_t calib__mass_ranks(size_t n, size_t m, size_t *ranks)
+{
+    return needed_ranks(n, m, ranks);
+}
+
+size_t calib__mass_make_edges(size_t n, size_t m, const size_t *ranks,
+                              const double *values, double *edges)
+{
+    return make_edges(n, m, ranks, values, edges);
+}
+
 /* ------------------------------------------------------------------ */
 /* Equal-mass edges of float32 confidences                             */
 /* ------------------------------------------------------------------ */
@@ -535,7 +557,7 @@ static int mass_edges(const void *conf, size_t n, int m, int threads,
 {
     *edges = NULL;
     *n_edges = 0;
-    const size_t mm = m < 1 ? 1 : (size_t)m > n ? (n ? n : 1) : (size_t)m;
+    const size_t mm = calib__mass_groups(n, m);
     size_t cap = mm > 1 ? 2 * (mm - 1) : 1;
     selection sel = {0, malloc(cap * sizeof(size_t)),
                      malloc(cap * sizeof(double))};

@@ -133,6 +133,9 @@ typedef struct calib__xsum {
 
 void calib__xsum_init(calib__xsum *s);
 void calib__xsum_add(calib__xsum *s, double x);
+/* Adds x (in [0, 1]) k times: exactly what k calls of calib__xsum_add
+ * add, in one step. */
+void calib__xsum_add_times(calib__xsum *s, double x, uint64_t k);
 void calib__xsum_merge(calib__xsum *dst, const calib__xsum *src);
 double calib__xsum_round(const calib__xsum *s);
 /* Adds a * b exactly (the rounded product and its fma residual). */

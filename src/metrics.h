@@ -35,6 +35,7 @@ typedef struct pop {
     calib__xsum brier, nll;
     uint64_t clipped;
     size_t first;         /* first row of the current chunk seen here */
+    struct vtab *vt;      /* the value table (values.h), or NULL */
 } pop;
 
 typedef struct binspec {
@@ -93,6 +94,7 @@ typedef struct pass {
     const binspec *bs;
     size_t n_pops;        /* chunk groups, or 1 */
     pop **locals;         /* [worker * n_pops + g], made on first use */
+    size_t vlimit;        /* > 0: populations keep value tables */
     int nomem[MAX_WORKERS];
 } pass;
 
@@ -132,7 +134,20 @@ struct calib_accum {
     size_t n_groups, cap_groups;
     char **names;
     pop **groups;
+    size_t vlimit;        /* > 0: every population keeps a value table of
+                             at most vlimit entries (calib_accum_keep_values) */
 };
+
+/* What the accumulator's rows were, for calib__metrics_from. */
+family calib__accum_family(const calib_accum *a);
+/* values_mass.c: drops every value table of a (merged with a state that
+ * has none); whether a table ran out of memory. */
+void calib__accum_drop_values(calib_accum *a);
+int calib__accum_values_nomem(const calib_accum *a);
+/* values_rank.c: AUROC, AURC and the selective metrics of m (and of its
+ * groups, in a's order) from a's value tables, when a keeps them and its
+ * options ask for them.  CALIB_OK or CALIB_ENOMEM. */
+int calib__accum_selective(const calib_accum *a, calib_metrics *m);
 
 /* Index of the group named `name` in a, appended (empty) when new;
  * SIZE_MAX when out of memory. */
@@ -156,6 +171,17 @@ int calib__attach_groups(calib_metrics *m, size_t n_groups,
  * float64 path), else as calib__mass_edges. */
 int calib__mass_edges_f32(const float *conf, size_t n, int m, int threads,
                           double **edges, size_t *n_edges);
+
+/* binning.c, for equal-mass edges from a value table: the number of
+ * groups of n rows into m bins (m > n: n), the first rank of group i, the
+ * ranks whose values make the edges (s_i - 1 and s_i for i = 1 .. mm-1,
+ * ascending, 2 (mm - 1) at most), and the edges from those values (mm
+ * entries at most), as calib__mass_edges finds them. */
+size_t calib__mass_groups(size_t n, int m);
+size_t calib__mass_split(size_t i, size_t n, size_t m);
+size_t calib__mass_ranks(size_t n, size_t m, size_t *ranks);
+size_t calib__mass_make_edges(size_t n, size_t m, const size_t *ranks,
+                              const double *values, double *edges);
 
 /* mass.c: equal-mass metrics of ds (and its groups) into *out; CALIB_OK,
  * CALIB_ENOMEM, or CALIB_EINTERNAL (a broken invariant). */

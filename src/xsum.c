@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <string.h>
 
 #define M32 0xffffffffu
@@ -33,17 +34,14 @@ static void normalise(calib__xsum *s)
     s->adds = 0;
 }
 
-void calib__xsum_add(calib__xsum *s, double x)
+/* The digits a double adds: three 32-bit pieces p[0..2] at digits i, i+1,
+ * i+2, bits below 2^-160 dropped toward zero.  Returns 0 when x adds
+ * nothing (zero, or all of it below 2^-160). */
+static int pieces(double x, int *i, int64_t p[3], int *neg)
 {
-    if (!(fabs(x) < BIG)) {
-        s->big += x;
-        return;
-    }
-    if (x == 0.0)
-        return;
     uint64_t bits;
     memcpy(&bits, &x, sizeof bits);
-    const int neg = (int)(bits >> 63);
+    *neg = (int)(bits >> 63);
     const int e = (int)((bits >> 52) & 0x7ff);
     uint64_t m = bits & ((UINT64_C(1) << 52) - 1);
     int pos; /* bit position of m's lowest bit above 2^-160 */
@@ -55,25 +53,51 @@ void calib__xsum_add(calib__xsum *s, double x)
     }
     if (pos < 0) {
         if (pos <= -53)
-            return;
+            return 0;
         m >>= -pos;
         pos = 0;
     }
-    const int i = pos >> 5, sh = pos & 31;
-    const int64_t p0 = (int64_t)((m << sh) & M32);
-    const int64_t p1 = (int64_t)(sh ? (m >> (32 - sh)) & M32 : (m >> 32));
-    const int64_t p2 = (int64_t)(sh ? m >> (64 - sh) : 0);
-    if (neg) {
-        s->d[i] -= p0;
-        s->d[i + 1] -= p1;
-        s->d[i + 2] -= p2;
-    } else {
-        s->d[i] += p0;
-        s->d[i + 1] += p1;
-        s->d[i + 2] += p2;
+    const int sh = pos & 31;
+    *i = pos >> 5;
+    p[0] = (int64_t)((m << sh) & M32);
+    p[1] = (int64_t)(sh ? (m >> (32 - sh)) & M32 : (m >> 32));
+    p[2] = (int64_t)(sh ? m >> (64 - sh) : 0);
+    return m != 0;
+}
+
+void calib__xsum_add(calib__xsum *s, double x)
+{
+    if (!(fabs(x) < BIG)) {
+        s->big += x;
+        return;
     }
+    int i, neg;
+    int64_t p[3];
+    if (x == 0.0 || !pieces(x, &i, p, &neg))
+        return;
+    for (int j = 0; j < 3; j++)
+        s->d[i + j] += neg ? -p[j] : p[j];
     if (++s->adds >= NORMALISE_EVERY)
         normalise(s);
+}
+
+void calib__xsum_add_times(calib__xsum *s, double x, uint64_t k)
+{
+    int i, neg;
+    int64_t p[3];
+    assert(x >= 0.0 && x <= 1.0);
+    if (x == 0.0 || k == 0 || !pieces(x, &i, p, &neg))
+        return;
+    if (s->adds > NORMALISE_EVERY - 4)
+        normalise(s);
+    /* p[j] * k < 2^96: three 32-bit chunks; x <= 1 keeps i + 4 a digit */
+    for (int j = 0; j < 3; j++) {
+        __extension__ const unsigned __int128 prod =
+            (unsigned __int128)(uint64_t)p[j] * k;
+        for (int c = 0; c < 3; c++)
+            s->d[i + j + c] += (int64_t)((uint64_t)(prod >> (32 * c)) & M32);
+    }
+    s->adds += 3;
 }
 
 void calib__xsum_merge(calib__xsum *dst, const calib__xsum *src)

@@ -188,4 +188,56 @@ static inline calib_error calibrator_json_fails(const char *js, size_t line)
     return e;
 }
 
+/* Fails unless x and y have the same bits. */
+static inline void same_double(double x, double y, const char *what)
+{
+    if (memcmp(&x, &y, sizeof x) != 0)
+        fail_msg("%s: %.17g != %.17g", what, x, y);
+}
+
+/* Fails unless a and b agree bit for bit: every metric, the bins, the
+ * groups (matched by name). */
+static inline void assert_same_metrics(const calib_metrics *a,
+                                       const calib_metrics *b)
+{
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->classes, b->classes);
+    same_double(a->weight, b->weight, "weight");
+    same_double(a->accuracy, b->accuracy, "accuracy");
+    same_double(a->mean_confidence, b->mean_confidence, "mean_confidence");
+    same_double(a->ece, b->ece, "ece");
+    same_double(a->mce, b->mce, "mce");
+    same_double(a->rmsce, b->rmsce, "rmsce");
+    same_double(a->nll, b->nll, "nll");
+    same_double(a->brier, b->brier, "brier");
+    assert_int_equal(a->nll_clipped_rows, b->nll_clipped_rows);
+    assert_int_equal(a->nll_from_probs, b->nll_from_probs);
+    assert_int_equal(a->brier_kind, b->brier_kind);
+    assert_int_equal(a->binning, b->binning);
+    assert_int_equal(a->rule, b->rule);
+    assert_int_equal(a->ece_n, b->ece_n);
+    for (int id = 0; id < CALIB_M_COUNT; id++)
+        same_double(calib_metric_value(a, (calib_metric_id)id),
+                    calib_metric_value(b, (calib_metric_id)id),
+                    calib_metric_name((calib_metric_id)id));
+    assert_int_equal(a->n_bins, b->n_bins);
+    for (size_t i = 0; i < a->n_bins; i++) {
+        const calib_bin *x = &a->bins[i], *y = &b->bins[i];
+        assert_int_equal(x->count, y->count);
+        same_double(x->lower, y->lower, "bin lower");
+        same_double(x->upper, y->upper, "bin upper");
+        same_double(x->weight, y->weight, "bin weight");
+        same_double(x->mean_confidence, y->mean_confidence, "bin conf");
+        same_double(x->accuracy, y->accuracy, "bin accuracy");
+    }
+    assert_int_equal(a->n_groups, b->n_groups);
+    for (size_t g = 0; g < a->n_groups; g++) {
+        size_t h = 0; /* groups may come in another order: match names */
+        while (h < b->n_groups && strcmp(a->group_names[g], b->group_names[h]))
+            h++;
+        assert_true(h < b->n_groups);
+        assert_same_metrics(a->groups[g], b->groups[h]);
+    }
+}
+
 #endif

@@ -135,7 +135,8 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
     "hollance"), ``threads`` (0 = every core; results are bit-identical
     for any count), ``extra`` (False: leave the smooth, selective and
     classwise metrics None, as ``calib eval --no-extra``; they need O(N)
-    memory, and merged partial states do not have them).
+    memory; merged partial states have the selective ones only, from
+    their value tables).
 
     Intervals, as the CLI's --ci, --bootstrap, --seed: ``ci`` (a level,
     0.95 or 95) and/or ``bootstrap`` (resamples; ``ci`` alone means 1000,
@@ -493,16 +494,21 @@ def _need(name):
 
 def partial(conf=None, correct=None, logits=None, probs=None, labels=None,
             weights=None, groups=None, bins=15, bin_rule="sklearn",
-            threads=0, group_names=None, data=None):
+            threads=0, group_names=None, data=None, values=True,
+            value_limit=0):
     """Returns the partial state of one shard as JSON text: what
     ``calib eval --partial`` writes (exact sums as integers, the options,
     the library's version and the read counts).  calib.merge() of the
     states of every shard gives, bit for bit, what calib.evaluate gives
     over all the rows, whatever the split and the order.
 
-    Takes the data as calib.evaluate does.  Equal-width bins only
-    (``binning="mass"`` needs every confidence at once); an empty shard is
-    fine.  Raises CalibError.
+    Takes the data as calib.evaluate does; an empty shard is fine.  With
+    ``values`` (the default) the state also holds each population's value
+    table (distinct confidences with exact sums), from which
+    ``calib.merge(..., binning="mass")`` gives equal-mass metrics; a table
+    keeps at most ``value_limit`` entries (0: 2**20) and moves to a grid
+    past it (see calib.merge).  ``values=False`` writes the smaller
+    version-1 state, equal-width only.  Raises CalibError.
     """
     _need("calib_accum_to_json")
     source, arrays = _split_source(conf, dict(
@@ -513,6 +519,10 @@ def partial(conf=None, correct=None, logits=None, probs=None, labels=None,
     def run(ds):
         acc = _accum_new(opt)
         err = _lib.Error()
+        if values:
+            _need("calib_accum_keep_values")
+            check(lib.calib_accum_keep_values(acc.ptr, int(value_limit),
+                                              ctypes.byref(err)), err)
         check(lib.calib_accum_add(acc.ptr, ds.handle, ctypes.byref(err)), err)
         st = _lib.ReadStats()
         lib.calib_dataset_stats(ds.handle, ctypes.byref(st))
@@ -544,17 +554,29 @@ def _part_bytes(p):
                     "pathlib.Path, not %s" % type(p).__name__)
 
 
-def merge(parts, partial=False):
+def merge(parts, partial=False, binning="width"):
     """Merges partial states (JSON text from calib.partial or ``calib eval
     --partial``, as str or bytes, or pathlib.Path of such files) and
     returns the metrics dict of calib.evaluate over all their rows, with
     the read counts summed; with ``partial=True`` returns the merged
     partial state instead (JSON text), for merging in a tree.
 
+    ``binning="mass"`` gives the equal-mass metrics, from the states' value
+    tables (every state needs one), bit for bit calib.evaluate(...,
+    binning="mass") over all the rows while the tables hold every
+    confidence.  When a table outgrew its value_limit and moved to a grid,
+    the dict says what is no longer exact: ``"approximate"`` lists the keys
+    (e.g. ["ece", "mce", "rmsce", "bins"]), ``"value_grid"`` the grid step
+    and ``"ece_error_bound"`` a bound on |ECE - exact ECE|; the same keys
+    appear in a group's dict for that group.  Without "approximate" every
+    metric is exact.
+
     Raises CalibError: EDATA for a malformed state or one from another
-    version, EINVAL for states with different bins or rule, and when
-    ``parts`` is empty.
+    version, EINVAL for states with different bins, rule or value limit,
+    for binning="mass" without value tables, and when ``parts`` is empty.
     """
+    if binning not in BINNINGS:
+        fail(_lib.EINVAL, "unknown binning %r (width, mass)" % (binning,))
     _need("calib_accum_from_json")
     parts = list(parts)
     if not parts:
@@ -585,9 +607,50 @@ def merge(parts, partial=False):
               err)
         return _lib.take_bytes(out.value).decode("utf-8")
     m = ctypes.c_void_p()
-    check(lib.calib_accum_result(acc.ptr, ctypes.byref(m), ctypes.byref(err)),
-          err)
+    if binning == "mass":
+        _need("calib_accum_result_mass")
+        check(lib.calib_accum_result_mass(acc.ptr, 0, ctypes.byref(m),
+                                          ctypes.byref(err)), err)
+    else:
+        check(lib.calib_accum_result(acc.ptr, ctypes.byref(m),
+                                     ctypes.byref(err)), err)
     result = _Owned(m.value, lib.calib_metrics_free)
-    return _metrics_json(result.ptr, total)
+    out = _metrics_json(result.ptr, total)
+    if _lib.has("calib_accum_has_values") and \
+            lib.calib_accum_has_values(acc.ptr):
+        _mark_approximate(acc, out, None, binning == "mass")
+        for i, name in enumerate(out.get("groups") or {}):
+            _mark_approximate(acc, out["groups"][name], i, binning == "mass")
+    return out
+
+
+# What a value table on a grid leaves approximate (calib_exactness), by
+# the JSON keys the CLI's `calib merge` uses too.
+BIN_KEYS = ("ece", "mce", "rmsce", "ece_debiased_l2", "ece_over",
+            "ece_under", "brier_reliability", "brier_resolution")
+RANK_KEYS = ("auroc", "aurc", "selective_cov_acc_area",
+             "selective_acc_at_10")
+
+
+def _mark_approximate(acc, d, group, mass):
+    x = _lib.Exactness()
+    err = _lib.Error()
+    where = 2 ** 64 - 1 if group is None else group
+    check(lib.calib_accum_exactness(acc.ptr, 0, ctypes.c_size_t(where),
+                                    ctypes.byref(x), ctypes.byref(err)), err)
+    keys = []
+    if not mass:   # equal-width bins come from exact cells
+        x.bins_moved = x.edges_moved = 0
+    if x.bins_moved:
+        keys += [k for k in BIN_KEYS if d.get(k) is not None] + ["bins"]
+    elif x.edges_moved:
+        keys.append("bins")
+    if x.ties_made:
+        keys += [k for k in RANK_KEYS if d.get(k) is not None]
+    if keys:
+        d["approximate"] = keys
+        d["value_grid"] = x.grid
+        if x.bins_moved:
+            d["ece_error_bound"] = x.ece_bound
 
 

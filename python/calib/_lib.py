@@ -45,6 +45,13 @@ class ReadStats(ctypes.Structure):
         "rows_sum_off", "rows_disagree", "rows_duplicate", "values_unknown")]
 
 
+class Exactness(ctypes.Structure):
+    """calib_exactness: what a value table on a grid leaves exact."""
+    _fields_ = [("grid", c_double), ("ties_made", c_int),
+                ("bins_moved", c_int), ("edges_moved", c_int),
+                ("ece_bound", c_double)]
+
+
 class ReadOptions(ctypes.Structure):
     _fields_ = [("format", c_int),
                 ("conf", c_char_p), ("correct", c_char_p), ("pred", c_char_p),
@@ -194,6 +201,11 @@ _OPTIONAL = [
                                        POINTER(POINTER(Paired)), ERR]),
     ("calib_paired_free", None, [POINTER(Paired)]),
     ("calib_metric_name", c_char_p, [c_int]),
+    ("calib_accum_keep_values", c_int, [P, c_size, ERR]),
+    ("calib_accum_has_values", c_int, [P]),
+    ("calib_accum_result_mass", c_int, [P, c_int, PP, ERR]),
+    ("calib_accum_exactness", c_int, [P, c_int, c_size,
+                                      POINTER(Exactness), ERR]),
 ]
 
 for _name, _res, _args in _PROTOTYPES:

@@ -49,6 +49,27 @@ def exact(v):
     return v
 
 
+# Smooth and classwise ECE need every row's confidence and scores, which
+# partial states do not hold: a merge writes them null.
+NOT_IN_STATES = ("smece", "smece_bandwidth", "classwise_ece")
+
+
+def as_merged(js):
+    """eval's JSON as a merge of its shards gives it."""
+    js = dict(js)
+    for k in NOT_IN_STATES:
+        if k in js:
+            js[k] = None
+    if isinstance(js.get("groups"), dict):
+        js["groups"] = {g: as_merged(v) for g, v in js["groups"].items()}
+    return js
+
+
+def text_as_merged(text):
+    return [line for line in text.splitlines()
+            if not line.lstrip().startswith(("smooth ECE", "classwise ECE"))]
+
+
 def split_csv(path, out_dir, n_shards, rng, empty=False):
     """Writes the data rows of `path` into n_shards CSV files with its
     header, cut at random places (and one header-only file with `empty`);
@@ -115,14 +136,14 @@ class Case(unittest.TestCase):
         shuffled = list(parts)
         random.Random(len(parts)).shuffle(shuffled)
         merged = json.loads(self.ok("merge", *shuffled, "--json"))
-        one = json.loads(self.ok("eval", *(eval_args or (whole,)), *options, "--json",
-                                 "--no-extra"))
+        one = as_merged(json.loads(self.ok("eval", *(eval_args or (whole,)),
+                                           *options, "--json")))
         self.assertEqual(sorted(merged), sorted(one))
         for key in one:
             self.assertEqual(exact(merged[key]), exact(one[key]), key)
         text_m = self.ok("merge", *parts).splitlines()
-        text_e = self.ok("eval", *(eval_args or (whole,)), *options,
-                         "--no-extra").splitlines()
+        text_e = text_as_merged(self.ok("eval", *(eval_args or (whole,)),
+                                        *options))
         self.assertEqual(text_m[1:], text_e[1:])
         self.assertIn("partial states" if len(parts) > 1 else parts[0], text_m[0])
         return merged
@@ -214,9 +235,10 @@ class TestGeneratedShards(Case):
                     self.path("k%d.npy" % i), "--partial", "-o", p)
             parts.append(p)
         merged = json.loads(self.ok("merge", *parts, "--json"))
-        one = json.loads(self.ok("eval", self.path("conf.npy"), "--correct",
-                                 self.path("correct.npy"), "--json",
-                                 "--no-extra"))
+        one = as_merged(json.loads(self.ok("eval", self.path("conf.npy"),
+                                           "--correct",
+                                           self.path("correct.npy"),
+                                           "--json")))
         self.assertEqual(exact(merged), exact(one))
 
     def test_several_files_become_groups(self):
@@ -225,9 +247,113 @@ class TestGeneratedShards(Case):
         p = self.path("ab.json")
         self.ok("eval", a, b, "--partial", "-o", p)
         merged = json.loads(self.ok("merge", p, "--json"))
-        one = json.loads(self.ok("eval", a, b, "--json", "--no-extra"))
+        one = as_merged(json.loads(self.ok("eval", a, b, "--json")))
         self.assertEqual(exact(merged), exact(one))
         self.assertEqual(sorted(merged["groups"]), ["shard0", "shard1"])
+
+
+class TestMassShards(Case):
+    """merge --binning mass of states with value tables == eval --binning
+    mass over every row, key for key, bit for bit."""
+
+    @unittest.skipUnless(os.path.isdir(DENSENET), "../shared/data not present")
+    def test_densenet_three_shards(self):
+        whole = os.path.join(DENSENET, "test.csv")
+        shards = split_csv(whole, self.dir, 3, random.Random(9))
+        parts = self.partials(shards)
+        merged = json.loads(self.ok("merge", parts[2], parts[0], parts[1],
+                                    "--binning", "mass", "--json"))
+        one = as_merged(json.loads(self.ok("eval", whole, "--binning", "mass",
+                                           "--json")))
+        self.assertEqual(exact(merged), exact(one))
+        for k in NOT_IN_STATES:
+            self.assertIsNone(merged[k])
+        self.assertEqual(exact(merged["auroc"]), exact(one["auroc"]))
+        self.assertEqual(merged["binning"], "mass")
+        self.assertNotIn("approximate", merged)
+        text_m = self.ok("merge", *parts, "--binning", "mass").splitlines()
+        text_e = text_as_merged(self.ok("eval", whole, "--binning", "mass"))
+        self.assertEqual(text_m[1:], text_e[1:])
+
+    def test_ties_weights_groups(self):
+        rng = np.random.default_rng(21)
+        n = 3000
+        conf = np.sqrt(rng.uniform(0, 1, n))
+        conf[::3] = np.floor(conf[::3] * 20) / 20      # ties across shards
+        conf[:4] = [0.0, 1.0, 1.0, 0.5]
+        correct = (rng.uniform(size=n) < conf).astype(int)
+        weight = rng.integers(0, 5, n) / 2
+        subject = rng.choice(["algebra", "law", "music"], n)
+        whole = self.path("top.csv")
+        with open(whole, "w") as f:
+            f.write("confidence,correct,weight,subject\n")
+            for row in zip(conf.tolist(), correct, weight.tolist(), subject):
+                f.write("%r,%d,%r,%s\n" % row)
+        for opts in ([], ["--weight", "weight", "--group", "subject",
+                          "--bins", "10"]):
+            shards = split_csv(whole, self.dir, 4, random.Random(len(opts)))
+            parts = self.partials(shards, *opts)
+            merged = json.loads(self.ok("merge", *parts[::-1], "--binning",
+                                        "mass", "--json"))
+            one = as_merged(json.loads(self.ok("eval", whole, *opts,
+                                               "--binning", "mass", "--json")))
+            self.assertEqual(exact(merged), exact(one))
+
+    def test_grid_says_what_is_approximate(self):
+        # 2000 distinct confidences in [0, 1) into 64-entry tables: 64 cells
+        # of 2^-6
+        rng = np.random.default_rng(22)
+        whole = self.path("g.csv")
+        conf = rng.uniform(0, 1, 2000)
+        with open(whole, "w") as f:
+            f.write("confidence,correct\n")
+            for p in conf.tolist():
+                f.write("%r,%d\n" % (p, rng.uniform() < p))
+        shards = split_csv(whole, self.dir, 2, random.Random(1))
+        parts = self.partials(shards, "--value-limit", "64")
+        merged = json.loads(self.ok("merge", *parts, "--binning", "mass",
+                                    "--json"))
+        one = json.loads(self.ok("eval", whole, "--binning", "mass", "--json"))
+        self.assertEqual(merged["value_grid"], 2 ** -6)
+        self.assertIn("ece", merged["approximate"])
+        self.assertIn("bins", merged["approximate"])
+        self.assertLessEqual(abs(merged["ece"] - one["ece"]),
+                             merged["ece_error_bound"])
+        for key in ("accuracy", "mean_confidence", "brier", "n"):
+            self.assertEqual(exact(merged[key]), exact(one[key]), key)
+        rc, out, err = run("merge", *parts, "--binning", "mass")
+        self.assertEqual(rc, 0)
+        self.assertIn("approximate: value tables on a grid of 0.015625", err)
+        # equal-width bins stay exact; the rank metrics see cells as ties
+        width = json.loads(self.ok("merge", *parts, "--json"))
+        one = json.loads(self.ok("eval", whole, "--json"))
+        self.assertEqual(width["approximate"],
+                         ["auroc", "aurc", "selective_cov_acc_area",
+                          "selective_acc_at_10"])
+        self.assertNotIn("ece_error_bound", width)
+        self.assertEqual(exact(width["ece"]), exact(one["ece"]))
+        self.assertNotEqual(width["auroc"], one["auroc"])
+
+    def test_states_without_tables(self):
+        csv = self.path("a.csv")
+        with open(csv, "w") as f:
+            f.write("confidence,correct\n0.25,0\n0.75,1\n")
+        p, q = self.path("p.json"), self.path("q.json")
+        self.ok("eval", csv, "--partial", "-o", p)
+        self.ok("eval", csv, "--partial", "--no-values", "-o", q)
+        with open(q) as f:
+            js = json.load(f)
+        self.assertEqual(js["version"], 1)
+        self.assertNotIn("values", js["overall"])
+        self.fails(65, ["merge", p, q, "--binning", "mass"], "q.json: no value "
+                   "tables", "--binning mass needs them")
+        # equal-width: a state with tables and one without merge as before
+        self.assertEqual(exact(json.loads(self.ok("merge", p, q, "--json"))),
+                         exact(json.loads(self.ok("merge", q, q, "--json"))))
+        r = self.path("r.json")
+        self.ok("eval", csv, "--partial", "--value-limit", "100", "-o", r)
+        self.fails(65, ["merge", p, r, "--binning", "mass"], "r.json",
+                   "value tables of at most 100")
 
 
 class TestMergeErrors(Case):
@@ -269,11 +395,12 @@ class TestMergeErrors(Case):
         with open(e) as f:
             js = json.load(f)
         self.assertEqual((js["format"], js["version"], js["read"]["rows_read"]),
-                         ("calib-partial", 1, 0))
+                         ("calib-partial", 2, 0))
+        self.assertEqual(js["overall"]["values"], {"grid": None, "runs": []})
         p = self.part("p.json")
         self.assertEqual(exact(json.loads(self.ok("merge", e, p, "--json"))),
-                         exact(json.loads(self.ok("eval", self.csv, "--json",
-                                                 "--no-extra"))))
+                         exact(as_merged(json.loads(self.ok("eval", self.csv,
+                                                            "--json")))))
         self.fails(65, ["merge", e], "e.json: no data rows")
         self.fails(65, ["merge", e, e], "no data rows")
 
@@ -294,7 +421,8 @@ class TestMergeErrors(Case):
 
         def first_cell(js):
             return next(c for c in js["overall"]["cells"] if c)
-        bad("v2.json", lambda js: js.update(version=2), "version 2")
+        bad("v3.json", lambda js: js.update(version=3), "version 3",
+            "reads versions 1 and 2")
         bad("neg.json", lambda js: first_cell(js).update(count=-4),
             "overall.cells[", "].count: -4 is negative")
         bad("short.json", lambda js: js["overall"]["cells"].pop(), "overall.cells:",
@@ -308,7 +436,12 @@ class TestMergeErrors(Case):
 
     def test_partial_usage(self):
         self.fails(64, ["eval", self.csv, "--partial", "--binning", "mass"],
-                   "equal-mass binning is not available from partial states")
+                   "give --binning mass to calib merge")
+        self.fails(64, ["eval", self.csv, "--value-limit", "100"],
+                   "go with --partial")
+        self.fails(64, ["eval", self.csv, "--partial", "--value-limit", "8"],
+                   "--value-limit")
+        self.fails(64, ["merge", "x.json", "--binning", "both"], "--binning")
         self.fails(64, ["eval", "--partial", "--val", self.csv, "--test", self.csv],
                    "--partial")
         self.fails(64, ["merge"], "missing PART")
