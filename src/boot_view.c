@@ -204,8 +204,9 @@ static void take(const boot *b, const calib_metrics *m, int src,
     }
 }
 
-/* NLL and Brier: sum over drawn copies of w_i loss_i, exactly, divided
- * by the replicate's weight (s->weight, from the view). */
+/* NLL and Brier: sum over drawn copies of w_i loss_i (the product exact,
+ * as calib_evaluate adds it), divided by the replicate's weight
+ * (s->weight, from the view). */
 static void rows_sums(const boot *b, boot_scratch *s, double *vals)
 {
     for (size_t p = 0; p < b->n_pops; p++) {
@@ -216,8 +217,14 @@ static void rows_sums(const boot *b, boot_scratch *s, double *vals)
         const size_t i = s->idx[j];
         const size_t p = b->use_groups
                              ? b->pop_of_group[b->ds->groups[i]] : 0;
-        calib__xsum_add(&s->nll[p], b->nll[i]);
-        calib__xsum_add(&s->brier[p], b->brier[i]);
+        if (b->ds->weights) { /* w * loss exactly, as calib_evaluate */
+            calib__xsum_add_product(&s->nll[p], b->ds->weights[i], b->nll[i]);
+            calib__xsum_add_product(&s->brier[p], b->ds->weights[i],
+                                    b->brier[i]);
+        } else {
+            calib__xsum_add(&s->nll[p], b->nll[i]);
+            calib__xsum_add(&s->brier[p], b->brier[i]);
+        }
     }
     for (size_t p = 1; p < b->n_pops; p++) {
         calib__xsum_merge(&s->nll[0], &s->nll[p]);

@@ -125,11 +125,6 @@ static void rows_range(void *vctx, size_t begin, size_t end, int worker)
         calib__row_eval(ds, i, 1.0, &b->conf[i], &correct, &b->nll[i],
                         &b->brier[i], &clipped);
         b->correct[i] = (uint8_t)correct;
-        /* calib_evaluate adds w * loss for weighted rows: so do we */
-        if (ds->weights) {
-            b->nll[i] *= ds->weights[i];
-            b->brier[i] *= ds->weights[i];
-        }
     }
 }
 
