@@ -1,0 +1,36 @@
+/* fuzz_lmeval.c — lm-evaluation-harness --log_samples JSONL (and the
+ * one-array form of v0.4.0-0.4.2), plain or gzipped.
+ *
+ * Input: two flag bytes, then the file.  Byte 0: bit 0 gzip the file,
+ * bit 1 skip bad rows, bits 2-3 the loglik normalisation (none, chars,
+ * bytes), bit 4 a group path ("doc.subject"), bit 5 a fixed group name,
+ * bit 6 the format detected from the content (else forced), bit 7 a
+ * 256-byte line limit.  Byte 1: the streaming reader's chunk size.
+ */
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    const uint8_t flags = data[0];
+    calib_read_options opt;
+    calib_read_options_init(&opt);
+    opt.format = flags & 64 ? CALIB_FORMAT_AUTO : CALIB_FORMAT_LMEVAL;
+    opt.skip_bad_rows = (flags & 2) != 0;
+    opt.norm = (calib_lmeval_norm)((flags >> 2) & 3) % 3;
+    if (flags & 16)
+        opt.group = "doc.subject";
+    if (flags & 32)
+        opt.group_name = "task";
+    if (flags & 128)
+        opt.max_line = 256;
+    opt.chunk_rows = data[1];
+    fuzz_file f;
+    fuzz_file_open(&f, data + 2, size - 2, flags & 1);
+    if (flags & 64)
+        fuzz_file_name(&f, ".jsonl");
+    fuzz_read_both(f.path, &opt);
+    fuzz_file_close(&f);
+    return 0;
+}
