@@ -68,6 +68,30 @@ static double logit(const calib_dataset *ds, size_t j, double beta)
     return beta * v;
 }
 
+/* The largest unscaled logit of the row, and its first index in *arg. */
+static double row_max(const calib_dataset *ds, size_t b, size_t len,
+                      size_t *arg)
+{
+    double top = -INFINITY;
+    for (size_t j = 0; j < len; j++) {
+        const double z = logit(ds, b + j, 1.0);
+        if (z > top) {
+            top = z;
+            *arg = j;
+        }
+    }
+    return top;
+}
+
+/* z_j - z_max at beta: the scaled logits' difference, or after an
+ * overflow, beta times the unscaled one. */
+static double shifted(const calib_dataset *ds, size_t j, double beta,
+                      int over, double zmax, double rmax)
+{
+    return over ? beta * (logit(ds, j, 1.0) - rmax)
+                : logit(ds, j, beta) - zmax;
+}
+
 /* Softmax through log-sum-exp with the largest logit z_max as the shift:
  * e_k = exp(z_k - z_max), s = sum e_k, q_k = e_k / s, so conf = 1/s and
  * -log q_y = log s - (z_y - z_max).  The Brier score is summed as
@@ -86,22 +110,27 @@ static void eval_logits(const calib_dataset *ds, size_t b, size_t len, int y,
             arg = j;
         }
     }
+    /* beta z can overflow where z does not (T small, |z| near 1e308): then
+     * the shift is taken before the scaling, beta (z_k - z_max), which
+     * cannot give inf - inf (NaN); the prediction is the unscaled one. */
+    const int over = isinf(zmax);
+    const double rmax = over ? row_max(ds, b, len, &arg) : 0.0;
     double s = 0.0, other = 0.0, other2 = 0.0;
     for (size_t j = 0; j < len; j++) {
-        const double e = exp(logit(ds, b + j, beta) - zmax);
+        const double e = exp(shifted(ds, b + j, beta, over, zmax, rmax));
         s += e;
         if ((int)j != y) {
             other += e;
             other2 += e * e;
         }
     }
-    const double zy = logit(ds, b + (size_t)y, beta);
+    const double dy = shifted(ds, b + (size_t)y, beta, over, zmax, rmax);
     if (conf)
         *conf = 1.0 / s;
     if (correct)
         *correct = (int)arg == y;
     if (nll)
-        *nll = log(s) - (zy - zmax);
+        *nll = log(s) - dy;
     if (brier)
         *brier = (other / s) * (other / s) + other2 / (s * s);
 }
