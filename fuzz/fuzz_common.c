@@ -225,23 +225,20 @@ static int read_stream(const char *path, const calib_read_options *opt,
     return rc;
 }
 
-/* Metrics of what was read, by the whole-dataset path: invariants, and
- * the same at 1 and 2 threads. */
+/* Metrics of what was read (every extra metric too): invariants.  (The
+ * thread and shard checks are fuzz_metrics.c's: read inputs are far too
+ * small to be split.) */
 static void evaluate_read(const calib_dataset *ds)
 {
     calib_eval_options o;
-    calib_metrics *m1 = NULL, *m2 = NULL;
+    calib_metrics *m = NULL;
     calib_eval_options_init(&o);
     o.bins = 10;
     o.threads = 1;
     o.extra = CALIB_EXTRA_ALL;
-    FUZZ_ASSERT(calib_evaluate(ds, &o, &m1, NULL) == CALIB_OK);
-    fuzz_check_metrics(m1, calib_dataset_rows(ds));
-    o.threads = 2;
-    FUZZ_ASSERT(calib_evaluate(ds, &o, &m2, NULL) == CALIB_OK);
-    FUZZ_ASSERT(fuzz_metrics_same(m1, m2));
-    calib_metrics_free(m1);
-    calib_metrics_free(m2);
+    FUZZ_ASSERT(calib_evaluate(ds, &o, &m, NULL) == CALIB_OK);
+    fuzz_check_metrics(m, calib_dataset_rows(ds));
+    calib_metrics_free(m);
 }
 
 void fuzz_read_both(const char *path, const calib_read_options *opt)

@@ -195,8 +195,77 @@ def openai_seeds():
          "meta": [{"ok": "true"}]}).encode() + b"\n")
 
 
+
+
+def run_calib(args, cwd):
+    import subprocess
+    calib = os.environ.get("CALIB", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "build", "calib"))
+    subprocess.run([os.path.abspath(calib)] + args, cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+LOGITS_CSV = ("logit_0,logit_1,logit_2,label,g\n2,0.5,-1,0,a\n0.1,0.2,3,2,b\n"
+              "1,1,0,1,a\n-2,4,0.5,1,b\n3,0,0,0,a\n")
+TOP_CSV = ("confidence,correct,weight,g\n0.9,1,1,x\n0,0,2,y\n1,1,0.5,x\n"
+           "0.45,0,1e30,x\n0.2,1,0,y\n")
+
+
+def with_files(fn):
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in (("l.csv", LOGITS_CSV), ("t.csv", TOP_CSV),
+                           ("h.csv", "confidence,correct\n")):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.5, 0.5, 0.0]],
+                     dtype="<f4")
+        np.save(os.path.join(d, "p.npy"), p)
+        np.save(os.path.join(d, "y.npy"), np.array([0, 1, 2]))
+        fn(d)
+
+
+def partial_seeds():
+    def make(d):
+        runs = {
+            "logits-groups": ["l.csv", "--group", "g"],
+            "top-torchmetrics": ["t.csv", "--weight", "weight", "--bins",
+                                 "5", "--bin-rule", "torchmetrics"],
+            "top-hollance": ["t.csv", "--group", "g", "--bin-rule",
+                             "hollance", "--bins", "3"],
+            "probs-f32-gpleiss": ["p.npy", "--probs", "--labels", "y.npy",
+                                  "--bin-rule", "gpleiss", "--bins", "4"],
+            "empty": ["h.csv"],
+        }
+        for name, args in runs.items():
+            run_calib(["eval"] + args + ["--partial", "-o", "out.json"], d)
+            with open(os.path.join(d, "out.json"), "rb") as f:
+                put("partial", name, f.read())
+    with_files(make)
+
+
+def calibrator_seeds():
+    def make(d):
+        runs = {
+            "nll": ["l.csv"],
+            "ece-binary": ["t.csv", "--objective", "ece"],
+            "brier": ["l.csv", "--objective", "brier"],
+        }
+        for name, args in runs.items():
+            run_calib(["fit"] + args + ["-o", "out.json"], d)
+            with open(os.path.join(d, "out.json"), "rb") as f:
+                put("calibrator", name, f.read())
+    with_files(make)
+    put("calibrator", "minimal", '{"method": "temperature", '
+        '"temperature": 1.5}')
+    put("calibrator", "binary-tiny-t", '{"method": "temperature", '
+        '"temperature": 1e-300, "form": "binary", "objective": "ece", '
+        '"iterations": -3, "diagnostics": ["a", "b\\u00e9"]}')
+
+
 def main():
-    for fn in (npy_seeds, csv_seeds, lmeval_seeds, openai_seeds):
+    for fn in (npy_seeds, csv_seeds, lmeval_seeds, openai_seeds,
+               partial_seeds, calibrator_seeds):
         fn()
 
 
