@@ -263,9 +263,42 @@ def calibrator_seeds():
         '"iterations": -3, "diagnostics": ["a", "b\\u00e9"]}')
 
 
+
+
+# Header of fuzz_metrics.c: [kind | 4 f32 | 8 weights | 16 groups |
+# 32 ragged | 64 normalise | 128 raw labels, bins - 1, rule | 8 mass |
+# objective << 4 | 64 extra | 128 tile, rows - 1, classes - 1, groups].
+def metrics_seeds():
+    rng = np.random.default_rng(7)
+
+    def vals(n):
+        return bytes(int(x) for x in rng.integers(0, 0xf0, n))
+
+    def raw(x):
+        return b"\xf0" + np.float64(x).tobytes()
+
+    put("metrics", "toplabel", bytes([0, 14, 64, 31, 0, 0]) + vals(64))
+    put("metrics", "toplabel-f32-weights-groups", bytes(
+        [4 | 8 | 16, 9, 3, 19, 0, 0x6c]) + vals(60))
+    put("metrics", "logits", bytes([1, 14, 64, 15, 2, 0]) + vals(64))
+    put("metrics", "logits-ece-tiled", bytes([1, 14, 1 << 4 | 128, 9, 3,
+                                              0]) + vals(60))
+    put("metrics", "probs-normalised-brier", bytes([2 | 64, 9, 2 << 4, 11,
+                                                    3, 0]) + vals(60))
+    put("metrics", "ragged-mass", bytes([1 | 32, 9, 8 | 64, 7, 0, 0x1b])
+        + vals(60))
+    put("metrics", "probs-raw-labels", bytes([2 | 64 | 128, 4, 4, 5, 2, 0])
+        + vals(30))
+    put("metrics", "raw-doubles", bytes([1, 14, 0, 3, 2, 0]) + raw(1e-320)
+        + raw(-1e300) + raw(5e-324) + b"\x01" + raw(0.0) + raw(1e308)
+        + raw(-1e308) + b"\x00" + raw(float("nan")) + raw(1.0) + raw(2.0)
+        + b"\x02" + raw(float("inf")) + raw(0.5) + raw(0.25) + b"\x00")
+    put("metrics", "bins-large", bytes([0, 203, 2, 40, 0, 0]) + vals(80))
+
+
 def main():
     for fn in (npy_seeds, csv_seeds, lmeval_seeds, openai_seeds,
-               partial_seeds, calibrator_seeds):
+               partial_seeds, calibrator_seeds, metrics_seeds):
         fn()
 
 
