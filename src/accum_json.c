@@ -454,6 +454,9 @@ static int get_pop(const json_t *j, const char *path, pop *P,
                               "%llu rows", (unsigned long long)P->clipped,
                    (unsigned long long)P->fast_hits,
                    (unsigned long long)rows);
+    char why[160];
+    if (calib__pop_check(P, &a->bs, a->kind_seen == 1, why, sizeof why))
+        return bad(err, path, "%s", why);
     return CALIB_OK;
 }
 

@@ -18,6 +18,7 @@
  */
 #include "metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +275,57 @@ static double brier_sum(const pop *P)
     xsum_add_fx_neg(&s, P->pc_fx, -40);
     calib__xsum_add(&s, (double)P->fast_hits);
     return calib__xsum_round(&s);
+}
+
+/* Slack for sums of rounded products w p compared with their bounds. */
+#define SUM_SLACK 1e-9
+
+/* Cell b's sums against what rows can give: weights >= 0, hits in
+ * [0, weight], confidences within the cell's edges times its weight. */
+static int cell_check(const cell *c, const binspec *bs, size_t b, double *w,
+                      char *why, size_t size)
+{
+    double conf, hit, lo = 0.0, hi = 0.0; /* "no bin" holds p = 0 only */
+    cell_round(c, w, &conf, &hit);
+    if (b <= (size_t)bs->m)
+        bin_bounds(bs, b, &lo, &hi);
+    const double slack = SUM_SLACK * *w;
+    if (!(calib__xsum_round(&c->weight) >= 0.0) || !(*w >= 0.0))
+        snprintf(why, size, "cells[%zu]: weight %g is negative", b, *w);
+    else if (!(hit >= 0.0 && hit <= *w))
+        snprintf(why, size, "cells[%zu]: hits %g outside [0, weight %g]", b,
+                 hit, *w);
+    else if (isfinite(*w) &&
+             !(conf >= lo * *w - slack && conf <= hi * *w + slack))
+        snprintf(why, size, "cells[%zu]: confidences sum to %g, outside "
+                            "[%g, %g] times the weight %g", b, conf, lo, hi,
+                 *w);
+    else
+        return 0;
+    return 1;
+}
+
+int calib__pop_check(const pop *P, const binspec *bs, int top, char *why,
+                     size_t size)
+{
+    double total = 0.0, w;
+    for (size_t b = 0; b < P->n_cells; b++) {
+        if (P->cells[b].count && cell_check(&P->cells[b], bs, b, &w, why,
+                                            size))
+            return 1;
+        total += P->cells[b].count ? w : 0.0;
+    }
+    const double brier = brier_sum(P), nll = calib__xsum_round(&P->nll);
+    const double most = (top ? 1.0 : 2.0) * total;
+    if (!(brier >= -SUM_SLACK * total && brier <= most * (1 + SUM_SLACK)))
+        snprintf(why, size, "the Brier sum %g is outside [0, %g]", brier,
+                 most);
+    else if (top ? nll != 0.0 : !(nll >= 0.0))
+        snprintf(why, size, "the NLL sum %g is %s", nll,
+                 top ? "not 0 for top-label rows" : "negative or NaN");
+    else
+        return 0;
+    return 1;
 }
 
 calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
