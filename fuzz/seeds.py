@@ -267,7 +267,8 @@ def calibrator_seeds():
 
 # Header of fuzz_metrics.c: [kind | 4 f32 | 8 weights | 16 groups |
 # 32 ragged | 64 normalise | 128 raw labels, bins - 1, rule | 8 mass |
-# objective << 4 | 64 extra | 128 tile, rows - 1, classes - 1, groups].
+# objective << 4 | 64 extra | 128 tile, rows - 1, classes - 1, groups
+# (odd: tile)].
 def metrics_seeds():
     rng = np.random.default_rng(7)
 
@@ -281,8 +282,8 @@ def metrics_seeds():
     put("metrics", "toplabel-f32-weights-groups", bytes(
         [4 | 8 | 16, 9, 3, 19, 0, 0x6c]) + vals(60))
     put("metrics", "logits", bytes([1, 14, 64, 15, 2, 0]) + vals(64))
-    put("metrics", "logits-ece-tiled", bytes([1, 14, 1 << 4 | 128, 9, 3,
-                                              0]) + vals(60))
+    put("metrics", "logits-tiled", bytes([1, 14, 1 << 4 | 128, 9, 3, 1])
+        + vals(60))
     put("metrics", "probs-normalised-brier", bytes([2 | 64, 9, 2 << 4, 11,
                                                     3, 0]) + vals(60))
     put("metrics", "ragged-mass", bytes([1 | 32, 9, 8 | 64, 7, 0, 0x1b])
