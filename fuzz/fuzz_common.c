@@ -254,6 +254,8 @@ void fuzz_read_both(const char *path, const calib_read_options *opt)
     if (rc != CALIB_OK) {
         FUZZ_ASSERT(ds == NULL);
         FUZZ_ASSERT(err.code == rc && err.message[0] != '\0');
+        /* bad data is refused naming the file it is in */
+        FUZZ_ASSERT(rc != CALIB_EDATA || err.file[0] != '\0');
         return;
     }
     calib_dataset_stats(ds, &whole);
