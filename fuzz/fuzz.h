@@ -43,6 +43,11 @@ void fuzz_file_name(fuzz_file *f, const char *ext);
  * metrics of what was read hold their invariants. */
 void fuzz_read_both(const char *path, const calib_read_options *opt);
 
+/* fuzz_read_both on an in-memory file of data[0 .. size), gzipped when
+ * `gzip` is set, whose name ends in `ext` unless that is NULL. */
+void fuzz_read_bytes(const uint8_t *data, size_t size, int gzip,
+                     const char *ext, const calib_read_options *opt);
+
 /* The invariants every calib_metrics must hold for finite input: ECE,
  * MCE, RMSCE, accuracy and mean confidence in [0, 1], ECE <= RMSCE <=
  * MCE, Brier in its range, NLL >= 0, no NaN where a metric applies, bin

@@ -267,3 +267,14 @@ void fuzz_read_both(const char *path, const calib_read_options *opt)
         evaluate_read(ds);
     calib_dataset_free(ds);
 }
+
+void fuzz_read_bytes(const uint8_t *data, size_t size, int gzip,
+                     const char *ext, const calib_read_options *opt)
+{
+    fuzz_file f;
+    fuzz_file_open(&f, data, size, gzip);
+    if (ext)
+        fuzz_file_name(&f, ext);
+    fuzz_read_both(f.path, opt);
+    fuzz_file_close(&f);
+}

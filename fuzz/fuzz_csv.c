@@ -47,9 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opt.max_line = 64;
     set_columns(&opt, flags >> 4);
     opt.chunk_rows = data[1];
-    fuzz_file f;
-    fuzz_file_open(&f, data + 2, size - 2, flags & 2);
-    fuzz_read_both(f.path, &opt);
-    fuzz_file_close(&f);
+    fuzz_read_bytes(data + 2, size - 2, flags & 2, NULL, &opt);
     return 0;
 }

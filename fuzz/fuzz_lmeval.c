@@ -26,11 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & 128)
         opt.max_line = 256;
     opt.chunk_rows = data[1];
-    fuzz_file f;
-    fuzz_file_open(&f, data + 2, size - 2, flags & 1);
-    if (flags & 64)
-        fuzz_file_name(&f, ".jsonl");
-    fuzz_read_both(f.path, &opt);
-    fuzz_file_close(&f);
+    fuzz_read_bytes(data + 2, size - 2, flags & 1,
+                    flags & 64 ? ".jsonl" : NULL, &opt);
     return 0;
 }

@@ -35,11 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opt.group = "grade.domain";
     if (more & 128)
         opt.group_name = "task";
-    fuzz_file f;
-    fuzz_file_open(&f, data + 2, size - 2, flags & 1);
-    if (flags & 32)
-        fuzz_file_name(&f, ".jsonl");
-    fuzz_read_both(f.path, &opt);
-    fuzz_file_close(&f);
+    fuzz_read_bytes(data + 2, size - 2, flags & 1,
+                    flags & 32 ? ".jsonl" : NULL, &opt);
     return 0;
 }
