@@ -631,7 +631,9 @@ int calib_calibrator_to_json(const calib_calibrator *c, char **json,
                              calib_error *err);
 /* Parses what calib_calibrator_to_json wrote (extra keys are ignored, so a
  * `calib fit` file with before/after metrics reads back).  Errors:
- * CALIB_EDATA (malformed JSON, unknown method, T <= 0 or not finite). */
+ * CALIB_EDATA (malformed JSON, unknown method, T <= 0 or not finite, a
+ * known key of the wrong type, or a count such as "fitted_rows" that is
+ * negative or too large). */
 int calib_calibrator_from_json(const char *json, size_t len,
                                calib_calibrator **out, calib_error *err);
 
