@@ -3,8 +3,9 @@
  *
  * Input: the JSON text (not NUL-terminated).  A state it accepts must
  * write back to the same text after one round trip, merge with a copy of
- * itself, and give metrics that hold their invariants: the state of all
- * its rows twice gives the same means as the state once.
+ * itself, and give metrics that hold their invariants (its groups holding
+ * no more rows than the whole): the state of all its rows twice gives the
+ * same means as the state once.
  */
 #include "fuzz.h"
 
@@ -51,6 +52,10 @@ static void check_result(calib_accum *a, const char *json)
                                       NULL) == CALIB_OK);
     FUZZ_ASSERT(calib_accum_merge(a, twin, NULL) == CALIB_OK);
     if (rc == CALIB_OK) {
+        size_t grouped = 0;
+        for (size_t g = 0; g < once->n_groups; g++)
+            grouped += once->groups[g]->n;
+        FUZZ_ASSERT(grouped <= once->n); /* a group's rows are rows */
         fuzz_check_metrics(once, once->n);
         FUZZ_ASSERT(calib_accum_result(a, &twice, NULL) == CALIB_OK);
         fuzz_check_metrics(twice, twice->n);

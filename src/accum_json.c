@@ -483,6 +483,16 @@ static int get_groups(const json_t *j, calib_accum *a, calib_error *err)
         if (rc)
             return rc;
     }
+    /* every row of a group is a row of the whole (rows without a group
+     * are only there), cell by cell */
+    for (size_t i = 0; i < a->all->n_cells; i++) {
+        uint64_t rows = 0;
+        for (size_t g = 0; g < a->n_groups; g++)
+            if ((rows += a->groups[g]->cells[i].count) > a->all->cells[i].count)
+                return bad(err, "groups", "cells[%zu]: the groups hold more "
+                                          "rows than overall's %llu", i,
+                           (unsigned long long)a->all->cells[i].count);
+    }
     return CALIB_OK;
 }
 
