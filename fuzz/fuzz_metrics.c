@@ -346,6 +346,9 @@ static void run_checks(const calib_arrays *a, const uint8_t *h)
         FUZZ_ASSERT((rc == CALIB_EDATA || rc == CALIB_EINVAL) && !ds);
         return;
     }
+    calib_read_stats st;
+    calib_dataset_stats(ds, &st);
+    FUZZ_ASSERT(st.rows_read == st.rows_used + st.rows_rejected);
     calib_eval_options o;
     calib_metrics *m = NULL;
     calib_eval_options_init(&o);
