@@ -277,8 +277,11 @@ static double brier_sum(const pop *P)
     return calib__xsum_round(&s);
 }
 
-/* Slack for sums of rounded products w p compared with their bounds. */
-#define SUM_SLACK 1e-9
+/* Slack for sums of rounded products w p compared with their bounds:
+ * relative for the rounding of each product, and 2^-159 a row for the
+ * parts below 2^-160 that the superaccumulator drops (tiny weights). */
+#define SUM_SLACK 1e-13
+#define ROW_SLACK 0x1p-159
 
 /* Cell b's sums against what rows can give: weights >= 0, hits in
  * [0, weight], confidences within the cell's edges times its weight. */
@@ -289,7 +292,7 @@ static int cell_check(const cell *c, const binspec *bs, size_t b, double *w,
     cell_round(c, w, &conf, &hit);
     if (b <= (size_t)bs->m)
         bin_bounds(bs, b, &lo, &hi);
-    const double slack = SUM_SLACK * *w;
+    const double slack = SUM_SLACK * *w + ROW_SLACK * (double)c->count;
     if (!(calib__xsum_round(&c->weight) >= 0.0) || !(*w >= 0.0))
         snprintf(why, size, "cells[%zu]: weight %g is negative", b, *w);
     else if (!(hit >= 0.0 && hit <= *w))
@@ -297,9 +300,9 @@ static int cell_check(const cell *c, const binspec *bs, size_t b, double *w,
                  hit, *w);
     else if (isfinite(*w) &&
              !(conf >= lo * *w - slack && conf <= hi * *w + slack))
-        snprintf(why, size, "cells[%zu]: confidences sum to %g, outside "
-                            "[%g, %g] times the weight %g", b, conf, lo, hi,
-                 *w);
+        snprintf(why, size, "cells[%zu]: confidences sum to %.17g, "
+                            "outside [%g, %g] times the weight %.17g", b,
+                 conf, lo, hi, *w);
     else
         return 0;
     return 1;
@@ -308,16 +311,18 @@ static int cell_check(const cell *c, const binspec *bs, size_t b, double *w,
 int calib__pop_check(const pop *P, const binspec *bs, int top, char *why,
                      size_t size)
 {
-    double total = 0.0, w;
+    double total = 0.0, rows = 0.0, w;
     for (size_t b = 0; b < P->n_cells; b++) {
         if (P->cells[b].count && cell_check(&P->cells[b], bs, b, &w, why,
                                             size))
             return 1;
         total += P->cells[b].count ? w : 0.0;
+        rows += (double)P->cells[b].count;
     }
     const double brier = brier_sum(P), nll = calib__xsum_round(&P->nll);
     const double most = (top ? 1.0 : 2.0) * total;
-    if (!(brier >= -SUM_SLACK * total && brier <= most * (1 + SUM_SLACK)))
+    const double slack = SUM_SLACK * most + ROW_SLACK * rows;
+    if (!(brier >= -slack && brier <= most + slack))
         snprintf(why, size, "the Brier sum %g is outside [0, %g]", brier,
                  most);
     else if (top ? nll != 0.0 : !(nll >= 0.0))
