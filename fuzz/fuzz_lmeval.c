@@ -9,24 +9,30 @@
  */
 #include "fuzz.h"
 
+/* The options flag byte 0 and chunk byte 1 ask for. */
+static void set_options(calib_read_options *opt, uint8_t flags,
+                        uint8_t chunk)
+{
+    calib_read_options_init(opt);
+    opt->format = flags & 64 ? CALIB_FORMAT_AUTO : CALIB_FORMAT_LMEVAL;
+    opt->skip_bad_rows = (flags & 2) != 0;
+    opt->norm = (calib_lmeval_norm)((flags >> 2) & 3) % 3;
+    if (flags & 16)
+        opt->group = "doc.subject";
+    if (flags & 32)
+        opt->group_name = "task";
+    if (flags & 128)
+        opt->max_line = 256;
+    opt->chunk_rows = chunk;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    calib_read_options opt;
     if (size < 2)
         return 0;
-    const uint8_t flags = data[0];
-    calib_read_options opt;
-    calib_read_options_init(&opt);
-    opt.format = flags & 64 ? CALIB_FORMAT_AUTO : CALIB_FORMAT_LMEVAL;
-    opt.skip_bad_rows = (flags & 2) != 0;
-    opt.norm = (calib_lmeval_norm)((flags >> 2) & 3) % 3;
-    if (flags & 16)
-        opt.group = "doc.subject";
-    if (flags & 32)
-        opt.group_name = "task";
-    if (flags & 128)
-        opt.max_line = 256;
-    opt.chunk_rows = data[1];
-    fuzz_read_bytes(data + 2, size - 2, flags & 1,
-                    flags & 64 ? ".jsonl" : NULL, &opt);
+    set_options(&opt, data[0], data[1]);
+    fuzz_read_bytes(data + 2, size - 2, data[0] & 1,
+                    data[0] & 64 ? ".jsonl" : NULL, &opt);
     return 0;
 }
