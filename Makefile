@@ -57,6 +57,22 @@ $(O)/golden/.stamp: $(GOLDEN_GEN)
 	@touch $@
 golden: $(O)/golden/.stamp
 
+# Fuzz targets (fuzz/README.md): each fuzz/fuzz_<t>.c replayed over its
+# corpus fuzz/corpus/<t>/ by fuzz/replay.c, built with $(CC), on every test.
+FUZZ_TARGETS = $(sort $(patsubst fuzz/fuzz_%.c,%,$(filter-out \
+                 fuzz/fuzz_common.c,$(wildcard fuzz/fuzz_*.c))))
+FUZZ_REPLAYS = $(FUZZ_TARGETS:%=$(O)/fuzz/replay_%)
+FUZZ_DEPS    = fuzz/fuzz.h fuzz/fuzz_common.c $(O)/libcalib.a
+
+$(O)/fuzz/replay_%: fuzz/replay.c fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ifuzz $(ALL_CFLAGS) -o $@ fuzz/replay.c fuzz/fuzz_$*.c \
+	  fuzz/fuzz_common.c $(O)/libcalib.a $(LDLIBS)
+
+fuzz-replay: $(FUZZ_REPLAYS)
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  $(O)/fuzz/replay_$$t fuzz/corpus/$$t || fail=1; done; test $$fail = 0
+
 unit-test: $(TESTS) $(O)/golden/.stamp
 	@fail=0; for t in $(TESTS); do \
 	  echo "== $$t"; CALIB_GOLDEN=$(O)/golden CALIB_BUILD=$(O) $$t || fail=1; done; \
@@ -68,7 +84,7 @@ cli-test: $(O)/calib $(O)/golden/.stamp
 # `make test` is what CI runs: warnings are errors here.
 test:
 	$(MAKE) EXTRA_CFLAGS=-Werror all
-	$(MAKE) EXTRA_CFLAGS=-Werror unit-test cli-test python-test
+	$(MAKE) EXTRA_CFLAGS=-Werror unit-test cli-test python-test fuzz-replay
 
 # The Python binding's tests, against this tree's library and golden cases
 # (pytest when installed, else unittest; either ends with its summary line).
@@ -102,10 +118,38 @@ install-python: $(O)/libcalib.so
 # suppressed.
 LSAN = LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 asan:
-	$(LSAN) $(MAKE) O=build-asan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all unit-test cli-test
+	$(LSAN) $(MAKE) O=build-asan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all unit-test cli-test fuzz-replay
 
 ubsan:
-	$(MAKE) O=build-ubsan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all unit-test cli-test
+	$(MAKE) O=build-ubsan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all unit-test cli-test fuzz-replay
+
+# `make fuzz`: every target built with clang's libFuzzer, ASan and UBSan
+# (`make fuzz-build` only builds), then run FUZZ_SECONDS each, one at a
+# time, from the committed corpus; new inputs go to build-fuzz/corpus/<t>,
+# crashes to build-fuzz/crash-<t>-*.  FUZZ_TARGETS=csv limits the set.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?= -timeout=10 -rss_limit_mb=2048 -max_len=65536
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FO = build-fuzz
+.PHONY: fuzz fuzz-build fuzz-replay
+fuzz-build:
+	$(MAKE) O=$(FO) CC=$(FUZZ_CC) OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FO)/libcalib.a
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $(FO)/fuzz/fuzz_$$t"; mkdir -p $(FO)/fuzz; \
+	  $(FUZZ_CC) $(CPPFLAGS) -Ifuzz -std=c11 -pthread -O1 -g \
+	    -fsanitize=fuzzer $(FUZZ_SAN) -o $(FO)/fuzz/fuzz_$$t \
+	    fuzz/fuzz_$$t.c fuzz/fuzz_common.c $(FO)/libcalib.a $(LDLIBS) \
+	    || exit 1; done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; mkdir -p $(FO)/corpus/$$t; \
+	  $(FO)/fuzz/fuzz_$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FO)/crash-$$t- $(FO)/corpus/$$t fuzz/corpus/$$t \
+	    || exit 1; done
 
 deps:
 	@sh scripts/deps.sh
@@ -140,7 +184,7 @@ format:
 	clang-format -i include/*.h src/*.[ch] cli/*.[ch] tests/*.[ch]
 
 clean:
-	rm -rf build build-asan build-ubsan
+	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "make | make test | make asan | make ubsan | make bench | make demo | make install"
+	@echo "make | make test | make asan | make ubsan | make fuzz | make bench | make demo | make install"

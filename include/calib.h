@@ -18,7 +18,10 @@
  *    Work over rows is split across `threads` threads (0 = the machine's
  *    cores).  Every metric's sum over rows is exact (a superaccumulator,
  *    rounded once at the end), so results are bit-identical for any thread
- *    count and any split of the rows into shards.  The temperature solver's
+ *    count and any split of the rows into shards; the one exception is a
+ *    term of magnitude 2^80 or more (a weight above ~1e24, an NLL from
+ *    logits ~1e24 apart), which is summed in plain floating point, so its
+ *    last bits depend on the split.  The temperature solver's
  *    inner objective sums fixed blocks of 16 rows in a fixed order before
  *    adding them exactly: its T is bit-identical for any thread count.
  *  - No locale.  Numbers are read and written in the C locale whatever the
@@ -997,7 +1000,8 @@ int calib_calibrator_to_json(const calib_calibrator *c, char **json,
  * CALIB_EDATA (malformed JSON, a repeated key, unknown method, T <= 0, T or 1/T not finite, a
  * parameter missing, of the wrong type, not finite, or vector scale and
  * bias of different lengths; the message names the member, as
- * "platt.a"). */
+ * "platt.a"), or a count such as "fitted_rows" that is negative or too
+ * large). */
 int calib_calibrator_from_json(const char *json, size_t len,
                                calib_calibrator **out, calib_error *err);
 

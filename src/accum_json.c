@@ -318,6 +318,9 @@ static int get_pop(const json_t *j, const char *path, pop *P,
                              (unsigned long long)P->clipped,
                              (unsigned long long)P->fast_hits,
                              (unsigned long long)rows);
+    char why[160];
+    if (calib__pop_check(P, &a->bs, a->kind_seen == 1, why, sizeof why))
+        return calib__pj_bad(err, path, "%s", why);
     if (!P->vt)
         return CALIB_OK;
     calib__pj_member(m, sizeof m, path, "values");
@@ -353,6 +356,17 @@ static int get_groups(const json_t *j, calib_accum *a, calib_error *err)
         const int rc = get_pop(o, path, a->groups[i], a, 1, err);
         if (rc)
             return rc;
+    }
+    /* every row of a group is a row of the whole (rows without a group
+     * are only there), cell by cell */
+    for (size_t i = 0; i < a->all->n_cells; i++) {
+        uint64_t rows = 0;
+        for (size_t g = 0; g < a->n_groups; g++)
+            if ((rows += a->groups[g]->cells[i].count) > a->all->cells[i].count)
+                return calib__pj_bad(err, "groups",
+                                     "cells[%zu]: the groups hold more rows "
+                                     "than overall's %llu", i,
+                                     (unsigned long long)a->all->cells[i].count);
     }
     return CALIB_OK;
 }

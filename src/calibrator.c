@@ -11,6 +11,7 @@
 #include "recal.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -389,12 +390,31 @@ static int read_report(const json_t *o, calib_calibrator *c, calib_error *err)
     const json_t *rows = json_object_get(o, "fitted_rows");
     const json_t *k = json_object_get(o, "classes");
     const json_t *s = json_object_get(o, "solver");
-    c->iterations = json_is_integer(it) ? (int)json_integer_value(it) : 0;
+    json_int_t n[3] = {0, 0, 0};
+    const json_t *const counts[3] = {it, rows, k};
+    static const char *const names[3] = {"iterations", "fitted_rows",
+                                         "classes"};
+    for (int i = 0; i < 3; i++) {
+        /* what to_json writes must read back: counts are integers that
+         * fit their fields, so a -1 is not written as 2^64 - 1 */
+        if (counts[i] && !json_is_integer(counts[i]))
+            return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0,
+                               "calibrator JSON: \"%s\" is not an integer",
+                               names[i]);
+        n[i] = counts[i] ? json_integer_value(counts[i]) : 0;
+        if (n[i] < 0 || (i == 0 && n[i] > INT_MAX))
+            return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0,
+                               "calibrator JSON: \"%s\" %lld is out of "
+                               "range", names[i], (long long)n[i]);
+    }
+    if (v && !json_is_number(v) && !json_is_null(v))
+        return bad(err, "\"objective_value\" is not a number or null");
+    c->iterations = (int)n[0];
     c->objective_value = json_is_number(v) ? json_number_value(v) : NAN;
-    c->fitted_rows = json_is_integer(rows) ? (size_t)json_integer_value(rows) : 0;
+    c->fitted_rows = (size_t)n[1];
     if (c->method != CALIB_METHOD_VECTOR)
-        c->classes = json_is_integer(k) ? (size_t)json_integer_value(k) : 0;
-    else if (json_is_integer(k) && (size_t)json_integer_value(k) != c->classes)
+        c->classes = (size_t)n[2];
+    else if (k && (size_t)n[2] != c->classes)
         return bad(err, "\"classes\" differs from the length of "
                         "vector.scale");
     if (json_is_string(s) && !strcmp(json_string_value(s), "grid+golden"))

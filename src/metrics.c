@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "extra.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,30 @@ static double logit(const calib_dataset *ds, size_t j, double beta)
     return beta * v;
 }
 
+/* The largest unscaled logit of the row, and its first index in *arg. */
+static double row_max(const calib_dataset *ds, size_t b, size_t len,
+                      size_t *arg)
+{
+    double top = -INFINITY;
+    for (size_t j = 0; j < len; j++) {
+        const double z = logit(ds, b + j, 1.0);
+        if (z > top) {
+            top = z;
+            *arg = j;
+        }
+    }
+    return top;
+}
+
+/* z_j - z_max at beta: the scaled logits' difference, or after an
+ * overflow, beta times the unscaled one. */
+static double shifted(const calib_dataset *ds, size_t j, double beta,
+                      int over, double zmax, double rmax)
+{
+    return over ? beta * (logit(ds, j, 1.0) - rmax)
+                : logit(ds, j, beta) - zmax;
+}
+
 /* Softmax through log-sum-exp with the largest logit z_max as the shift:
  * e_k = exp(z_k - z_max), s = sum e_k, q_k = e_k / s, so conf = 1/s and
  * -log q_y = log s - (z_y - z_max).  The Brier score is summed as
@@ -87,22 +112,27 @@ static void eval_logits(const calib_dataset *ds, size_t b, size_t len, int y,
             arg = j;
         }
     }
+    /* beta z can overflow where z does not (T small, |z| near 1e308): then
+     * the shift is taken before the scaling, beta (z_k - z_max), which
+     * cannot give inf - inf (NaN); the prediction is the unscaled one. */
+    const int over = isinf(zmax);
+    const double rmax = over ? row_max(ds, b, len, &arg) : 0.0;
     double s = 0.0, other = 0.0, other2 = 0.0;
     for (size_t j = 0; j < len; j++) {
-        const double e = exp(logit(ds, b + j, beta) - zmax);
+        const double e = exp(shifted(ds, b + j, beta, over, zmax, rmax));
         s += e;
         if ((int)j != y) {
             other += e;
             other2 += e * e;
         }
     }
-    const double zy = logit(ds, b + (size_t)y, beta);
+    const double dy = shifted(ds, b + (size_t)y, beta, over, zmax, rmax);
     if (conf)
         *conf = 1.0 / s;
     if (correct)
         *correct = (int)arg == y;
     if (nll)
-        *nll = log(s) - (zy - zmax);
+        *nll = log(s) - dy;
     if (brier)
         *brier = (other / s) * (other / s) + other2 / (s * s);
 }
@@ -248,6 +278,62 @@ static double brier_sum(const pop *P)
     xsum_add_fx_neg(&s, P->pc_fx, -40);
     calib__xsum_add(&s, (double)P->fast_hits);
     return calib__xsum_round(&s);
+}
+
+/* Slack for sums of rounded products w p compared with their bounds:
+ * relative for the rounding of each product, and 2^-159 a row for the
+ * parts below 2^-160 that the superaccumulator drops (tiny weights). */
+#define SUM_SLACK 1e-13
+#define ROW_SLACK 0x1p-159
+
+/* Cell b's sums against what rows can give: weights >= 0, hits in
+ * [0, weight], confidences within the cell's edges times its weight. */
+static int cell_check(const cell *c, const binspec *bs, size_t b, double *w,
+                      char *why, size_t size)
+{
+    double conf, hit, lo = 0.0, hi = 0.0; /* "no bin" holds p = 0 only */
+    cell_round(c, w, &conf, &hit);
+    if (b <= (size_t)bs->m)
+        bin_bounds(bs, b, &lo, &hi);
+    const double slack = SUM_SLACK * *w + ROW_SLACK * (double)c->count;
+    if (!(calib__xsum_round(&c->weight) >= 0.0) || !(*w >= 0.0))
+        snprintf(why, size, "cells[%zu]: weight %g is negative", b, *w);
+    else if (!(hit >= 0.0 && hit <= *w))
+        snprintf(why, size, "cells[%zu]: hits %g outside [0, weight %g]", b,
+                 hit, *w);
+    else if (isfinite(*w) &&
+             !(conf >= lo * *w - slack && conf <= hi * *w + slack))
+        snprintf(why, size, "cells[%zu]: confidences sum to %.17g, "
+                            "outside [%g, %g] times the weight %.17g", b,
+                 conf, lo, hi, *w);
+    else
+        return 0;
+    return 1;
+}
+
+int calib__pop_check(const pop *P, const binspec *bs, int top, char *why,
+                     size_t size)
+{
+    double total = 0.0, rows = 0.0, w;
+    for (size_t b = 0; b < P->n_cells; b++) {
+        if (P->cells[b].count && cell_check(&P->cells[b], bs, b, &w, why,
+                                            size))
+            return 1;
+        total += P->cells[b].count ? w : 0.0;
+        rows += (double)P->cells[b].count;
+    }
+    const double brier = brier_sum(P), nll = calib__xsum_round(&P->nll);
+    const double most = (top ? 1.0 : 2.0) * total;
+    const double slack = SUM_SLACK * most + ROW_SLACK * rows;
+    if (!(brier >= -slack && brier <= most + slack))
+        snprintf(why, size, "the Brier sum %g is outside [0, %g]", brier,
+                 most);
+    else if (top ? nll != 0.0 : !(nll >= 0.0))
+        snprintf(why, size, "the NLL sum %g is %s", nll,
+                 top ? "not 0 for top-label rows" : "negative or NaN");
+    else
+        return 0;
+    return 1;
 }
 
 calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,

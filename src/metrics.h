@@ -165,6 +165,11 @@ calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
                                    const family *f);
 int calib__attach_groups(calib_metrics *m, size_t n_groups,
                          char *const *names);
+/* Whether P's sums could come from rows of the kind `top` says (a partial
+ * state read from a file is checked so): returns 0, or 1 with the reason
+ * ("cells[3]: hits 7 outside [0, weight 1]") in why[size]. */
+int calib__pop_check(const pop *P, const binspec *bs, int top, char *why,
+                     size_t size);
 
 /* binning.c: calib__mass_edges of float32 confidences, found on their
  * bits.  CALIB_EINVAL when a confidence is -0.0 or n >= 2^31 (use the

@@ -637,8 +637,11 @@ static int parse_field(calib__csv *c, size_t f, double *scores,
                        !(v->weight >= 0.0 && v->weight < INFINITY)
                    ? bad_value(c, at, f, "is not a finite weight >= 0", err)
                    : CALIB_OK;
-    case R_GROUP:
+    case R_GROUP: /* a name is a C string: no NUL inside */
         v->group = x;
+        if (memchr(x->p, '\0', x->len))
+            return row_fail(c, err, at, f + 1, "field '%s': a NUL byte in "
+                                               "a group name", c->names[f]);
         return valid_utf8((const unsigned char *)x->p, x->len)
                    ? CALIB_OK
                    : row_fail(c, err, at, f + 1, "field '%s': invalid UTF-8",

@@ -104,7 +104,9 @@ int calib__groups_intern(calib__groups *g, const char *name, size_t len,
     size_t s = hash(name, len) & (g->n_slots - 1);
     for (; g->slots[s]; s = (s + 1) & (g->n_slots - 1)) {
         const char *have = g->names[g->slots[s] - 1];
-        if (strncmp(have, name, len) == 0 && have[len] == 0) {
+        /* strlen first: a `have` shorter than len must not be read past
+         * its end */
+        if (strlen(have) == len && memcmp(have, name, len) == 0) {
             *idx = g->slots[s] - 1;
             return CALIB_OK;
         }

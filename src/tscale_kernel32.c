@@ -183,22 +183,30 @@ void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
 /* Rows of floats, read in place                                       */
 /* ------------------------------------------------------------------ */
 
+/* v's lanes permuted by the 8 indices (clang, which builds the fuzz
+ * targets, has no __builtin_shuffle). */
+#if defined(__clang__)
+#define shuffle8(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define shuffle8(v, ...) __builtin_shuffle(v, (v8i){__VA_ARGS__})
+#endif
+
 INLINE v8f max8(v8f a, v8f b) { return select8((v8i)(a > b), a, b); }
 INLINE v8f min8(v8f a, v8f b) { return select8((v8i)(a < b), a, b); }
 
 /* The maximum (or minimum) of the lanes, in every lane. */
 INLINE v8f all_max8(v8f v)
 {
-    v = max8(v, __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
-    v = max8(v, __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
-    return max8(v, __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
+    v = max8(v, shuffle8(v, 4, 5, 6, 7, 0, 1, 2, 3));
+    v = max8(v, shuffle8(v, 2, 3, 0, 1, 6, 7, 4, 5));
+    return max8(v, shuffle8(v, 1, 0, 3, 2, 5, 4, 7, 6));
 }
 
 INLINE v8f all_min8(v8f v)
 {
-    v = min8(v, __builtin_shuffle(v, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
-    v = min8(v, __builtin_shuffle(v, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
-    return min8(v, __builtin_shuffle(v, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
+    v = min8(v, shuffle8(v, 4, 5, 6, 7, 0, 1, 2, 3));
+    v = min8(v, shuffle8(v, 2, 3, 0, 1, 6, 7, 4, 5));
+    return min8(v, shuffle8(v, 1, 0, 3, 2, 5, 4, 7, 6));
 }
 
 /* The maximum and minimum of z[0..len), and the last partial group of 8

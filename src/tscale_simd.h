@@ -30,6 +30,9 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#endif
 
 typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4i __attribute__((vector_size(32)));

@@ -504,6 +504,24 @@ static void m_group_count(json_t *r)
             c = json_array_get(cells, i);
     json_object_set_new(c, "count", json_string("7"));
 }
+/* Sums that no rows can give (found by fuzz/fuzz_partial.c): more hits
+ * than weight, confidences beyond the cell's upper edge, an NLL sum for
+ * top-label rows. */
+static void m_hits(json_t *r)
+{
+    json_array_set_new(json_object_get(cell0(r, "overall"), "hit"), 5,
+                       json_integer(100000));
+}
+static void m_conf_sum(json_t *r)
+{
+    json_array_set_new(json_object_get(cell0(r, "overall"), "conf"), 6,
+                       json_integer(1));
+}
+static void m_top_nll(json_t *r)
+{
+    json_array_set_new(json_object_get(json_object_get(r, "overall"), "nll"),
+                       5, json_integer(1));
+}
 
 static void test_corrupted(void **state)
 {
@@ -527,6 +545,9 @@ static void test_corrupted(void **state)
         {m_read, "read: rows_read 1"},
         {m_classes, "classes:"},
         {m_group_count, "groups[1].cells["},
+        {m_hits, "overall: cells["},
+        {m_conf_sum, "confidences sum to"},
+        {m_top_nll, "overall: the NLL sum 1 is not 0"},
     };
     spec s = {CALIB_TOPLABEL, CALIB_F64, 0, 1, 300, 0, 0, 15};
     rng_state = 7;
