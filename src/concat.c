@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *kind_name(calib_kind k)
+{
+    return k == CALIB_TOPLABEL ? "top-label"
+           : k == CALIB_PROBS  ? "probabilities"
+                               : "logits";
+}
+
 /* The result's shape: kind, K (0 when ragged), totals. */
 typedef struct shape {
     calib_kind kind;
@@ -34,7 +41,9 @@ static int check_parts(const calib_dataset *const *parts, size_t n,
         const calib_dataset *d = parts[p];
         if (d->kind != s->kind)
             return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
-                               "part %zu holds other rows than part 0", p);
+                               "part %zu holds other rows than part 0 "
+                               "(%s): cannot mix top-label and distribution "
+                               "rows", p, kind_name(s->kind));
         if (s->kind != CALIB_TOPLABEL &&
             ((d->offsets != NULL) != s->ragged || (!s->ragged && d->k != s->k)))
             return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
