@@ -393,7 +393,9 @@ typedef struct calib_eval_options {
     /* Bootstrap confidence intervals: `bootstrap` resamples (0, the
      * default: none; at most 1000000), percentile intervals at level
      * `ci_level` (a fraction in (0, 1), default 0.95), resampling seeded by
-     * `seed` (default 0): bit-identical for a seed at any thread count. */
+     * `seed` (default 0): bit-identical for a seed at any thread count.
+     * Smooth ECE gets no interval (smece_ci is NaN): its bandwidth search
+     * costs ~30 ms per resample whatever N. */
     int bootstrap;
     double ci_level;
     uint64_t seed;

@@ -103,7 +103,9 @@ static void test_paired_self(void **state)
         assert_true(p->m[id].p_le_0 == 1.0);
     }
     for (int id = 7; id < CALIB_M_COUNT; id++)
-        if (isfinite(p->m[id].a))
+        if (id == CALIB_M_SMECE) /* not resampled: no interval */
+            assert_true(isnan(p->m[id].ci[0]) && isnan(p->m[id].ci[1]));
+        else if (isfinite(p->m[id].a))
             assert_true(p->m[id].ci[0] == 0.0 && p->m[id].ci[1] == 0.0);
     calib_paired_free(p);
     calib_dataset_free(a);
