@@ -69,13 +69,8 @@ static int population(const calib_dataset *ds, const calib__top *t,
         if ((rc = calib__runs_from_rows(t->conf, t->correct, t->weights,
                                         t->n, &r)) != CALIB_OK)
             return rc;
-        calib__selective s;
-        calib__selective_runs(&r, &s);
+        calib__selective_to_metrics(&r, m);
         calib__runs_free(&r);
-        m->auroc = s.auroc;
-        m->aurc = s.aurc;
-        m->selective_cov_acc_area = s.cov_acc_area;
-        m->selective_acc_at_10 = s.acc_at_10;
     }
     if (o->extra & CALIB_EXTRA_SMOOTH)
         rc = calib__smooth_ece(t, o->threads, &m->smece, &m->smece_bandwidth);

@@ -123,6 +123,16 @@ void calib__selective_runs(const calib__runs *r, calib__selective *out)
     out->acc_at_10 = top_hits(r, k) / k;
 }
 
+void calib__selective_to_metrics(const calib__runs *r, calib_metrics *m)
+{
+    calib__selective s;
+    calib__selective_runs(r, &s);
+    m->auroc = s.auroc;
+    m->aurc = s.aurc;
+    m->selective_cov_acc_area = s.cov_acc_area;
+    m->selective_acc_at_10 = s.acc_at_10;
+}
+
 /* ceil(x), where x within a relative 1e-12 of an integer is that integer
  * (so 0.7 of 10 rows is 7 rows, though 0.7 * 10 rounds to 7.000000000000001). */
 static double ceil_tol(double x)

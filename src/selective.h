@@ -32,6 +32,9 @@ typedef struct calib__selective {
  * runs; NaN where undefined (AUROC with no correct or no wrong weight;
  * everything with zero total weight). */
 void calib__selective_runs(const calib__runs *r, calib__selective *out);
+/* calib__selective_runs of r, stored in m's auroc, aurc,
+ * selective_cov_acc_area and selective_acc_at_10. */
+void calib__selective_to_metrics(const calib__runs *r, calib_metrics *m);
 
 /* Expected accuracy of the ceil(c W) most confident rows (ties in random
  * order), c in (0, 1]. */

@@ -54,13 +54,8 @@ static int population(const vtab *t, calib_metrics *m)
     calib__runs r;
     if (table_runs(t, &r) != CALIB_OK)
         return CALIB_ENOMEM;
-    calib__selective s;
-    calib__selective_runs(&r, &s);
+    calib__selective_to_metrics(&r, m);
     calib__runs_free(&r);
-    m->auroc = s.auroc;
-    m->aurc = s.aurc;
-    m->selective_cov_acc_area = s.cov_acc_area;
-    m->selective_acc_at_10 = s.acc_at_10;
     return CALIB_OK;
 }
 
