@@ -137,6 +137,9 @@ void calib__xsum_add(calib__xsum *s, double x);
  * add, in one step. */
 void calib__xsum_add_times(calib__xsum *s, double x, uint64_t k);
 void calib__xsum_merge(calib__xsum *dst, const calib__xsum *src);
+/* Whether s holds nothing: every digit and the plain part 0 (a sum that
+ * cancelled to 0 may still say no). */
+int calib__xsum_is_zero(const calib__xsum *s);
 double calib__xsum_round(const calib__xsum *s);
 /* Adds a * b exactly (the rounded product and its fma residual). */
 void calib__xsum_add_product(calib__xsum *s, double a, double b);

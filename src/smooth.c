@@ -124,19 +124,37 @@ static void xsum_add_fx(calib__xsum *s, i128 x)
     }
 }
 
-/* The node sums of the quantity in `slot`, merged over the workers. */
+/* The node sums of the quantity in `slot`, merged over the workers.
+ * Rows of weight 1 give an integer multiple of 2^-FX, which the
+ * conversion of the 128-bit integer rounds correctly (as the
+ * superaccumulator would); weighted rows need the superaccumulator, but
+ * a node no row reached is 0 without one. */
 static void merge_nodes(const spread *sp, int used, int slot, double *out)
 {
+    int weighted = 0;
+    for (int w = 0; w < used; w++)
+        weighted |= sp->acc[w] != NULL;
     for (size_t j = 0; j < sp->g; j++) {
         const size_t at = (size_t)slot * sp->g + j;
-        calib__xsum s;
-        calib__xsum_init(&s);
         i128 total = 0;
-        for (int w = 0; w < used; w++) {
+        for (int w = 0; w < used; w++)
             if (sp->fx[w])
                 total += sp->fx[w][at];
-            if (sp->acc[w])
+        if (!weighted) {
+            out[j] = ldexp((double)total, -FX);
+            continue;
+        }
+        calib__xsum s;
+        calib__xsum_init(&s);
+        int touched = total != 0;
+        for (int w = 0; w < used; w++)
+            if (sp->acc[w] && !calib__xsum_is_zero(&sp->acc[w][at])) {
                 calib__xsum_merge(&s, &sp->acc[w][at]);
+                touched = 1;
+            }
+        if (!touched) {
+            out[j] = 0.0;
+            continue;
         }
         xsum_add_fx(&s, total);
         out[j] = calib__xsum_round(&s);
@@ -203,22 +221,82 @@ static void fold(const double *v, size_t g, size_t r, double *ext)
     }
 }
 
+/* |sum_d ker[|d|] ext[j + r + d]| over |d| <= r, for every node j, with
+ * the terms added in the order d = 0, 1, .., r, each d as
+ * ker[d] (ext[j + r - d] + ext[j + r + d]).  Two ways give the same bits:
+ * the dense one runs the sums of TILE neighbouring nodes side by side
+ * (independent chains, which vectorise); the sparse one, for grids whose
+ * nonzero nodes are few (small data: at most two nodes a row), visits
+ * only the nonzero nodes of each window, nearest first, since a term whose
+ * two values are 0 leaves the sum as it was (up to the sign of a zero sum,
+ * which fabs drops) and x + 0 is x. */
+#define TILE 256
+
 typedef struct conv {
     const double *ext, *ker;
     size_t r;
+    const size_t *nz;      /* the nonzero positions of ext, ascending */
+    size_t nnz;            /* or SIZE_MAX: dense */
     double *out;           /* |sum| per node */
 } conv;
+
+static void conv_dense(const conv *c, size_t begin, size_t end)
+{
+    double acc[TILE];
+    for (size_t j0 = begin; j0 < end; j0 += TILE) {
+        const size_t len = end - j0 < TILE ? end - j0 : TILE;
+        const double *e = c->ext + j0 + c->r; /* e[i] is node j0 + i */
+        for (size_t i = 0; i < len; i++)
+            acc[i] = c->ker[0] * e[i];
+        for (size_t d = 1; d <= c->r; d++) {
+            const double k = c->ker[d];
+            const double *lo = e - d, *hi = e + d;
+            for (size_t i = 0; i < len; i++)
+                acc[i] += k * (lo[i] + hi[i]);
+        }
+        for (size_t i = 0; i < len; i++)
+            c->out[j0 + i] = fabs(acc[i]);
+    }
+}
+
+static void conv_sparse(const conv *c, size_t begin, size_t end)
+{
+    const size_t *nz = c->nz, n = c->nnz, r = c->r;
+    size_t p = 0, hi = n; /* p: the first nonzero at or after the centre */
+    while (p < hi) {
+        const size_t mid = p + (hi - p) / 2;
+        if (nz[mid] < begin + r)
+            p = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t j = begin; j < end; j++) {
+        const size_t centre = j + r;
+        while (p < n && nz[p] < centre)
+            p++;
+        double s = c->ker[0] * c->ext[centre];
+        size_t left = p, right = p < n && nz[p] == centre ? p + 1 : p;
+        for (;;) {
+            const size_t dl = left > 0 ? centre - nz[left - 1] : SIZE_MAX;
+            const size_t dr = right < n ? nz[right] - centre : SIZE_MAX;
+            const size_t d = dl < dr ? dl : dr;
+            if (d > r)
+                break;
+            const double a = dl == d ? c->ext[nz[--left]] : 0.0;
+            const double b = dr == d ? c->ext[nz[right++]] : 0.0;
+            s += c->ker[d] * (a + b);
+        }
+        c->out[j] = fabs(s);
+    }
+}
 
 static void conv_range(void *vctx, size_t begin, size_t end, int worker)
 {
     const conv *c = vctx;
-    for (size_t j = begin; j < end; j++) {
-        const double *e = c->ext + j; /* e[r] is node j */
-        double s = c->ker[0] * e[c->r];
-        for (size_t d = 1; d <= c->r; d++)
-            s += c->ker[d] * (e[c->r - d] + e[c->r + d]);
-        c->out[j] = fabs(s);
-    }
+    if (c->nnz == SIZE_MAX)
+        conv_dense(c, begin, end);
+    else
+        conv_sparse(c, begin, end);
 }
 
 /* Kernel weights phi_s(d h), d = 0..r. */
@@ -237,49 +315,64 @@ static int smece_grid(const double *v, int level, double s, double w,
 {
     const size_t g = ((size_t)1 << level) + 1;
     const double h = ldexp(1.0, -level);
-    const size_t r = (size_t)ceil(CUT * s / h);
-    double *ext = malloc((g + 2 * r) * sizeof *ext);
+    const size_t r = (size_t)ceil(CUT * s / h), len = g + 2 * r;
+    double *ext = malloc(len * sizeof *ext);
     double *ker = malloc((r + 1) * sizeof *ker);
     double *abs_g = malloc(g * sizeof *abs_g);
-    if (!ext || !ker || !abs_g) {
-        free(ext);
-        free(ker);
-        free(abs_g);
-        return CALIB_ENOMEM;
+    size_t *nz = malloc(len * sizeof *nz);
+    int rc = ext && ker && abs_g && nz ? CALIB_OK : CALIB_ENOMEM;
+    if (rc == CALIB_OK) {
+        fold(v, g, r, ext);
+        kernel(s, h, r, ker);
+        size_t nnz = 0;
+        for (size_t m = 0; m < len; m++)
+            if (ext[m] != 0.0)
+                nz[nnz++] = m;
+        /* the sparse walk costs ~ nnz (2r + 1) branchy steps, the dense
+         * sums g (r + 1) vectorised ones */
+        conv c = {ext, ker, r, nz, nnz * 32 < g ? nnz : SIZE_MAX, abs_g};
+        calib__parallel_for(g, threads, 2048, conv_range, &c);
+        double sum = 0.5 * (abs_g[0] + abs_g[g - 1]);
+        for (size_t j = 1; j + 1 < g; j++)
+            sum += abs_g[j];
+        *out = sum * h / w;
     }
-    fold(v, g, r, ext);
-    kernel(s, h, r, ker);
-    conv c = {ext, ker, r, abs_g};
-    calib__parallel_for(g, threads, 2048, conv_range, &c);
-    double sum = 0.5 * (abs_g[0] + abs_g[g - 1]);
-    for (size_t j = 1; j + 1 < g; j++)
-        sum += abs_g[j];
-    *out = sum * h / w;
     free(ext);
     free(ker);
     free(abs_g);
-    return CALIB_OK;
+    free(nz);
+    return rc;
 }
 
 /* ---- the fixed point --------------------------------------------------- */
 
-/* The residual node sums at LEVEL_MAX, spread once; an evaluation at s
- * restricts a copy down to level L(s). */
+/* The residual node sums at every level from LEVEL_MAX down, spread once
+ * at LEVEL_MAX and restricted level by level; an evaluation at s reads
+ * level L(s). */
 typedef struct fine {
     const calib__top *t;
     int threads;
-    double *v, *work;
+    double *level[LEVEL_MAX + 1];
     double w;
 } fine;
 
 static int smece_at(fine *f, double s, double *out)
 {
     const int l = level_for(s);
-    size_t g = ((size_t)1 << LEVEL_MAX) + 1;
-    memcpy(f->work, f->v, g * sizeof *f->work);
-    for (int k = LEVEL_MAX; k > l; k--, g = (g - 1) / 2 + 1)
-        restrict_grid(f->work, g);
-    return smece_grid(f->work, l, s, f->w, f->threads, out);
+    return smece_grid(f->level[l], l, s, f->w, f->threads, out);
+}
+
+/* Fills f->level[LEVEL_MIN .. LEVEL_MAX - 1] from f->level[LEVEL_MAX]. */
+static int pyramid(fine *f)
+{
+    for (int l = LEVEL_MAX - 1; l >= LEVEL_MIN; l--) {
+        const size_t g = ((size_t)1 << (l + 1)) + 1;
+        if (!(f->level[l] = malloc(g * sizeof *f->level[l])))
+            return CALIB_ENOMEM;
+        memcpy(f->level[l], f->level[l + 1], g * sizeof *f->level[l]);
+        restrict_grid(f->level[l], g);
+    }
+    return CALIB_OK;
 }
 
 static double total_weight(const calib__top *t)
@@ -325,21 +418,20 @@ int calib__smooth_ece(const calib__top *t, int threads, double *smece,
                       double *bandwidth)
 {
     *smece = *bandwidth = NAN;
-    fine f = {t, threads, NULL, NULL, total_weight(t)};
+    fine f = {t, threads, {NULL}, total_weight(t)};
     if (!(f.w > 0.0))
         return CALIB_OK;
     double *q[Q_COUNT];
     int rc = spread_rows(t, LEVEL_MAX, 1 << Q_RESIDUAL, threads, q);
-    f.v = q[Q_RESIDUAL];
-    f.work = malloc((((size_t)1 << LEVEL_MAX) + 1) * sizeof *f.work);
-    if (rc == CALIB_OK && !f.work)
-        rc = CALIB_ENOMEM;
+    f.level[LEVEL_MAX] = q[Q_RESIDUAL];
+    if (rc == CALIB_OK)
+        rc = pyramid(&f);
     if (rc == CALIB_OK)
         rc = fixed_point(&f, smece, bandwidth);
     if (rc != CALIB_OK)
         *smece = *bandwidth = NAN;
-    free(f.v);
-    free(f.work);
+    for (int l = LEVEL_MIN; l <= LEVEL_MAX; l++)
+        free(f.level[l]);
     return rc;
 }
 

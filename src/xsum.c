@@ -111,6 +111,14 @@ void calib__xsum_merge(calib__xsum *dst, const calib__xsum *src)
     dst->big += t.big;
 }
 
+int calib__xsum_is_zero(const calib__xsum *s)
+{
+    for (int i = 0; i < CALIB__XSUM_DIGITS; i++)
+        if (s->d[i] != 0)
+            return 0;
+    return s->big == 0.0;
+}
+
 /* Rounds the non-negative number held in 32-bit words w[0..nw) (w[i] worth
  * 2^(32 i + LOW)) to the nearest double, ties to even. */
 static double round_words(const uint64_t *w, int nw)
