@@ -118,7 +118,7 @@ install-python: $(O)/libcalib.so
 # suppressed.
 LSAN = LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 asan:
-	$(LSAN) $(MAKE) O=build-asan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=address,undefined -fno-omit-frame-pointer" all unit-test cli-test fuzz-replay
+	$(LSAN) $(MAKE) O=build-asan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all unit-test cli-test fuzz-replay
 
 ubsan:
 	$(MAKE) O=build-ubsan OPT=-O1 EXTRA_CFLAGS="-Werror -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all unit-test cli-test fuzz-replay
