@@ -158,16 +158,10 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
                                        : (const void *)(tail + (k) - full)) \
                           : (const void *)(w + (k)))
 
-/* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
- * a whole group passes the constant 4, so its loop does not test), and
- * the sums of e, e (w - w_y) and e w^j, j = 1..4. */
-INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t valid, int clamp, v4d acc[6])
+/* The sums of moments() over one group: e, e (w - w_y) and e w^j, j = 1..4,
+ * from the shifted scores v and their exps ek. */
+INLINE void accumulate(v4d v, v4d ek, v4d wy, v4d acc[6])
 {
-    const v4d v = load_w(src, from_z, zmax);
-    v4d ek = exp_nonpos(v * bt, clamp);
-    if (valid < 4)
-        ek = first_lanes(ek, valid);
     const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
     acc[0] += ek;
     acc[1] += ek * (v - wy);
@@ -175,6 +169,19 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
     acc[3] += e2;
     acc[4] += e3;
     acc[5] += e3 * v;
+}
+
+/* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
+ * a whole group passes the constant 4, so its loop does not test), and
+ * its sums. */
+INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
+                         v4d wy, size_t valid, int clamp, v4d acc[6])
+{
+    const v4d v = load_w(src, from_z, zmax);
+    v4d ek = exp_nonpos(v * bt, clamp);
+    if (valid < 4)
+        ek = first_lanes(ek, valid);
+    accumulate(v, ek, wy, acc);
 }
 
 /* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels when the
@@ -209,9 +216,18 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
     for (int j = 0; j < 6; j++)
         acc[j] = splat(0.0);
     size_t k = 0;
-    for (; k < full; k += 4)
-        moments_step(from_z ? (const void *)(z + k) : (const void *)(w + k),
-                     from_z, zmax, bt, wy, 4, clamp, acc);
+    for (; k < full; k += 8) {
+        /* two groups' exps first, then their sums in order: the same
+         * bits, with two independent exp chains in flight */
+        const void *a = from_z ? (const void *)(z + k) : (const void *)(w + k);
+        const void *b = from_z ? (const void *)(z + k + 4)
+                               : (const void *)(w + k + 4);
+        const v4d va = load_w(a, from_z, zmax), vb = load_w(b, from_z, zmax);
+        const v4d ea = exp_nonpos(va * bt, clamp);
+        const v4d eb = exp_nonpos(vb * bt, clamp);
+        accumulate(va, ea, wy, acc);
+        accumulate(vb, eb, wy, acc);
+    }
     for (; k < len; k += 4)
         moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, clamp, acc);
     double sums[6];
