@@ -395,7 +395,8 @@ typedef struct calib_eval_options {
      * `ci_level` (a fraction in (0, 1), default 0.95), resampling seeded by
      * `seed` (default 0): bit-identical for a seed at any thread count.
      * Smooth ECE gets no interval (smece_ci is NaN): its bandwidth search
-     * costs ~30 ms per resample whatever N. */
+     * costs 2-15 ms per resample of 10^4 rows (more when the data are well
+     * calibrated), seconds for 1000 resamples. */
     int bootstrap;
     double ci_level;
     uint64_t seed;

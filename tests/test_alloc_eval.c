@@ -58,7 +58,7 @@ typedef struct eval_case {
     calib_binning binning;
     int threads;
     unsigned no_extra; /* CALIB_EXTRA_* bits left out (smooth ECE costs
-                          ~30 ms a call: one path sweeps it) */
+                          a few ms a call: one path sweeps it) */
 } eval_case;
 
 static int path_evaluate(const void *ctx, uint64_t *digest, calib_error *err)
