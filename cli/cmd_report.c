@@ -1,9 +1,9 @@
 /* cmd_report.c — `calib report`: the fit-then-judge loop as one HTML page.
  *
  * It runs the loop `fit --val --test` runs (cli_loop_run: fit on VAL, apply
- * to VAL and TEST, evaluate both), adds the validation NLL over a range of
- * T around the fitted one (calib_temperature_curve), and hands it all to
- * calib_render_report.  With --calibrator CAL.json instead of --val, the
+ * to VAL and TEST, evaluate both), adds, for temperature scaling, the
+ * validation NLL over a range of T around the fitted one
+ * (calib_temperature_curve), and hands it all to calib_render_report.  With --calibrator CAL.json instead of --val, the
  * loop applies that calibrator to TEST and the page has no fit to show.  The page carries the command line that made it,
  * quoted for a POSIX shell, so whoever reads it can make it again.  The
  * page is written through cli_out: it appears whole or not at all.
@@ -17,20 +17,24 @@
 static const char usage[] =
     "usage: calib report --val VAL --test TEST [input options] [--group C]\n"
     "                    [--bins M] [--binning width|mass] [--bin-rule R]\n"
-    "                    [--objective nll|ece|brier] [--threads N]\n"
+    "                    [--method M] [--objective nll|ece|brier]\n"
+    "                    [--hist-bins B] [--threads N]\n"
     "                    [--title TEXT] -o REPORT.html\n"
     "       calib report --calibrator CAL.json --test TEST [options]\n"
     "                    -o REPORT.html\n"
     "\n"
-    "Fits temperature scaling on VAL, judges TEST before and after, and\n"
+    "Fits a recalibrator on VAL (--method temperature, the default, platt,\n"
+    "vector, histogram, isotonic or beta), judges TEST before and after, and\n"
     "writes one self-contained HTML page (inline SVG and CSS, no scripts, no\n"
     "network): reliability diagrams before and after, the metric table, the\n"
-    "fit (T, objective, iterations, diagnostics, validation NLL over T),\n"
+    "fit (the method's parameters, objective, iterations, diagnostics; for\n"
+    "temperature scaling the validation NLL over T),\n"
     "per-group tables and diagrams with --group, and the command line that\n"
     "reproduces it.  REPORT.html appears only when everything was written.\n"
     "With --calibrator (from calib fit -o) instead of --val, TEST is judged\n"
     "before and after that calibrator: no fit section and no NLL curve; the\n"
-    "default title names the calibrator and its T.\n"
+    "default title names the calibrator (and T for temperature scaling).\n"
+    "--method all is refused: compare methods with calib fit --method all.\n"
     "Input options are those of calib eval (see calib eval --help); .npy\n"
     "sets take --val-labels and --test-labels.\n"
     "\n"
@@ -152,7 +156,9 @@ static int render(const cli_loop *l, const cli_opts *o, const char *title,
     double ts[CURVE_POINTS], nll[CURVE_POINTS];
     calib_error err = {0};
     int rc = 0;
-    if (l->val) {
+    const int curve = l->val && calib_calibrator_method(l->cal) ==
+                                    CALIB_METHOD_TEMPERATURE;
+    if (curve) {
         curve_range(calib_calibrator_temperature(l->cal), ts);
         rc = calib_temperature_curve(l->val, ts, CURVE_POINTS, nll,
                                      o->eval.threads, &err);
@@ -163,9 +169,10 @@ static int render(const cli_loop *l, const cli_opts *o, const char *title,
         .title = title, .test_before = l->before, .test_after = l->after,
         .val_before = l->val_before, .val_after = l->val_after,
         .calibrator = l->val ? l->cal : NULL,
-        .curve_t = l->val ? ts : NULL, .curve_nll = l->val ? nll : NULL,
-        .n_curve = l->val ? CURVE_POINTS : 0, .val_path = l->val_path,
-        .test_path = l->test_path, .command = command};
+        .curve_t = curve ? ts : NULL, .curve_nll = curve ? nll : NULL,
+        .n_curve = curve ? CURVE_POINTS : 0, .val_path = l->val_path,
+        .test_path = l->test_path, .command = command,
+        .applied = l->val ? NULL : l->cal};
     rc = calib_render_report(&spec, html, len, &err);
     return rc ? cli_fail(rc, &err, NULL) : 0;
 }
@@ -187,12 +194,17 @@ int cli_report_write(const cli_loop *l, const cli_opts *o, const char *title,
 }
 
 /* Without --title and without a fit to show, the title says which
- * calibrator was applied, and its T. */
+ * calibrator was applied (and its T). */
 static void calibrator_title(const cli_opts *o, const cli_loop *l,
                              char *buf, size_t size)
 {
-    snprintf(buf, size, "Calibration report: T = %.4g from %s",
-             calib_calibrator_temperature(l->cal), o->calibrator);
+    const calib_method m = calib_calibrator_method(l->cal);
+    if (m == CALIB_METHOD_TEMPERATURE)
+        snprintf(buf, size, "Calibration report: T = %.4g from %s",
+                 calib_calibrator_temperature(l->cal), o->calibrator);
+    else
+        snprintf(buf, size, "Calibration report: %s from %s",
+                 calib_method_name(m), o->calibrator);
 }
 
 static int run(const cli_opts *o, const char *title, const char *command)
@@ -204,14 +216,11 @@ static int run(const cli_opts *o, const char *title, const char *command)
         cli_read_options_for(o, o->val, o->val_labels, o->val_correct, &vro);
     cli_read_options_for(o, o->test, o->test_labels, o->test_correct, &tro);
     int ex = o->calibrator ? cli_load_calibrator(o->calibrator, &l.cal) : 0;
-    /* The page draws temperature scaling (T, the NLL curve over T). */
-    const calib_method m = l.cal ? calib_calibrator_method(l.cal)
-                                 : o->fit.method;
-    if (!ex && (m != CALIB_METHOD_TEMPERATURE || o->method_all)) {
-        cli_error("report: the HTML report shows temperature scaling, not "
-                  "%s; compare methods with calib fit --method all, or judge "
-                  "one with calib eval --calibrator",
-                  o->method_all ? "all methods" : calib_method_name(m));
+    /* The page shows one calibrator. */
+    if (!ex && o->method_all) {
+        cli_error("report: the HTML report shows one method, not all; "
+                  "compare methods with calib fit --method all, then report "
+                  "the one chosen with --method");
         ex = CLI_EX_USAGE;
     }
     if (!ex)

@@ -1102,16 +1102,23 @@ typedef struct calib_report_spec {
     const calib_metrics *test_before;   /* required                     */
     const calib_metrics *test_after;    /* NULL: no recalibration        */
     const calib_metrics *val_before, *val_after;  /* may be NULL         */
-    const calib_calibrator *calibrator; /* may be NULL                   */
+    const calib_calibrator *calibrator; /* fitted here: a fit section;
+                                           may be NULL                   */
     const double *curve_t, *curve_nll;  /* NLL over T, n_curve points    */
     size_t n_curve;
     const char *val_path, *test_path;   /* the inputs, as given          */
     const char *command;                /* the command line, to rerun it */
+    const calib_calibrator *applied;    /* without `calibrator`: the one
+                                           test_after comes from, named
+                                           on the page; may be NULL      */
 } calib_report_spec;
 
 /* Renders a self-contained HTML report (inline SVG and CSS, no scripts,
  * no network) into a malloc'd NUL-terminated *html of *len bytes.  Per
  * group tables and small diagrams appear when the metrics have groups.
+ * With a calibrator, the page has a fit section for its method (its
+ * parameters, objective, solver, diagnostics); the NLL-over-T chart is
+ * drawn for temperature scaling only.
  * Errors: CALIB_EINVAL, CALIB_ENOMEM. */
 int calib_render_report(const calib_report_spec *spec, char **html,
                         size_t *len, calib_error *err);

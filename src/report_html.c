@@ -1,6 +1,7 @@
 /* report_html.c — calib_render_report: one self-contained HTML page that
- * says how calibrated a model is, what temperature scaling did to it, and
- * how to get the same page again.
+ * says how calibrated a model is, what a recalibrator (temperature scaling
+ * or any other method calib fits) did to it, and how to get the same page
+ * again.
  *
  * The page is a single string: inline CSS, inline SVG (the reliability
  * diagrams from calib_render_diagram, the NLL-over-T chart from
@@ -298,6 +299,27 @@ static int diagram(calib__buf *b, const calib_metrics *const *series,
 /* Sections                                                            */
 /* ------------------------------------------------------------------ */
 
+/* The method of a calibrator (NULL: unknown), as the page names it. */
+static const char *method_phrase(const calib_calibrator *c)
+{
+    static const char *const t[] = {
+        "temperature scaling", "Platt scaling", "vector scaling",
+        "histogram binning", "isotonic regression", "beta calibration"};
+    const calib_method m = c ? calib_calibrator_method(c) : CALIB_METHOD_COUNT;
+    return (unsigned)m < CALIB_METHOD_COUNT ? t[m] : "recalibration";
+}
+
+/* The calibrator test_after comes from: fitted here, or applied. */
+static const calib_calibrator *used(const calib_report_spec *s)
+{
+    return s->calibrator ? s->calibrator : s->applied;
+}
+
+static int is_temperature(const calib_calibrator *c)
+{
+    return calib_calibrator_method(c) == CALIB_METHOD_TEMPERATURE;
+}
+
 static void card(calib__buf *b, const char *key, const char *fmt, double x,
                  const double *after)
 {
@@ -325,7 +347,8 @@ static void head(calib__buf *b, const calib_report_spec *s)
     calib__buf_puts(b, "</h1><p class=\"sub\">Calibration of ");
     esc(b, s->test_path ? s->test_path : "the test set");
     if (s->calibrator) {
-        calib__buf_puts(b, ", before and after temperature scaling fitted on ");
+        calib__buf_printf(b, ", before and after %s fitted on ",
+                          method_phrase(s->calibrator));
         esc(b, s->val_path ? s->val_path : "a validation set");
     }
     calib__buf_puts(b, ".</p><div class=\"cards\">");
@@ -333,9 +356,14 @@ static void head(calib__buf *b, const calib_report_spec *s)
     if (isfinite(x->nll))
         card(b, "NLL (test)", "%.4f", x->nll, y ? &y->nll : NULL);
     card(b, "Accuracy", "%.4f", x->accuracy, NULL);
-    if (s->calibrator)
+    if (s->calibrator && is_temperature(s->calibrator))
         card(b, "Temperature T", "%.4g",
              calib_calibrator_temperature(s->calibrator), NULL);
+    else if (s->calibrator)
+        calib__buf_printf(b, "<div class=\"card\"><div class=\"k\">Method"
+                             "</div><div class=\"v\">%s</div></div>",
+                          calib_method_name(
+                              calib_calibrator_method(s->calibrator)));
     calib__buf_printf(b, "<div class=\"card\"><div class=\"k\">Test rows</div>"
                          "<div class=\"v\">%zu</div></div></div></header>",
                       x->n);
@@ -359,11 +387,12 @@ static int test_diagrams(calib__buf *b, const calib_report_spec *s,
         const calib_metrics *const after[1] = {s->test_after};
         if ((rc = diagram(b, after, NULL, 1, 520, 580, 0, err)))
             return rc;
-        calib__buf_puts(b, "<figcaption>After temperature scaling");
-        if (s->calibrator) {
+        calib__buf_printf(b, "<figcaption>After %s",
+                          method_phrase(used(s)));
+        if (used(s) && is_temperature(used(s))) {
             calib__buf_puts(b, " (T = ");
             calib__report_num(b, "%.4g",
-                              calib_calibrator_temperature(s->calibrator));
+                              calib_calibrator_temperature(used(s)));
             calib__buf_puts(b, ")");
         }
         calib__buf_puts(b, "</figcaption></figure>");
@@ -391,23 +420,107 @@ static void metrics_section(calib__buf *b, const calib_report_spec *s)
     calib__buf_puts(b, "</p></section>");
 }
 
+/* Up to 8 values of x[0..n), then an ellipsis. */
+static void num_list(calib__buf *b, const double *x, size_t n)
+{
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (i)
+            calib__buf_puts(b, ", ");
+        calib__report_num(b, "%.6g", x[i]);
+    }
+    if (n > 8)
+        calib__buf_printf(b, ", &#8230; (%zu in all)", n);
+}
+
+/* The fitted parameters, and the form they take, as <dt>/<dd> pairs
+ * (calib_calibrator_params gives them in this order). */
+static void fit_params(calib__buf *b, const calib_calibrator *c,
+                       const double *x, size_t n)
+{
+    static const char *const abc[] = {"a", "b", "c"};
+    switch (calib_calibrator_method(c)) {
+    case CALIB_METHOD_TEMPERATURE:
+        calib__buf_puts(b, "<dt>Temperature T</dt><dd>");
+        calib__report_num(b, "%.6g", x[0]);
+        calib__buf_printf(b, "</dd><dt>Form</dt><dd>%s</dd>",
+                          calib_calibrator_binary(c)
+                              ? "binary: sigmoid(logit(p) / T)"
+                              : "softmax(z / T)");
+        return;
+    case CALIB_METHOD_PLATT:
+    case CALIB_METHOD_BETA:
+        for (size_t i = 0; i < n && i < 3; i++) {
+            calib__buf_printf(b, "<dt>%s</dt><dd>", abc[i]);
+            calib__report_num(b, "%.6g", x[i]);
+            calib__buf_puts(b, "</dd>");
+        }
+        calib__buf_printf(b, "<dt>Form</dt><dd>%s, on each row&#8217;s "
+                             "confidence</dd>",
+                          calib_calibrator_method(c) == CALIB_METHOD_PLATT
+                              ? "sigmoid(a logit(p) + b)"
+                              : "sigmoid(a ln p &#8722; b ln(1 &#8722; p) + c)");
+        return;
+    case CALIB_METHOD_VECTOR:
+        calib__buf_puts(b, "<dt>Scales a<sub>k</sub></dt><dd>");
+        num_list(b, x, n / 2);
+        calib__buf_puts(b, "</dd><dt>Biases b<sub>k</sub></dt><dd>");
+        num_list(b, x + n / 2, n / 2);
+        calib__buf_puts(b, "</dd><dt>Form</dt><dd>softmax(a<sub>k</sub> "
+                           "z<sub>k</sub> + b<sub>k</sub>); it can change "
+                           "a row&#8217;s prediction</dd>");
+        return;
+    case CALIB_METHOD_HISTOGRAM:
+        calib__buf_printf(b, "<dt>Bins</dt><dd>%zu</dd><dt>Bin values</dt>"
+                             "<dd>", (n - 1) / 2);
+        num_list(b, x + (n + 1) / 2, (n - 1) / 2);
+        calib__buf_puts(b, "</dd><dt>Form</dt><dd>each confidence replaced "
+                           "by its bin&#8217;s validation accuracy</dd>");
+        return;
+    default:
+        calib__buf_printf(b, "<dt>Fitted points</dt><dd>%zu</dd><dt>Form</dt>"
+                             "<dd>a non-decreasing map of the confidence, "
+                             "linear between the points, constant beyond "
+                             "them</dd>", n / 2);
+        return;
+    }
+}
+
+static const char *solver_phrase(const calib_calibrator *c)
+{
+    switch (calib_calibrator_method(c)) {
+    case CALIB_METHOD_TEMPERATURE:
+        return calib_calibrator_objective(c) == CALIB_OBJECTIVE_NLL
+                   ? "Newton on log(1/T), exact derivatives"
+                   : "grid on log T, then golden section";
+    case CALIB_METHOD_PLATT:
+    case CALIB_METHOD_BETA:
+        return "Newton on the log loss, exact Hessian";
+    case CALIB_METHOD_VECTOR:
+        return "L-BFGS on the NLL";
+    case CALIB_METHOD_HISTOGRAM:
+        return "bin means";
+    default:
+        return "pool adjacent violators";
+    }
+}
+
 static void fit_facts(calib__buf *b, const calib_calibrator *c)
 {
-    const calib_objective obj = calib_calibrator_objective(c);
-    calib__buf_puts(b, "<dl><dt>Temperature T</dt><dd>");
-    calib__report_num(b, "%.6g", calib_calibrator_temperature(c));
-    calib__buf_printf(b, "</dd><dt>Form</dt><dd>%s</dd><dt>Objective</dt>"
-                         "<dd>%s</dd><dt>Solver</dt><dd>%s</dd><dt>"
-                         "Iterations</dt><dd>%d</dd><dt>Objective value</dt>"
-                         "<dd>",
-                      calib_calibrator_binary(c)
-                          ? "binary: sigmoid(logit(p) / T)"
-                          : "softmax(z / T)",
-                      calib_objective_name(obj),
-                      obj == CALIB_OBJECTIVE_NLL
-                          ? "Newton on log(1/T), exact derivatives"
-                          : "grid on log T, then golden section",
-                      calib_calibrator_iterations(c));
+    const size_t n = calib_calibrator_params(c, NULL, 0);
+    double one = 0.0, *x = n > 1 ? malloc(n * sizeof *x) : &one;
+    calib__buf_puts(b, "<dl>");
+    if (x) {
+        calib_calibrator_params(c, x, n);
+        fit_params(b, c, x, n);
+    }
+    if (x != &one)
+        free(x);
+    calib__buf_printf(b, "<dt>Objective</dt><dd>%s%s</dd><dt>Solver</dt>"
+                         "<dd>%s</dd><dt>Iterations</dt><dd>%d</dd><dt>"
+                         "Objective value</dt><dd>",
+                      calib_objective_name(calib_calibrator_objective(c)),
+                      is_temperature(c) ? "" : " (of the fitted map)",
+                      solver_phrase(c), calib_calibrator_iterations(c));
     calib__report_num(b, "%.6f", calib_calibrator_objective_value(c));
     calib__buf_puts(b, "</dd><dt>Diagnostics</dt><dd>");
     const size_t nd = calib_calibrator_diagnostic_count(c);
@@ -426,10 +539,13 @@ static void fit_section(calib__buf *b, const calib_report_spec *s)
 {
     if (!s->calibrator)
         return;
-    calib__buf_puts(b, "<section id=\"fit\"><h2>Temperature scaling, fitted "
-                       "on validation</h2>");
+    const char *what = method_phrase(s->calibrator);
+    const char first = what[0] >= 'a' && what[0] <= 'z'
+                           ? (char)(what[0] - 'a' + 'A') : what[0];
+    calib__buf_printf(b, "<section id=\"fit\"><h2>%c%s, fitted on "
+                         "validation</h2>", first, what + 1);
     fit_facts(b, s->calibrator);
-    if (s->n_curve >= 2)
+    if (s->n_curve >= 2 && is_temperature(s->calibrator))
         calib__report_nll_chart(b, s,
                                 calib_calibrator_temperature(s->calibrator));
     if (s->val_before) {

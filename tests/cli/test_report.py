@@ -232,6 +232,74 @@ class TestReport(ReportCase):
         self.assertEqual((rc, so), (66, ""), err)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "x.html")))
 
+    def test_every_method(self):
+        """Each method's page: the test metrics before and after that
+        `calib eval --val --test --method M` gives, the method named, its
+        parameters as `calib fit --method M --json` gives them, and the
+        NLL-over-T chart for temperature scaling only."""
+        params = {"platt": ("a", "b"), "beta": ("a", "b", "c"),
+                  "vector": ("scale", "bias")}
+        for m in ("platt", "beta", "vector", "histogram", "isotonic"):
+            path, html = self.report("m_%s.html" % m, "--method", m)
+            rc, out, err = run("eval", "--val", self.val, "--test", self.test,
+                               "--group", "subject", "--method", m, "--json")
+            self.assertEqual(rc, 0, err)
+            js = json.loads(out)
+            for metric in ("ece", "mce", "brier"):
+                for side in ("before", "after"):
+                    self.assertIn("%.4f" % js[side][metric], html, (m, side, metric))
+            name = js["calibrator"]["method"]
+            self.assertEqual(name, m)
+            self.assertIn('id="fit"', html)
+            self.assertNotIn("Validation NLL over T", html)
+            self.assertNotIn("temperature scaling", html.lower(), m)
+            self.assertEqual(html.count("<svg"), 2 + 4, m)
+            rc, out, err = run("fit", self.val, "--method", m, "--json")
+            self.assertEqual(rc, 0, err)
+            cal = json.loads(out)
+            for key in params.get(m, ()):
+                values = cal[m][key]
+                for v in (values if isinstance(values, list) else [values])[:8]:
+                    # the page writes a minus sign as U+2212
+                    self.assertIn("%.6g" % abs(v), html, (m, key))
+            if m == "histogram":
+                self.assertIn("<dt>Bins</dt><dd>%d</dd>"
+                              % len(cal["histogram"]["values"]), html)
+            if m == "isotonic":
+                self.assertIn("<dt>Fitted points</dt><dd>%d</dd>"
+                              % len(cal["isotonic"]["x_thresholds"]), html)
+            self.assertEqual(fetchable(html), [])
+            if shutil.which("xmllint"):
+                p = subprocess.run(["xmllint", "--noout", "--nonet", path],
+                                   capture_output=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
+        # --method all: one page cannot show them all
+        d = tempfile.mkdtemp(dir=self.tmp)
+        rc, so, err = run("report", "--val", self.val, "--test", self.test,
+                          "--method", "all", "-o", "x.html", cwd=d)
+        self.assertEqual((rc, so), (64, ""), err)
+        self.assertIn("calib fit --method all", err)
+        self.assertEqual(os.listdir(d), [])
+
+    def test_with_platt_calibrator(self):
+        cal = os.path.join(self.tmp, "platt.json")
+        rc, _, err = run("fit", self.val, "--method", "platt", "-o", cal)
+        self.assertEqual(rc, 0, err)
+        out = os.path.join(self.tmp, "platt.html")
+        rc, so, err = run("report", "--calibrator", cal, "--test", self.test,
+                          "-o", out)
+        self.assertEqual((rc, so), (0, ""), err)
+        with open(out, encoding="utf-8") as f:
+            html = f.read()
+        rc, js, err = run("eval", self.test, "--calibrator", cal, "--json")
+        self.assertEqual(rc, 0, err)
+        js = json.loads(js)
+        for side in ("before", "after"):
+            self.assertIn("%.4f" % js[side]["ece"], html, side)
+        self.assertIn("Calibration report: platt from %s" % cal, html)
+        self.assertIn("After Platt scaling", html)
+        self.assertNotIn('id="fit"', html)
+
     def test_usage_errors(self):
         cases = [["--val", self.val, "--test", self.test],          # no -o
                  ["--val", self.val, "-o", "x.html"],                 # no --test
