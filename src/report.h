@@ -1,4 +1,5 @@
-/* report.h — what the report's files (report_html.c, report_chart.c) share,
+/* report.h — what the report's files (report_html.c, report_fit.c,
+ * report_chart.c) share,
  * and nobody else sees.
  */
 #ifndef CALIB_REPORT_H
@@ -11,6 +12,22 @@
  * metric that does not apply).  Call it in the C locale only:
  * calib_render_report switches its thread to it. */
 void calib__report_num(calib__buf *b, const char *fmt, double x);
+
+/* Appends s escaped for HTML text and attributes (invalid UTF-8 becomes
+ * U+FFFD). */
+void calib__report_esc(calib__buf *b, const char *s);
+
+/* Appends the table of metrics before (and after, when not NULL). */
+void calib__report_metric_table(calib__buf *b, const calib_metrics *before,
+                                const calib_metrics *after);
+
+/* The method of a calibrator as the page names it ("Platt scaling"), or
+ * "recalibration" for NULL. */
+const char *calib__report_method_phrase(const calib_calibrator *c);
+
+/* Appends the fit section of s->calibrator (nothing without one):
+ * report_fit.c. */
+void calib__report_fit_section(calib__buf *b, const calib_report_spec *s);
 
 /* Appends the NLL-over-T chart of s->curve_t and s->curve_nll (n_curve >=
  * 2 points, T positive and increasing, as calib_render_report checked) as

@@ -94,7 +94,7 @@ static size_t utf8_len(const unsigned char *s)
 }
 
 /* Appends s as HTML text (also safe inside a quoted attribute). */
-static void esc(calib__buf *b, const char *s)
+void calib__report_esc(calib__buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     while (*p) {
@@ -181,8 +181,8 @@ static void change_cells(calib__buf *b, const calib_metrics *before,
 }
 
 /* The whole-set table: one row a metric, before/after/change columns. */
-static void metric_table(calib__buf *b, const calib_metrics *before,
-                         const calib_metrics *after)
+void calib__report_metric_table(calib__buf *b, const calib_metrics *before,
+                                const calib_metrics *after)
 {
     calib__buf_puts(b, "<table><thead><tr><th>Metric</th>");
     calib__buf_puts(b, after ? "<th class=\"n\">Before</th><th class=\"n\">"
@@ -247,7 +247,7 @@ static void group_table(calib__buf *b, const calib_metrics *before,
         const calib_metrics *x = before->groups[g];
         const calib_metrics *y = group_named(after, before->group_names[g]);
         calib__buf_puts(b, "<tr><td>");
-        esc(b, before->group_names[g]);
+        calib__report_esc(b, before->group_names[g]);
         calib__buf_printf(b, "</td><td class=\"n\">%zu</td>", x->n);
         for (size_t c = 0; c < N_GROUP_COLS; c++) {
             if (after && group_cols[c] != M_ACC) {
@@ -299,8 +299,7 @@ static int diagram(calib__buf *b, const calib_metrics *const *series,
 /* Sections                                                            */
 /* ------------------------------------------------------------------ */
 
-/* The method of a calibrator (NULL: unknown), as the page names it. */
-static const char *method_phrase(const calib_calibrator *c)
+const char *calib__report_method_phrase(const calib_calibrator *c)
 {
     static const char *const t[] = {
         "temperature scaling", "Platt scaling", "vector scaling",
@@ -340,16 +339,16 @@ static void head(calib__buf *b, const calib_report_spec *s)
                        "<meta charset=\"utf-8\"/><meta name=\"viewport\" "
                        "content=\"width=device-width, initial-scale=1\"/>"
                        "<title>");
-    esc(b, s->title);
+    calib__report_esc(b, s->title);
     calib__buf_printf(b, "</title><style>%s</style></head><body><main>"
                          "<header><h1>", css);
-    esc(b, s->title);
+    calib__report_esc(b, s->title);
     calib__buf_puts(b, "</h1><p class=\"sub\">Calibration of ");
-    esc(b, s->test_path ? s->test_path : "the test set");
+    calib__report_esc(b, s->test_path ? s->test_path : "the test set");
     if (s->calibrator) {
         calib__buf_printf(b, ", before and after %s fitted on ",
-                          method_phrase(s->calibrator));
-        esc(b, s->val_path ? s->val_path : "a validation set");
+                          calib__report_method_phrase(s->calibrator));
+        calib__report_esc(b, s->val_path ? s->val_path : "a validation set");
     }
     calib__buf_puts(b, ".</p><div class=\"cards\">");
     card(b, "ECE (test)", "%.4f", x->ece, y ? &y->ece : NULL);
@@ -388,7 +387,7 @@ static int test_diagrams(calib__buf *b, const calib_report_spec *s,
         if ((rc = diagram(b, after, NULL, 1, 520, 580, 0, err)))
             return rc;
         calib__buf_printf(b, "<figcaption>After %s",
-                          method_phrase(used(s)));
+                          calib__report_method_phrase(used(s)));
         if (used(s) && is_temperature(used(s))) {
             calib__buf_puts(b, " (T = ");
             calib__report_num(b, "%.4g",
@@ -406,7 +405,7 @@ static void metrics_section(calib__buf *b, const calib_report_spec *s)
     const calib_metrics *m = s->test_before;
     calib__buf_puts(b, "<section id=\"metrics\"><h2>Metrics on the test set"
                        "</h2>");
-    metric_table(b, m, s->test_after);
+    calib__report_metric_table(b, m, s->test_after);
     calib__buf_puts(b, "<p class=\"note\">Lower is better for every metric "
                        "but accuracy; green marks an improvement, red a "
                        "loss. Brier is ");
@@ -418,141 +417,6 @@ static void metrics_section(calib__buf *b, const calib_report_spec *s)
     if (!isfinite(m->nll))
         calib__buf_puts(b, " NLL does not apply to top-label rows.");
     calib__buf_puts(b, "</p></section>");
-}
-
-/* Up to 8 values of x[0..n), then an ellipsis. */
-static void num_list(calib__buf *b, const double *x, size_t n)
-{
-    for (size_t i = 0; i < n && i < 8; i++) {
-        if (i)
-            calib__buf_puts(b, ", ");
-        calib__report_num(b, "%.6g", x[i]);
-    }
-    if (n > 8)
-        calib__buf_printf(b, ", &#8230; (%zu in all)", n);
-}
-
-/* The fitted parameters, and the form they take, as <dt>/<dd> pairs
- * (calib_calibrator_params gives them in this order). */
-static void fit_params(calib__buf *b, const calib_calibrator *c,
-                       const double *x, size_t n)
-{
-    static const char *const abc[] = {"a", "b", "c"};
-    switch (calib_calibrator_method(c)) {
-    case CALIB_METHOD_TEMPERATURE:
-        calib__buf_puts(b, "<dt>Temperature T</dt><dd>");
-        calib__report_num(b, "%.6g", x[0]);
-        calib__buf_printf(b, "</dd><dt>Form</dt><dd>%s</dd>",
-                          calib_calibrator_binary(c)
-                              ? "binary: sigmoid(logit(p) / T)"
-                              : "softmax(z / T)");
-        return;
-    case CALIB_METHOD_PLATT:
-    case CALIB_METHOD_BETA:
-        for (size_t i = 0; i < n && i < 3; i++) {
-            calib__buf_printf(b, "<dt>%s</dt><dd>", abc[i]);
-            calib__report_num(b, "%.6g", x[i]);
-            calib__buf_puts(b, "</dd>");
-        }
-        calib__buf_printf(b, "<dt>Form</dt><dd>%s, on each row&#8217;s "
-                             "confidence</dd>",
-                          calib_calibrator_method(c) == CALIB_METHOD_PLATT
-                              ? "sigmoid(a logit(p) + b)"
-                              : "sigmoid(a ln p &#8722; b ln(1 &#8722; p) + c)");
-        return;
-    case CALIB_METHOD_VECTOR:
-        calib__buf_puts(b, "<dt>Scales a<sub>k</sub></dt><dd>");
-        num_list(b, x, n / 2);
-        calib__buf_puts(b, "</dd><dt>Biases b<sub>k</sub></dt><dd>");
-        num_list(b, x + n / 2, n / 2);
-        calib__buf_puts(b, "</dd><dt>Form</dt><dd>softmax(a<sub>k</sub> "
-                           "z<sub>k</sub> + b<sub>k</sub>); it can change "
-                           "a row&#8217;s prediction</dd>");
-        return;
-    case CALIB_METHOD_HISTOGRAM:
-        calib__buf_printf(b, "<dt>Bins</dt><dd>%zu</dd><dt>Bin values</dt>"
-                             "<dd>", (n - 1) / 2);
-        num_list(b, x + (n + 1) / 2, (n - 1) / 2);
-        calib__buf_puts(b, "</dd><dt>Form</dt><dd>each confidence replaced "
-                           "by its bin&#8217;s validation accuracy</dd>");
-        return;
-    default:
-        calib__buf_printf(b, "<dt>Fitted points</dt><dd>%zu</dd><dt>Form</dt>"
-                             "<dd>a non-decreasing map of the confidence, "
-                             "linear between the points, constant beyond "
-                             "them</dd>", n / 2);
-        return;
-    }
-}
-
-static const char *solver_phrase(const calib_calibrator *c)
-{
-    switch (calib_calibrator_method(c)) {
-    case CALIB_METHOD_TEMPERATURE:
-        return calib_calibrator_objective(c) == CALIB_OBJECTIVE_NLL
-                   ? "Newton on log(1/T), exact derivatives"
-                   : "grid on log T, then golden section";
-    case CALIB_METHOD_PLATT:
-    case CALIB_METHOD_BETA:
-        return "Newton on the log loss, exact Hessian";
-    case CALIB_METHOD_VECTOR:
-        return "L-BFGS on the NLL";
-    case CALIB_METHOD_HISTOGRAM:
-        return "bin means";
-    default:
-        return "pool adjacent violators";
-    }
-}
-
-static void fit_facts(calib__buf *b, const calib_calibrator *c)
-{
-    const size_t n = calib_calibrator_params(c, NULL, 0);
-    double one = 0.0, *x = n > 1 ? malloc(n * sizeof *x) : &one;
-    calib__buf_puts(b, "<dl>");
-    if (x) {
-        calib_calibrator_params(c, x, n);
-        fit_params(b, c, x, n);
-    }
-    if (x != &one)
-        free(x);
-    calib__buf_printf(b, "<dt>Objective</dt><dd>%s%s</dd><dt>Solver</dt>"
-                         "<dd>%s</dd><dt>Iterations</dt><dd>%d</dd><dt>"
-                         "Objective value</dt><dd>",
-                      calib_objective_name(calib_calibrator_objective(c)),
-                      is_temperature(c) ? "" : " (of the fitted map)",
-                      solver_phrase(c), calib_calibrator_iterations(c));
-    calib__report_num(b, "%.6f", calib_calibrator_objective_value(c));
-    calib__buf_puts(b, "</dd><dt>Diagnostics</dt><dd>");
-    const size_t nd = calib_calibrator_diagnostic_count(c);
-    if (!nd)
-        calib__buf_puts(b, "none");
-    for (size_t i = 0; i < nd; i++) {
-        calib__buf_puts(b, i ? "<br/><span class=\"warn\">"
-                             : "<span class=\"warn\">");
-        esc(b, calib_calibrator_diagnostic(c, i));
-        calib__buf_puts(b, "</span>");
-    }
-    calib__buf_puts(b, "</dd></dl>");
-}
-
-static void fit_section(calib__buf *b, const calib_report_spec *s)
-{
-    if (!s->calibrator)
-        return;
-    const char *what = method_phrase(s->calibrator);
-    const char first = what[0] >= 'a' && what[0] <= 'z'
-                           ? (char)(what[0] - 'a' + 'A') : what[0];
-    calib__buf_printf(b, "<section id=\"fit\"><h2>%c%s, fitted on "
-                         "validation</h2>", first, what + 1);
-    fit_facts(b, s->calibrator);
-    if (s->n_curve >= 2 && is_temperature(s->calibrator))
-        calib__report_nll_chart(b, s,
-                                calib_calibrator_temperature(s->calibrator));
-    if (s->val_before) {
-        calib__buf_puts(b, "<h3>The validation set, before and after</h3>");
-        metric_table(b, s->val_before, s->val_after);
-    }
-    calib__buf_puts(b, "</section>");
 }
 
 static int group_section(calib__buf *b, const calib_report_spec *s,
@@ -577,7 +441,7 @@ static int group_section(calib__buf *b, const calib_report_spec *s,
         if (rc)
             return rc;
         calib__buf_puts(b, "<figcaption>");
-        esc(b, m->group_names[g]);
+        calib__report_esc(b, m->group_names[g]);
         calib__buf_puts(b, ": ECE ");
         calib__report_num(b, "%.3f", m->groups[g]->ece);
         if (after) {
@@ -612,14 +476,14 @@ static void inputs_section(calib__buf *b, const calib_report_spec *s)
                        "<dl>");
     if (s->val_path) {
         calib__buf_puts(b, "<dt>Validation (fit)</dt><dd><code>");
-        esc(b, s->val_path);
+        calib__report_esc(b, s->val_path);
         calib__buf_puts(b, "</code>");
         if (s->val_before)
             calib__buf_printf(b, ", %zu rows", s->val_before->n);
         calib__buf_puts(b, "</dd>");
     }
     calib__buf_puts(b, "<dt>Test (judged)</dt><dd><code>");
-    esc(b, s->test_path ? s->test_path : "(not given)");
+    calib__report_esc(b, s->test_path ? s->test_path : "(not given)");
     calib__buf_printf(b, "</code>, %zu rows", s->test_before->n);
     if (s->test_before->classes)
         calib__buf_printf(b, ", %zu classes", s->test_before->classes);
@@ -628,7 +492,7 @@ static void inputs_section(calib__buf *b, const calib_report_spec *s)
     calib__buf_puts(b, "</dd></dl>");
     if (s->command) {
         calib__buf_puts(b, "<h3>Reproduce this report</h3><pre><code>");
-        esc(b, s->command);
+        calib__report_esc(b, s->command);
         calib__buf_puts(b, "</code></pre>");
     }
     calib__buf_printf(b, "</section><footer>Made by calib %s.</footer>"
@@ -671,7 +535,7 @@ static int render(const calib_report_spec *spec, calib__buf *b,
     if (rc)
         return rc;
     metrics_section(b, &s);
-    fit_section(b, &s);
+    calib__report_fit_section(b, &s);
     if ((rc = group_section(b, &s, err)))
         return rc;
     inputs_section(b, &s);
