@@ -249,7 +249,7 @@ int calib__boot_prepare(boot *b, const calib_dataset *ds,
     b->o = *opt;
     b->o.bootstrap = 0;
     b->o.threads = 1;
-    /* smooth ECE gets no interval: its bandwidth search costs 2-15 ms per
+    /* smooth ECE gets no interval: its bandwidth search costs 1-9 ms per
      * resample of 10^4 rows (seconds for 1000 resamples) */
     b->o.extra &= ~(unsigned)CALIB_EXTRA_SMOOTH;
     b->n = ds->n;
