@@ -3,10 +3,12 @@
  * It runs the loop `fit --val --test` runs (cli_loop_run: fit on VAL, apply
  * to VAL and TEST, evaluate both), adds, for temperature scaling, the
  * validation NLL over a range of T around the fitted one
- * (calib_temperature_curve), and hands it all to calib_render_report.  With --calibrator CAL.json instead of --val, the
- * loop applies that calibrator to TEST and the page has no fit to show.  The page carries the command line that made it,
- * quoted for a POSIX shell, so whoever reads it can make it again.  The
- * page is written through cli_out: it appears whole or not at all.
+ * (calib_temperature_curve), and hands it all to calib_render_report.
+ * With --calibrator CAL.json instead of --val, the loop applies that
+ * calibrator to TEST and the page has no fit to show.  The page carries
+ * the command line that made it, quoted for a POSIX shell, so whoever
+ * reads it can make it again.  The page is written through cli_out: it
+ * appears whole or not at all.
  */
 #include "cli.h"
 

@@ -25,6 +25,12 @@ void calib__report_metric_table(calib__buf *b, const calib_metrics *before,
  * "recalibration" for NULL. */
 const char *calib__report_method_phrase(const calib_calibrator *c);
 
+/* Whether c is temperature scaling (the page's T, the NLL-over-T chart). */
+static inline int calib__report_temperature(const calib_calibrator *c)
+{
+    return calib_calibrator_method(c) == CALIB_METHOD_TEMPERATURE;
+}
+
 /* Appends the fit section of s->calibrator (nothing without one):
  * report_fit.c. */
 void calib__report_fit_section(calib__buf *b, const calib_report_spec *s);

@@ -8,11 +8,6 @@
 
 #include <stdlib.h>
 
-static int is_temperature(const calib_calibrator *c)
-{
-    return calib_calibrator_method(c) == CALIB_METHOD_TEMPERATURE;
-}
-
 /* Up to 8 values of x[0..n), then an ellipsis. */
 static void num_list(calib__buf *b, const double *x, size_t n)
 {
@@ -51,7 +46,8 @@ static void fit_params(calib__buf *b, const calib_calibrator *c,
                              "confidence</dd>",
                           calib_calibrator_method(c) == CALIB_METHOD_PLATT
                               ? "sigmoid(a logit(p) + b)"
-                              : "sigmoid(a ln p &#8722; b ln(1 &#8722; p) + c)");
+                              : "sigmoid(a ln p &#8722; b ln(1 &#8722; p) "
+                                "+ c)");
         return;
     case CALIB_METHOD_VECTOR:
         calib__buf_puts(b, "<dt>Scales a<sub>k</sub></dt><dd>");
@@ -112,7 +108,8 @@ static void fit_facts(calib__buf *b, const calib_calibrator *c)
                          "<dd>%s</dd><dt>Iterations</dt><dd>%d</dd><dt>"
                          "Objective value</dt><dd>",
                       calib_objective_name(calib_calibrator_objective(c)),
-                      is_temperature(c) ? "" : " (of the fitted map)",
+                      calib__report_temperature(c) ? ""
+                                                   : " (of the fitted map)",
                       solver_phrase(c), calib_calibrator_iterations(c));
     calib__report_num(b, "%.6f", calib_calibrator_objective_value(c));
     calib__buf_puts(b, "</dd><dt>Diagnostics</dt><dd>");
@@ -138,7 +135,7 @@ void calib__report_fit_section(calib__buf *b, const calib_report_spec *s)
     calib__buf_printf(b, "<section id=\"fit\"><h2>%c%s, fitted on "
                          "validation</h2>", first, what + 1);
     fit_facts(b, s->calibrator);
-    if (s->n_curve >= 2 && is_temperature(s->calibrator))
+    if (s->n_curve >= 2 && calib__report_temperature(s->calibrator))
         calib__report_nll_chart(b, s,
                                 calib_calibrator_temperature(s->calibrator));
     if (s->val_before) {

@@ -314,11 +314,6 @@ static const calib_calibrator *used(const calib_report_spec *s)
     return s->calibrator ? s->calibrator : s->applied;
 }
 
-static int is_temperature(const calib_calibrator *c)
-{
-    return calib_calibrator_method(c) == CALIB_METHOD_TEMPERATURE;
-}
-
 static void card(calib__buf *b, const char *key, const char *fmt, double x,
                  const double *after)
 {
@@ -355,7 +350,7 @@ static void head(calib__buf *b, const calib_report_spec *s)
     if (isfinite(x->nll))
         card(b, "NLL (test)", "%.4f", x->nll, y ? &y->nll : NULL);
     card(b, "Accuracy", "%.4f", x->accuracy, NULL);
-    if (s->calibrator && is_temperature(s->calibrator))
+    if (s->calibrator && calib__report_temperature(s->calibrator))
         card(b, "Temperature T", "%.4g",
              calib_calibrator_temperature(s->calibrator), NULL);
     else if (s->calibrator)
@@ -388,7 +383,7 @@ static int test_diagrams(calib__buf *b, const calib_report_spec *s,
             return rc;
         calib__buf_printf(b, "<figcaption>After %s",
                           calib__report_method_phrase(used(s)));
-        if (used(s) && is_temperature(used(s))) {
+        if (used(s) && calib__report_temperature(used(s))) {
             calib__buf_puts(b, " (T = ");
             calib__report_num(b, "%.4g",
                               calib_calibrator_temperature(used(s)));
