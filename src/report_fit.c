@@ -63,7 +63,8 @@ static void fit_params(calib__buf *b, const calib_calibrator *c,
                              "<dd>", (n - 1) / 2);
         num_list(b, x + (n + 1) / 2, (n - 1) / 2);
         calib__buf_puts(b, "</dd><dt>Form</dt><dd>each confidence replaced "
-                           "by its bin&#8217;s validation accuracy</dd>");
+                           "by its bin&#8217;s validation accuracy (an "
+                           "empty bin: its midpoint)</dd>");
         return;
     default:
         calib__buf_printf(b, "<dt>Fitted points</dt><dd>%zu</dd><dt>Form</dt>"
