@@ -310,6 +310,53 @@ static void test_report_sections(void **state)
     free(html);
 }
 
+/* Platt scaling on the same sets: the page names the method, shows a and
+ * b (calib_calibrator_params) and no temperature or NLL-over-T chart, even
+ * when a curve is passed; an applied calibrator names its method with no
+ * fit section. */
+static void test_report_other_method(void **state)
+{
+    const fixture *f = *state;
+    calib_fit_options fo;
+    calib_fit_options_init(&fo);
+    fo.method = CALIB_METHOD_PLATT;
+    calib_calibrator *cal = NULL;
+    calib_dataset *test_cal = NULL;
+    calib_metrics *ta = NULL;
+    assert_int_equal(calib_fit(f->val, &fo, &cal, NULL), 0);
+    assert_int_equal(calib_apply(cal, f->test, &test_cal, NULL), 0);
+    assert_int_equal(calib_evaluate(test_cal, NULL, &ta, NULL), 0);
+    calib_report_spec s = full_spec(f);
+    s.calibrator = cal, s.test_after = ta, s.val_after = NULL;
+    char *html = render(&s);
+    assert_has(html, "Platt scaling, fitted on validation");
+    assert_has(html, "After Platt scaling");
+    assert_has(html, "before and after Platt scaling fitted on");
+    assert_has(html, "Newton on the log loss");
+    double ab[2];
+    assert_int_equal(calib_calibrator_params(cal, ab, 2), 2);
+    for (int i = 0; i < 2; i++) {
+        char t[64];
+        snprintf(t, sizeof t, ab[i] < 0 ? "&#8722;%.6g" : "%.6g", fabs(ab[i]));
+        assert_has(html, t);
+    }
+    assert_has_number(html, ta->ece);
+    assert_null(strstr(html, "Validation NLL over T"));
+    assert_null(strstr(html, "Temperature T"));
+    assert_null(strstr(html, "temperature scaling"));
+    assert_self_contained(html);
+    free(html);
+    s = (calib_report_spec){.title = "applied", .test_before = f->tb,
+                            .test_after = ta, .applied = cal};
+    html = render(&s);
+    assert_has(html, "After Platt scaling");
+    assert_null(strstr(html, "id=\"fit\""));
+    free(html);
+    calib_metrics_free(ta);
+    calib_dataset_free(test_cal);
+    calib_calibrator_free(cal);
+}
+
 static void test_report_escapes(void **state)
 {
     const fixture *f = *state;
@@ -428,6 +475,7 @@ int main(void)
     const struct CMUnitTest report[] = {
         cmocka_unit_test(test_report_sections),
         cmocka_unit_test(test_report_escapes),
+        cmocka_unit_test(test_report_other_method),
         cmocka_unit_test(test_report_xmllint),
         cmocka_unit_test(test_report_minimal),
         cmocka_unit_test(test_report_errors),
