@@ -134,7 +134,18 @@ void fuzz_check_metrics(const calib_metrics *m, size_t n)
         return; /* every weight 0: no mean is defined */
     FUZZ_ASSERT(in01(m->accuracy));
     FUZZ_ASSERT(in01(m->mean_confidence));
-    if (m->ece_n > 0) {
+    /* the ECE divides by the weight of its n: every row, but under
+     * hollance only the binned ones (p = 0 is in no bin and not in n);
+     * when that is 0, the ECE is 0/0 */
+    double ece_w = m->weight;
+    if (m->rule == CALIB_RULE_HOLLANCE && m->binning == CALIB_BINNING_WIDTH) {
+        ece_w = 0.0;
+        for (size_t b = 0; b < m->n_bins; b++)
+            ece_w += m->bins[b].weight;
+    }
+    if (m->ece_n > 0 && !(ece_w > 0.0))
+        FUZZ_ASSERT(isnan(m->ece) && isnan(m->mce) && isnan(m->rmsce));
+    else if (m->ece_n > 0) {
         FUZZ_ASSERT(in01(m->ece) && in01(m->mce) && in01(m->rmsce));
         FUZZ_ASSERT(m->ece <= m->rmsce * (1 + TOL) + TOL);
         FUZZ_ASSERT(m->rmsce <= m->mce * (1 + TOL) + TOL);

@@ -47,7 +47,10 @@
  *  - ECE   = sum_b (n_b/n) |acc_b - conf_b|          (Guo et al. 2017)
  *    MCE   = max_b |acc_b - conf_b| over non-empty bins
  *    RMSCE = sqrt(sum_b (n_b/n) (acc_b - conf_b)^2)
- *    With weights, counts are replaced by sums of weights.
+ *    With weights, counts are replaced by sums of weights.  A mean over
+ *    rows that weigh nothing in all is NaN (JSON null): every metric when
+ *    every weight is 0, and ECE, MCE and RMSCE under the hollance rule
+ *    when the rows in its n (those with p > 0) do.
  *  - NLL   = mean of -log q_label.  From logits: log-softmax, no clipping.
  *    From probabilities: q_label is clipped below at 1e-15 (as
  *    scikit-learn's log_loss); rows are not renormalised.  The number of

@@ -202,6 +202,17 @@ case("weight_nan", ["eval", "a.csv", "--weight", "w"], 65, "a.csv:2:3: field 'w'
      files={"a.csv": csv("confidence,correct,w", "0.5,1,nan")})
 case("weights_all_zero", ["eval", "a.csv", "--weight", "w"], 0, files={"a.csv": csv("confidence,correct,w", "0.5,1,0", "0.7,0,0")},
      counts=(2, 2, 0), check=lambda js, err: js["ece"] is None and js["accuracy"] is None and js["weight"] == 0)
+# hollance leaves p = 0 out of the ECE's n: when the other rows weigh
+# nothing, ECE/MCE/RMSCE are 0/0 (null), while accuracy (over every row) is
+# defined: 1 row of weight 1, correct 0 -> 0.  gpleiss counts p = 0 in n: ECE
+# is then 0 (no bin has weight), not null.
+case("hollance_binned_weight_zero", ["eval", "a.csv", "--weight", "w", "--bin-rule", "hollance"], 0,
+     files={"a.csv": csv("confidence,correct,w", "0.25,1,0", "0,0,1")}, counts=(2, 2, 0),
+     check=lambda js, err: js["ece"] is None and js["mce"] is None and js["rmsce"] is None
+     and js["accuracy"] == 0 and js["ece_n"] == 1)
+case("gpleiss_binned_weight_zero", ["eval", "a.csv", "--weight", "w", "--bin-rule", "gpleiss"], 0,
+     files={"a.csv": csv("confidence,correct,w", "0.25,1,0", "0,0,1")}, counts=(2, 2, 0),
+     check=lambda js, err: js["ece"] == 0 and js["accuracy"] == 0 and js["ece_n"] == 2)
 case("weights_all_zero_fit", ["fit", "a.csv", "--weight", "w"], 65, "every validation row has weight 0",
      files={"a.csv": csv("confidence,correct,w", "0.5,1,0", "0.7,0,0")})
 
