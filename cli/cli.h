@@ -207,9 +207,11 @@ void cli_print_chart(FILE *f, const char *text);
  * (clamped values, probability rows with a sum off 1, clipped NLL). */
 void cli_each_warning(const calib_read_stats *st, const calib_metrics *m,
                       void (*warn)(const char *text, void *ctx), void *ctx);
+
+/* tables.c */
 /* Prints " [lo, hi]" of metric id when m has intervals (else nothing). */
 void cli_print_ci(FILE *f, const calib_metrics *m, calib_metric_id id);
-/* Table printers that fit and demo share. */
+/* Table printers that eval, fit, demo, compare and merge share. */
 void cli_print_metrics(FILE *f, const calib_metrics *m);
 void cli_print_pair(FILE *f, const calib_metrics *before,
                     const calib_metrics *after);
@@ -217,6 +219,8 @@ void cli_print_pair(FILE *f, const calib_metrics *before,
 void cli_print_columns(FILE *f, const char *const *heads,
                        const calib_metrics *const *ms, int n);
 void cli_print_bins(FILE *f, const calib_metrics *m);
+/* The per-group lines of m (its groups, one line each). */
+void cli_print_groups(FILE *f, const calib_metrics *m);
 void cli_print_group_pair(FILE *f, const calib_metrics *before,
                           const calib_metrics *after);
 void cli_print_read_stats(FILE *f, const char *path,
