@@ -1,35 +1,18 @@
 /* read_npy.c — numpy .npy files: (N,K) scores + (N,) labels, or (N,)
  * confidences + (N,) correct flags.
  *
- * The format (numpy's NEP 1, numpy/lib/format.py): "\x93NUMPY", a version
- * byte pair, a little-endian header length (uint16 in 1.0, uint32 in 2.0
- * and 3.0), then a Python dict literal with exactly 'descr',
- * 'fortran_order' and 'shape', padded with spaces and ending in '\n'.  The
- * header is parsed literally and strictly: Python is never evaluated and
- * object arrays (pickles) are refused.  Native float32/float64 data in C
+ * Each file's header is parsed by npy_header.c (strictly: Python is never
+ * evaluated, pickles are refused).  Native float32/float64 data in C
  * order are used in place from the file's mapping; anything else (float16,
  * integers, the other byte order, Fortran order) is converted to owned
  * float32 (from float16/32) or float64 arrays.  Every row goes through
  * calib__check_row on a double copy, since mapped data cannot be clamped
  * in place and the kernels clamp on read anyway.
  */
-#include "read.h"
+#include "npy.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* One array file: its bytes and what the header says about them. */
-typedef struct npy_array {
-    calib__blob blob;
-    const char *path;
-    const uint8_t *data;   /* first element */
-    char kind;             /* 'f', 'i', 'u' or 'b' */
-    int size;              /* bytes per element */
-    int swap;              /* stored in the other byte order */
-    int fortran;
-    int ndim;
-    size_t shape[2];
-} npy_array;
 
 struct calib__npy {
     npy_array main, side;  /* side: labels or correct flags */
@@ -39,271 +22,6 @@ struct calib__npy {
     double *tmp;           /* one row as doubles, for the checks */
     char *path, *side_path;
 };
-
-/* A cursor over the header text. */
-typedef struct cursor {
-    const char *p, *end;
-} cursor;
-
-static void skip_blank(cursor *c)
-{
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
-        c->p++;
-}
-
-static int eat(cursor *c, char ch)
-{
-    skip_blank(c);
-    if (c->p < c->end && *c->p == ch) {
-        c->p++;
-        return 1;
-    }
-    return 0;
-}
-
-static int bad_header(const npy_array *a, calib_error *err, const char *what)
-{
-    return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                       "malformed .npy header: %s", what);
-}
-
-/* A Python string literal without escapes, into out[size]. */
-static int parse_str(cursor *c, char *out, size_t size)
-{
-    skip_blank(c);
-    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
-        return -1;
-    const char q = *c->p++;
-    size_t n = 0;
-    while (c->p < c->end && *c->p != q) {
-        if (*c->p == '\\' || n + 1 >= size)
-            return -1;
-        out[n++] = *c->p++;
-    }
-    if (c->p >= c->end)
-        return -1;
-    c->p++;
-    out[n] = 0;
-    return 0;
-}
-
-static int parse_bool(cursor *c, int *v)
-{
-    skip_blank(c);
-    const size_t left = (size_t)(c->end - c->p);
-    if (left >= 4 && memcmp(c->p, "True", 4) == 0) {
-        c->p += 4;
-        *v = 1;
-        return 0;
-    }
-    if (left >= 5 && memcmp(c->p, "False", 5) == 0) {
-        c->p += 5;
-        *v = 0;
-        return 0;
-    }
-    return -1;
-}
-
-/* A non-negative Python int (old numpy wrote a trailing L). */
-static int parse_dim(cursor *c, size_t *v)
-{
-    skip_blank(c);
-    if (c->p >= c->end || *c->p < '0' || *c->p > '9')
-        return -1;
-    size_t x = 0;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-        if (__builtin_mul_overflow(x, (size_t)10, &x) ||
-            __builtin_add_overflow(x, (size_t)(*c->p - '0'), &x))
-            return -2;
-        c->p++;
-    }
-    if (c->p < c->end && *c->p == 'L')
-        c->p++;
-    *v = x;
-    return 0;
-}
-
-/* "()", "(N,)", "(N, K)" or "(N, K,)". */
-static int parse_shape(cursor *c, npy_array *a, calib_error *err)
-{
-    if (!eat(c, '('))
-        return bad_header(a, err, "'shape' is not a tuple");
-    int comma = 1;   /* another dimension may follow */
-    a->ndim = 0;
-    while (!eat(c, ')')) {
-        size_t d;
-        const int r = comma ? parse_dim(c, &d) : -1;
-        if (r == -2)
-            return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                               "shape dimension overflows");
-        if (r)
-            return bad_header(a, err, "bad 'shape' tuple");
-        if (a->ndim == 2)
-            return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                               "arrays of more than 2 dimensions are not "
-                               "supported");
-        a->shape[a->ndim++] = d;
-        comma = eat(c, ',');
-    }
-    if (a->ndim == 1 && !comma)
-        return bad_header(a, err, "bad 'shape' tuple");
-    if (a->ndim == 0)
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "a 0-d array holds no rows");
-    return CALIB_OK;
-}
-
-static int host_little(void)
-{
-    const uint16_t one = 1;
-    uint8_t b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
-/* '<f8', '|u1', '>i2', '=f4', ... */
-static int parse_descr(const char *d, npy_array *a, calib_error *err)
-{
-    const char order = d[0];
-    if (strchr(d, 'O'))
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "object arrays are refused (calib never unpickles)");
-    if (!order || !strchr("<>|=", order) || !d[1] || !strchr("fiub", d[1]) ||
-        !d[2] || d[3])
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "unsupported dtype '%s'", d);
-    a->kind = d[1];
-    a->size = d[2] - '0';
-    const int ok = a->kind == 'f'   ? a->size == 2 || a->size == 4 || a->size == 8
-                   : a->kind == 'b' ? a->size == 1
-                                    : a->size == 1 || a->size == 2 ||
-                                          a->size == 4 || a->size == 8;
-    if (!ok || (order == '|' && a->size != 1))
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "unsupported dtype '%s'", d);
-    a->swap = a->size > 1 && ((order == '<' && !host_little()) ||
-                              (order == '>' && host_little()));
-    return CALIB_OK;
-}
-
-static int parse_value(cursor *c, const char *key, npy_array *a,
-                       calib_error *err)
-{
-    if (strcmp(key, "descr") == 0) {
-        char d[64];
-        skip_blank(c);
-        if (c->p < c->end && *c->p == '[')
-            return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                               "structured dtypes are not supported");
-        if (parse_str(c, d, sizeof d))
-            return bad_header(a, err, "'descr' is not a dtype string");
-        return parse_descr(d, a, err);
-    }
-    if (strcmp(key, "fortran_order") == 0)
-        return parse_bool(c, &a->fortran)
-                   ? bad_header(a, err, "'fortran_order' is not True/False")
-                   : CALIB_OK;
-    if (strcmp(key, "shape") == 0)
-        return parse_shape(c, a, err);
-    return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                       "malformed .npy header: unexpected key '%s'", key);
-}
-
-/* {'descr': ..., 'fortran_order': ..., 'shape': ..., } + spaces + '\n' */
-static int parse_dict(cursor *c, npy_array *a, calib_error *err)
-{
-    int seen[3] = {0, 0, 0};
-    static const char *const keys[3] = {"descr", "fortran_order", "shape"};
-    if (!eat(c, '{'))
-        return bad_header(a, err, "not a dict");
-    while (!eat(c, '}')) {
-        char key[32];
-        if (parse_str(c, key, sizeof key) || !eat(c, ':'))
-            return bad_header(a, err, "expected 'key':");
-        for (int i = 0; i < 3; i++)
-            if (strcmp(key, keys[i]) == 0 && seen[i]++)
-                return bad_header(a, err, "repeated key");
-        int rc = parse_value(c, key, a, err);
-        if (rc)
-            return rc;
-        if (!eat(c, ',') && !(skip_blank(c), c->p < c->end && *c->p == '}'))
-            return bad_header(a, err, "expected ',' or '}'");
-    }
-    if (!seen[0] || !seen[1] || !seen[2])
-        return bad_header(a, err, "'descr', 'fortran_order' or 'shape' missing");
-    skip_blank(c);
-    if (c->p + 1 != c->end || *c->p != '\n')
-        return bad_header(a, err, "trailing text after the dict");
-    return CALIB_OK;
-}
-
-static size_t rows_of(const npy_array *a) { return a->shape[0]; }
-static size_t cols_of(const npy_array *a)
-{
-    return a->ndim == 2 ? a->shape[1] : 1;
-}
-
-/* Checks that the data are what the shape promises, no less and no more:
- * numpy writes nothing after them, so extra bytes mean a header that lies
- * (rows read from it would be misaligned or short). */
-static int check_size(npy_array *a, size_t off, calib_error *err)
-{
-    size_t count, bytes;
-    if (__builtin_mul_overflow(rows_of(a), cols_of(a), &count) ||
-        __builtin_mul_overflow(count, (size_t)a->size, &bytes))
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "shape (%zu, %zu) overflows", rows_of(a),
-                           cols_of(a));
-    if (bytes != a->blob.len - off)
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "shape (%zu, %zu) of %d-byte values needs %zu bytes "
-                           "of data, the file holds %zu (%s)",
-                           rows_of(a), cols_of(a), a->size, bytes,
-                           a->blob.len - off,
-                           bytes > a->blob.len - off
-                               ? "truncated?"
-                               : "the header does not describe the data");
-    a->data = a->blob.data + off;
-    return CALIB_OK;
-}
-
-static int parse_file(npy_array *a, calib_error *err)
-{
-    const uint8_t *d = a->blob.data;
-    const size_t len = a->blob.len;
-    if (len < 10 || memcmp(d, "\x93NUMPY", 6) != 0)
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "not a .npy file (bad magic)");
-    size_t hlen, start;
-    if (d[7] != 0) {
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "unsupported .npy version %d.%d", d[6], d[7]);
-    } else if (d[6] == 1) {
-        hlen = (size_t)d[8] | (size_t)d[9] << 8;
-        start = 10;
-    } else if ((d[6] == 2 || d[6] == 3) && len >= 12) {
-        hlen = (size_t)d[8] | (size_t)d[9] << 8 | (size_t)d[10] << 16 |
-               (size_t)d[11] << 24;
-        start = 12;
-    } else {
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "unsupported .npy version %d.%d", d[6], d[7]);
-    }
-    if (hlen > len - start)
-        return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
-                           "the .npy header is longer than the file");
-    cursor c = {(const char *)d + start, (const char *)d + start + hlen};
-    int rc = parse_dict(&c, a, err);
-    return rc ? rc : check_size(a, start + hlen, err);
-}
-
-static int load_array(npy_array *a, const char *path, double max_ratio,
-                      calib_error *err)
-{
-    a->path = path;
-    int rc = calib__blob_load(path, max_ratio, &a->blob, err);
-    return rc ? rc : parse_file(a, err);
-}
 
 /* IEEE binary16 to float (exact): subnormals, infinities and NaN too. */
 static float half_to_float(uint16_t h)
@@ -398,13 +116,13 @@ int calib__npy_open(const char *path, const calib_read_options *opt,
     }
     const char *side = NULL;
     p->skip_bad_rows = opt->skip_bad_rows;
-    int rc = load_array(&p->main, p->path, opt->max_gzip_ratio, err);
+    int rc = calib__npy_load(&p->main, p->path, opt->max_gzip_ratio, err);
     if (!rc)
         rc = choose_kind(p, opt, &side, err);
     if (!rc && !(p->side_path = strdup(side)))
         rc = calib__fail(err, CALIB_ENOMEM, side, 0, 0, 0, "out of memory");
     if (!rc)
-        rc = load_array(&p->side, p->side_path, opt->max_gzip_ratio,
+        rc = calib__npy_load(&p->side, p->side_path, opt->max_gzip_ratio,
                         err);
     if (!rc)
         rc = check_side(p, err);
