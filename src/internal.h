@@ -98,6 +98,13 @@ static inline double calib__weight(const calib_dataset *ds, size_t i)
     return ds->weights ? ds->weights[i] : 1.0;
 }
 
+/* Whether the host stores integers little-endian (.npy byte order). */
+static inline int calib__host_little(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1; /* bytes may alias anything */
+}
+
 /* The input checks of calib.h, for one row given as doubles (readers call
  * it as they parse; calib_dataset_wrap calls it for every row).
  * kind: the row's kind; v: K scores (distribution) or &conf (top-label, k

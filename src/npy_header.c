@@ -122,14 +122,6 @@ static int parse_shape(cursor *c, npy_array *a, calib_error *err)
     return CALIB_OK;
 }
 
-static int host_little(void)
-{
-    const uint16_t one = 1;
-    uint8_t b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
 /* '<f8', '|u1', '>i2', '=f4', ... */
 static int parse_descr(const char *d, npy_array *a, calib_error *err)
 {
@@ -150,8 +142,8 @@ static int parse_descr(const char *d, npy_array *a, calib_error *err)
     if (!ok || (order == '|' && a->size != 1))
         return calib__fail(err, CALIB_EDATA, a->path, 0, 0, 0,
                            "unsupported dtype '%s'", d);
-    a->swap = a->size > 1 && ((order == '<' && !host_little()) ||
-                              (order == '>' && host_little()));
+    a->swap = a->size > 1 && ((order == '<' && !calib__host_little()) ||
+                              (order == '>' && calib__host_little()));
     return CALIB_OK;
 }
 

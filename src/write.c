@@ -50,18 +50,10 @@ static size_t width(const calib_dataset *ds)
     return k;
 }
 
-static int host_little(void)
-{
-    const uint16_t one = 1;
-    uint8_t b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
 /* Doubles as little-endian bytes. */
 static int put_f8(FILE *f, const double *v, size_t n)
 {
-    if (host_little())
+    if (calib__host_little())
         return fwrite(v, sizeof *v, n, f) == n ? 0 : -1;
     for (size_t i = 0; i < n; i++) {
         uint8_t b[8], r[8];

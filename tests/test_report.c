@@ -258,12 +258,19 @@ static void assert_has(const char *html, const char *what)
         fail_msg("the report lacks '%s'", what);
 }
 
-/* %.4f of x, as the report writes it (a minus sign as U+2212). */
+/* x in the printf format fmt, as the report writes it (a minus sign as
+ * U+2212). */
+static void assert_has_formatted(const char *html, const char *fmt, double x)
+{
+    char f[32], t[64];
+    snprintf(f, sizeof f, "%s%s", x < 0 ? "&#8722;" : "", fmt);
+    snprintf(t, sizeof t, f, fabs(x));
+    assert_has(html, t);
+}
+
 static void assert_has_number(const char *html, double x)
 {
-    char t[64];
-    snprintf(t, sizeof t, x < 0 ? "&#8722;%.4f" : "%.4f", fabs(x));
-    assert_has(html, t);
+    assert_has_formatted(html, "%.4f", x);
 }
 
 /* No script, no stylesheet link, no URL that a browser would load: the
@@ -335,11 +342,8 @@ static void test_report_other_method(void **state)
     assert_has(html, "Newton on the log loss");
     double ab[2];
     assert_int_equal(calib_calibrator_params(cal, ab, 2), 2);
-    for (int i = 0; i < 2; i++) {
-        char t[64];
-        snprintf(t, sizeof t, ab[i] < 0 ? "&#8722;%.6g" : "%.6g", fabs(ab[i]));
-        assert_has(html, t);
-    }
+    for (int i = 0; i < 2; i++)
+        assert_has_formatted(html, "%.6g", ab[i]);
     assert_has_number(html, ta->ece);
     assert_null(strstr(html, "Validation NLL over T"));
     assert_null(strstr(html, "Temperature T"));
