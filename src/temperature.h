@@ -71,12 +71,20 @@ calib__row_state calib__ts_load_row(const calib_dataset *ds, size_t i,
  * like w); returns their sum (>= 1: the maximum gives 1). */
 double calib__ts_row_exp(const double *w, size_t len, double beta, double *e);
 
+/* A row's moments: sum e, f', and the cumulants kappa_2 .. kappa_7 */
+#define CALIB__TS_MOM 8
+/* The raw sums they come from: sum e, sum e (w - w_y), sum e w^j, j <= 7 */
+#define CALIB__TS_RAW 9
+
 /* For a ROW_FIT row: out[0] = sum_k exp(beta w_k) (the NLL is its log
  * minus beta w_y), out[1] = f' = E_q[w - w_y], out[2..3] = the central
- * moments c2, c3 of w under q, out[4] = kappa_4 = c4 - 3 c2^2.  e is
- * scratch of the padded length. */
+ * moments c2, c3 of w under q, out[4] = kappa_4 = c4 - 3 c2^2.  With sum
+ * (else NULL: a `high` pass), also out[5..7] = kappa_5 .. kappa_7 (else
+ * left as they are), and *sum and *at_max of calib__ts_row_sum, the same
+ * bits.  e is scratch of the padded length. */
 void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
-                           double *e, double out[5]);
+                           double *e, double out[CALIB__TS_MOM], double *sum,
+                           size_t *at_max);
 
 /* A row of float32 scores read in place: z[0..len), its maximum and
  * minimum, and its last partial group of 8 (z[len & ~7 ..]) copied into
@@ -106,7 +114,8 @@ calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,
 /* calib__ts_row_moments of the row w = z - zmax, computed in double (the
  * very w of calib__ts_load_row) and never stored. */
 void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
-                            double *e, double out[5]);
+                            double *e, double out[CALIB__TS_MOM], double *sum,
+                            size_t *at_max);
 
 /* The same moments in float32, from w = z - zmax rounded to float, with
  * exp good to 2.1e-7: what the solver's approximate passes use.  Fit for
@@ -114,7 +123,8 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
  * float overflows); e holds floats.  With sum (else NULL), also *sum and
  * *at_max of calib__ts_zrow_sum, the same bits, from the same loop. */
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
-                              float *e, double out[5], double *sum,
+                              float *e, double out[CALIB__TS_MOM],
+                              double *sum,
                               size_t *at_max);
 #define CALIB__TS_RANGE32 1e6
 
@@ -126,7 +136,10 @@ double calib__ts_zrow_sum(const calib__zrow *r, size_t *at_max);
 /* Passes over the rows (tscale_pass.c)                                */
 /* ------------------------------------------------------------------ */
 
-#define CALIB__TS_SUMS 6  /* NLL, f', f'', f''', f'''', weight */
+/* A pass's sums: NLL, then f' .. f^(7) in beta (the derivatives past the
+ * fourth only in a `high` pass, else 0), then the weight */
+#define CALIB__TS_SUMS 9
+#define CALIB__TS_WEIGHT 8
 
 /* What every pass shares: the data, per-worker scratch rows and exact
  * accumulators, merged in worker order (exact, so order is immaterial). */
@@ -143,6 +156,7 @@ typedef struct calib__tpass {
     size_t n_sample;
     int use_sample;           /* moment passes visit the sample only     */
     int f32;                  /* moment passes in float32 (approximate)  */
+    int high;                 /* double moment passes sum to kappa_7     */
     int z32;                  /* float32 logits: read without conversion */
     float *ext;               /* z32: row i's maximum and minimum at
                                  ext[2i], ext[2i + 1], from the shape pass
@@ -174,8 +188,9 @@ static inline double *calib__tpass_scratch(const calib__tpass *p, int worker)
 void calib__tpass_run(calib__tpass *p, calib__range_fn fn, void *ctx,
                       double *out, int n_sums);
 
-/* The weighted sums of NLL, f' .. f'''' (in beta) and weight over the
- * rows (or the sample) at p->beta, into out[CALIB__TS_SUMS]. */
+/* The weighted sums of NLL, f' .. f'''' (.. f^(7) with p->high) in beta
+ * and weight over the rows (or the sample) at p->beta, into
+ * out[CALIB__TS_SUMS]. */
 void calib__tpass_moments(calib__tpass *p, double out[CALIB__TS_SUMS]);
 
 /* The structure of the data, from one pass without exp. */

@@ -6,8 +6,9 @@
  * twins (tscale_kernel32.c), in exp, so the loops over a row run on four
  * doubles at a time (GCC vector extensions, which GCC and Clang lower to
  * AVX2 or SSE2) with the branch-free exp of tscale_simd.h.  Every build
- * of a kernel, the AVX2 clone and the portable one alike, gives the same
- * bits, and a row's values never depend on which thread computes them.
+ * of a kernel, the x86-64-v3 clone and the portable one alike, gives the
+ * same bits, and a row's values never depend on which thread computes
+ * them.
  * Float32 logits are read in place (calib__zrow), and the double kernel
  * converts and shifts them as it goes, to the very doubles
  * calib__ts_load_row makes.
@@ -158,30 +159,73 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
                                        : (const void *)(tail + (k) - full)) \
                           : (const void *)(w + (k)))
 
-/* The sums of moments() over one group: e, e (w - w_y) and e w^j, j = 1..4,
+/* The sums of moments() over one group: e, e (w - w_y) and e w^j, j = 1..4
+ * (j = 1 only when `high`, a constant: the central loop takes the rest),
  * from the shifted scores v and their exps ek. */
-INLINE void accumulate(v4d v, v4d ek, v4d wy, v4d acc[6])
+INLINE void accumulate(v4d v, v4d ek, v4d wy, v4d acc[6], int high)
 {
-    const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
+    const v4d e1 = ek * v;
     acc[0] += ek;
-    acc[1] += ek * (v - wy);
+    acc[1] = fma4(ek, v - wy, acc[1]);
     acc[2] += e1;
-    acc[3] += e2;
-    acc[4] += e3;
-    acc[5] += e3 * v;
+    if (!high) {
+        const v4d e2 = e1 * v, e3 = e2 * v;
+        acc[3] += e2;
+        acc[4] += e3;
+        acc[5] += e3 * v;
+    }
 }
 
 /* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
  * a whole group passes the constant 4, so its loop does not test), and
  * its sums. */
 INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t valid, int clamp, v4d acc[6])
+                         v4d wy, size_t valid, int clamp, v4d acc[6],
+                         double *keep)
 {
     const v4d v = load_w(src, from_z, zmax);
     v4d ek = exp_nonpos(v * bt, clamp);
     if (valid < 4)
         ek = first_lanes(ek, valid);
-    accumulate(v, ek, wy, acc);
+    if (keep)
+        store4(keep, ek);
+    accumulate(v, ek, wy, acc, keep != NULL);
+}
+
+/* With `high`: sum e (w - m)^j for j = 2..7 into out[0..5], m the mean
+ * of w under q, from the exps that the first loop kept in e[] (padding
+ * lanes 0), and the shape's sums (row_sum's, the same bits: the lanes of
+ * w added in the same order, the maxima counted) into *sum and *at_max.
+ * A loop of its own: its eight sums and the first loop's six would not
+ * fit the sixteen vector registers, and a sum spilled carries its chain
+ * through memory.  About the mean, so without the cancellation of raw
+ * moments. */
+INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
+                         size_t len, const double *e, v4d zmax, double m,
+                         double out[6], double *sum, size_t *at_max)
+{
+    const size_t full = len & ~(size_t)7;
+    const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
+    const v4d mean = splat(m);
+    v4d acc[6], ws = splat(0.0);
+    v4i c = {0, 0, 0, 0};
+    for (int j = 0; j < 6; j++)
+        acc[j] = splat(0.0);
+    size_t k = 0;
+    for (; k < len; k += 4) {
+        const v4d v = load_w(ROW_AT(k), from_z, zmax), d = v - mean;
+        ws += v;
+        c -= (v4i)(v == splat(0.0));
+        v4d t = load4(e + k) * d * d;
+        for (int j = 0; j < 6; j++) {
+            acc[j] += t;
+            t *= d;
+        }
+    }
+    for (int j = 0; j < 6; j++)
+        out[j] = hsum(acc[j]);
+    *sum = hsum(ws);
+    *at_max = (size_t)(c[0] + c[1] + c[2] + c[3]) - (k - len);
 }
 
 /* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels when the
@@ -202,10 +246,18 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
  * Lyapunov's inequality); they only enter Halley's correction, multiplied
  * by f' (about 0 where the double passes run), and the step's error bound,
  * where a relative 1e-3 (j = 4, len = 10^6) is immaterial.  f and f' do
- * not go through these sums and are as exact as before. */
+ * not go through these sums and are as exact as before.
+ *
+ * With `high` (a constant), the first loop keeps the exps in e[] and sums
+ * only e, e (w - w_y) and e w (for the mean m); a second loop
+ * (central_sums) sums e (w - m)^j for j = 2..7, and out[2..7] get
+ * kappa_2 .. kappa_7 from them (from_central), as the solver's series
+ * step needs them: without the cancellation above.  That loop also finds
+ * the row's shape sums. */
 INLINE void moments(const double *w, const calib__zrow *r, int from_z,
                     size_t len, size_t y, double beta, int clamp,
-                    double out[5])
+                    double *e, double out[CALIB__TS_MOM], int high,
+                    double *sum, size_t *at_max)
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
@@ -225,38 +277,58 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
         const v4d va = load_w(a, from_z, zmax), vb = load_w(b, from_z, zmax);
         const v4d ea = exp_nonpos(va * bt, clamp);
         const v4d eb = exp_nonpos(vb * bt, clamp);
-        accumulate(va, ea, wy, acc);
-        accumulate(vb, eb, wy, acc);
+        if (high) {
+            store4(e + k, ea);
+            store4(e + k + 4, eb);
+        }
+        accumulate(va, ea, wy, acc, high);
+        accumulate(vb, eb, wy, acc, high);
     }
     for (; k < len; k += 4)
-        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, clamp, acc);
+        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, clamp, acc,
+                     high ? e + k : NULL);
     double sums[6];
-    for (int j = 0; j < 6; j++)
+    for (int j = 0; j < (high ? 3 : 6); j++)
         sums[j] = hsum(acc[j]);
-    from_raw(sums, out);
+    if (high) {
+        double c[6];
+        central_sums(w, r, from_z, len, e, zmax, sums[2] / sums[0], c, sum,
+                     at_max);
+        from_central(sums, c, out);
+    } else {
+        from_raw(sums, out);
+    }
 }
 
 VECTOR_CLONES
 void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
-                           double *e, double out[5])
+                           double *e, double out[CALIB__TS_MOM], double *sum,
+                           size_t *at_max)
 {
-    (void)e;
-    moments(w, NULL, 0, len, y, beta, 1, out);
+    if (sum)
+        moments(w, NULL, 0, len, y, beta, 1, e, out, 1, sum, at_max);
+    else
+        moments(w, NULL, 0, len, y, beta, 1, e, out, 0, NULL, NULL);
 }
 
 VECTOR_CLONES
 void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
-                            double *e, double out[5])
+                            double *e, double out[CALIB__TS_MOM],
+                            double *sum, size_t *at_max)
 {
-    (void)e;
     /* every beta w >= -708 when the smallest one is (the same rounded
      * operations, which are monotonic; stored, so that no wider
      * evaluation can differ from the loop's): no clamp then */
     const double wmin = (double)r->zmin - r->zmax, xmin = wmin * beta;
-    if (xmin >= -708.0)
-        moments(NULL, r, 1, r->len, y, beta, 0, out);
+    const int clamp = !(xmin >= -708.0);
+    if (sum && clamp)
+        moments(NULL, r, 1, r->len, y, beta, 1, e, out, 1, sum, at_max);
+    else if (sum)
+        moments(NULL, r, 1, r->len, y, beta, 0, e, out, 1, sum, at_max);
+    else if (clamp)
+        moments(NULL, r, 1, r->len, y, beta, 1, e, out, 0, NULL, NULL);
     else
-        moments(NULL, r, 1, r->len, y, beta, 1, out);
+        moments(NULL, r, 1, r->len, y, beta, 0, e, out, 0, NULL, NULL);
 }
 
 /* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as

@@ -85,7 +85,7 @@ INLINE void sum8_end(v4d s, v8i c, size_t groups, size_t len, double *sum,
  * double ones.  Longer rows take two loops, about the mean. */
 #define RAW32_MAX 256
 INLINE void raw32(const calib__zrow *r, size_t y, double beta, int clamp,
-                  double out[5], double *sum, size_t *at_max)
+                  double out[CALIB__TS_MOM], double *sum, size_t *at_max)
 {
     const size_t len = r->len, full = len & ~(size_t)7;
     const float *z = r->z;
@@ -117,7 +117,7 @@ INLINE void raw32(const calib__zrow *r, size_t y, double beta, int clamp,
 
 /* Rows longer than RAW32_MAX: the moments about the mean, in two loops. */
 INLINE void central32(const calib__zrow *r, size_t y, double beta, float *e,
-                      double out[5], double *sum, size_t *at_max)
+                      double out[CALIB__TS_MOM], double *sum, size_t *at_max)
 {
     const size_t len = r->len, full = len & ~(size_t)7;
     const float *z = r->z, *tail = r->tail;
@@ -160,7 +160,7 @@ INLINE void central32(const calib__zrow *r, size_t y, double beta, float *e,
  * exp's clamp when every beta w is above it (as in moments()). */
 VECTOR_CLONES
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
-                              float *e, double out[5], double *sum,
+                              float *e, double out[CALIB__TS_MOM], double *sum,
                               size_t *at_max)
 {
     const float wmin = r->zmin - r->zmax, xmin = wmin * (float)beta;

@@ -15,12 +15,13 @@
  * Moment passes run in double, or in float32 (p->f32: the solver's
  * approximate passes) on every row whose range allows it; a row of float32
  * logits is read in place by the kernels, other rows are loaded as doubles
- * first.
+ * first.  A `high` pass (p->high, in double) also sums the cumulants to
+ * the seventh order, for the solver's series step.
  *
  * The data's shape (calib__tshape) comes from a pass of its own, or from
- * the first moment pass over all rows when p->shape asks for it (a
- * float32 row's sums then come from the moment kernel's own loop, the
- * same bits as calib__ts_zrow_sum's); either also keeps each float32
+ * the first moment pass over all rows when p->shape asks for it (a row's
+ * sums then come from the moment kernel's own loops in a float32 or high
+ * pass, the same bits as calib__ts_zrow_sum's); either also keeps each float32
  * row's maximum and minimum (p->ext, 8 bytes a row), so that later passes
  * do not scan rows for them again.
  */
@@ -234,8 +235,9 @@ static void shape_count(calib__row_state st, const calib__zrow *zr,
  * for it and the row's range allows, with the shape's sums (sh) from the
  * same loop. */
 static calib__row_state z32_moments(const calib__tpass *p, size_t i,
-                                    double *e, double m[5], double *wy,
-                                    double wt, calib__tshape *sh, double *ss)
+                                    double *e, double m[CALIB__TS_MOM],
+                                    double *wy, double wt, calib__tshape *sh,
+                                    double *ss)
 {
     calib__zrow r;
     const size_t y = (size_t)p->ds->labels[i];
@@ -244,16 +246,20 @@ static calib__row_state z32_moments(const calib__tpass *p, size_t i,
     m[0] = (double)r.len;
     if (sh && p->ext)
         p->ext[2 * i] = r.zmax, p->ext[2 * i + 1] = r.zmin;
-    if (sh && (st != CALIB__ROW_FIT || !f32))
+    if (sh && (st != CALIB__ROW_FIT || (!f32 && !p->high)))
         shape_count(st, &r, NULL, 0, y, wt, sh, ss);
     if (st != CALIB__ROW_FIT)
         return st;
     *wy = (double)r.z[y] - r.zmax;
-    if (!f32) {
-        calib__ts_zrow_moments(&r, y, p->beta, e, m);
+    double sum;
+    size_t at_max;
+    if (!f32 && p->high) {
+        calib__ts_zrow_moments(&r, y, p->beta, e, m, &sum, &at_max);
+        if (sh)
+            shape_add(sh, ss, wt, r.len, sum, at_max, *wy);
+    } else if (!f32) {
+        calib__ts_zrow_moments(&r, y, p->beta, e, m, NULL, NULL);
     } else if (sh) {
-        double sum;
-        size_t at_max;
         calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m, &sum, &at_max);
         shape_add(sh, ss, wt, r.len, sum, at_max, *wy);
     } else {
@@ -268,7 +274,8 @@ static calib__row_state z32_moments(const calib__tpass *p, size_t i,
  * row is also counted into the shape (shape_count, weight wt, sums ss),
  * and a z32 row's extremes kept in p->ext. */
 static calib__row_state row_moments(const calib__tpass *p, size_t i,
-                                    double *w, double *e, double m[5],
+                                    double *w, double *e,
+                                    double m[CALIB__TS_MOM],
                                     double *wy, double wt, calib__tshape *sh,
                                     double *ss)
 {
@@ -278,11 +285,19 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
         return z32_moments(p, i, e, m, wy, wt, sh, ss);
     const calib__row_state st = calib__ts_load_row(p->ds, i, w, &len, &y);
     m[0] = (double)len;
-    if (sh)
+    if (sh && (st != CALIB__ROW_FIT || !p->high))
         shape_count(st, NULL, w, len, y, wt, sh, ss);
     if (st != CALIB__ROW_FIT)
         return st;
     *wy = w[y];
+    if (p->high) {
+        double sum;
+        size_t at_max;
+        calib__ts_row_moments(w, len, y, p->beta, e, m, &sum, &at_max);
+        if (sh)
+            shape_add(sh, ss, wt, len, sum, at_max, *wy);
+        return st;
+    }
     double lo = 0.0;
     for (size_t k = 0; p->f32 && k < len; k++)
         lo = w[k] < lo ? w[k] : lo;
@@ -293,7 +308,7 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
         calib__ts_zrow_init(&r, z, len, p->max_len);
         calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m, NULL, NULL);
     } else {
-        calib__ts_row_moments(w, len, y, p->beta, e, m);
+        calib__ts_row_moments(w, len, y, p->beta, e, m, NULL, NULL);
     }
     return st;
 }
@@ -306,7 +321,7 @@ static void row_terms(const calib__tpass *p, size_t i, double *w, double *e,
     const double wt = calib__weight(p->ds, i);
     if (wt == 0.0)
         return;
-    double m[5] = {0, 0, 0, 0, 0}, wy = 0.0;
+    double m[CALIB__TS_MOM] = {0}, wy = 0.0;
     const calib__row_state st = row_moments(p, i, w, e, m, &wy, wt, sh, ss);
     if (st == CALIB__ROW_INFINITE)
         return;
@@ -316,9 +331,9 @@ static void row_terms(const calib__tpass *p, size_t i, double *w, double *e,
         s[0] += wt * log(m[0]);
     else
         *prod *= m[0];
-    for (int k = 1; k < 5; k++)
+    for (int k = 1; k < (p->high ? CALIB__TS_MOM : 5); k++)
         s[k] += wt * m[k];
-    s[5] += wt;
+    s[CALIB__TS_WEIGHT] += wt;
 }
 
 /* Asks for row i's scores ahead of use: the subsample's rows are spread
@@ -352,7 +367,8 @@ static void moments_range(void *vp, size_t begin, size_t end, int worker)
         }
         s[0] += log(prod);
         for (int k = 0; k < CALIB__TS_SUMS; k++)
-            calib__xsum_add(&acc[k], s[k]);
+            if (k < 5 || k == CALIB__TS_WEIGHT || p->high)
+                calib__xsum_add(&acc[k], s[k]);
         if (sh) {
             calib__xsum_add(&p->shape_acc[2 * worker], ss[0]);
             calib__xsum_add(&p->shape_acc[2 * worker + 1], ss[1]);

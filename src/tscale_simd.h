@@ -1,20 +1,22 @@
 /* tscale_simd.h — the vector helpers the temperature-scaling kernels
  * share (tscale_kernel.c: double; tscale_kernel32.c: float32): GCC vector
  * types, lane helpers, the branch-free exp on four doubles and on eight
- * floats, and the cumulants from raw moment sums.  Private to those two
- * files.
+ * floats, and the cumulants from raw or central moment sums.  Private to
+ * those two files.
  *
  * exp is computed without a table or a branch: x = n ln2 + r with
  * |r| <= ln2/2 (Cody and Waite 1980: ln2 split so that n ln2_hi is exact),
  * e^r by a degree-11 near-minimax polynomial (mpmath's chebyfit, error
  * 3e-18) evaluated by Estrin's scheme, and 2^n made exactly from its
  * exponent bits; against long double the result is within 4.1e-16
- * relative (2 ulp) over 1.3e7 test values.  The float32 twin uses the same
- * reduction and a degree-5 polynomial (2.1e-7 relative).  Every vector
- * operation is one IEEE operation per lane, the lanes are summed in a
- * fixed order, and ISO C mode keeps -ffp-contract=off (no FMA), so every
- * build of a kernel, the AVX2 clone and the portable one alike, gives the
- * same bits.
+ * relative (2 ulp; tests/test_tscale_exp.c).  The float32 twin uses the
+ * same reduction and a degree-5 polynomial (2.1e-7 relative).  Every
+ * vector operation is one IEEE operation per lane, the lanes are summed in
+ * a fixed order, ISO C mode keeps -ffp-contract=off, and the fused
+ * multiply-adds of the double exp are written out (fma4), which the
+ * x86-64-v3 clone does in hardware and the portable build with libm's
+ * fma, rounding the same: so every build of a kernel gives the same bits
+ * (the test checks exp's).
  */
 #ifndef CALIB_TSCALE_SIMD_H
 #define CALIB_TSCALE_SIMD_H
@@ -40,11 +42,12 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-/* On x86-64 Linux with GCC the kernels are also compiled for AVX2 and the
- * variant is picked at load time (an ifunc). */
+/* On x86-64 Linux with GCC the kernels are also compiled for x86-64-v3
+ * (AVX2 and FMA) and the variant is picked at load time (an ifunc). */
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
     !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#define VECTOR_CLONES                                                     \
+    __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define VECTOR_CLONES
 #endif
@@ -77,28 +80,38 @@ INLINE v4d first_lanes(v4d v, size_t r)
 /* (l0 + l1) + (l2 + l3): the one order every build uses. */
 INLINE double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
+/* a b + c rounded once, lane by lane: one instruction in the x86-64-v3
+ * clone (GCC joins the four calls), libm's fma in the portable one; both
+ * round exactly, so both give the same bits. */
+INLINE v4d fma4(v4d a, v4d b, v4d c)
+{
+    return (v4d){__builtin_fma(a[0], b[0], c[0]), __builtin_fma(a[1], b[1], c[1]),
+                 __builtin_fma(a[2], b[2], c[2]), __builtin_fma(a[3], b[3], c[3])};
+}
+
 /* exp(x) for -708 <= x <= 0, within 2 ulp. */
 INLINE v4d exp_range(v4d x)
 {
     const v4d shift = splat(0x1.8p52);
     /* t's low mantissa bits hold n = round(x / ln2) */
-    const v4d t = x * splat(0x1.71547652b82fep0) + shift;
+    const v4d t = fma4(x, splat(0x1.71547652b82fep0), shift);
     const v4d n = t - shift;
-    const v4d r = (x - n * splat(0x1.62e42feep-1)) -
-                  n * splat(0x1.a39ef35793c76p-33);
+    const v4d r = fma4(-n, splat(0x1.a39ef35793c76p-33),
+                       fma4(-n, splat(0x1.62e42feep-1), x));
     const int64_t bias = INT64_C(0x4338000000000000) - 1023;
     const v4i sbits = ((v4i)t - (v4i){bias, bias, bias, bias}) << 52;
     /* Estrin's scheme: a shorter dependency chain than Horner's, so more
      * rows' worth of exps overlap in the pipeline. */
     const v4d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
     const v4d p01 = splat(1.0) + r;
-    const v4d p23 = splat(0x1.0000000000011p-1) + r * splat(0x1.555555555555ap-3);
-    const v4d p45 = splat(0x1.555555554f0bap-5) + r * splat(0x1.111111110f21ep-7);
-    const v4d p67 = splat(0x1.6c16c1880029fp-10) + r * splat(0x1.a01a01b1461c5p-13);
-    const v4d p89 = splat(0x1.a01991a10d9aep-16) + r * splat(0x1.71ddf56d8deb5p-19);
-    const v4d pab = splat(0x1.28b4101c77212p-22) + r * splat(0x1.af632a0f7e2cep-26);
-    const v4d p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p8b = p89 + r2 * pab;
-    const v4d p = (p03 + r4 * p47) + r8 * p8b;
+    const v4d p23 = fma4(r, splat(0x1.555555555555ap-3), splat(0x1.0000000000011p-1));
+    const v4d p45 = fma4(r, splat(0x1.111111110f21ep-7), splat(0x1.555555554f0bap-5));
+    const v4d p67 = fma4(r, splat(0x1.a01a01b1461c5p-13), splat(0x1.6c16c1880029fp-10));
+    const v4d p89 = fma4(r, splat(0x1.71ddf56d8deb5p-19), splat(0x1.a01991a10d9aep-16));
+    const v4d pab = fma4(r, splat(0x1.af632a0f7e2cep-26), splat(0x1.28b4101c77212p-22));
+    const v4d p03 = fma4(r2, p23, p01), p47 = fma4(r2, p67, p45);
+    const v4d p8b = fma4(r2, pab, p89);
+    const v4d p = fma4(r8, p8b, fma4(r4, p47, p03));
     return p * (v4d)sbits;
 }
 
@@ -182,7 +195,7 @@ INLINE v8f exp32_nonpos(v8f x, int clamp)
 
 /* out[] from the sums of e, e (w - w_y), e w, e w^2, e w^3, e w^4
  * (tscale_kernel.c, before moments(), says how exact they are). */
-static inline void from_raw(const double s[6], double out[5])
+static inline void from_raw(const double s[6], double out[CALIB__TS_MOM])
 {
     const double inv = 1.0 / s[0];
     const double m = s[2] * inv, m2 = s[3] * inv, m3 = s[4] * inv;
@@ -195,6 +208,27 @@ static inline void from_raw(const double s[6], double out[5])
     out[2] = c2;
     out[3] = c3;
     out[4] = c4 - 3.0 * c2 * c2;
+}
+
+/* The moments of a `high` pass: s[0..1] = sum e and sum e (w - w_y) as
+ * from_raw takes them, c[j-2] = sum e (w - m)^j for j = 2..7 about the
+ * mean m; out[0..7] = sum e, f', kappa_2 .. kappa_7 (with mu_j = c[j-2] /
+ * sum e: kappa_j = mu_j for j <= 3, the others as in Kendall and Stuart,
+ * 3.38). */
+static inline void from_central(const double s[6], const double c[6],
+                                double out[CALIB__TS_MOM])
+{
+    const double inv = 1.0 / s[0];
+    const double m2 = c[0] * inv, m3 = c[1] * inv, m4 = c[2] * inv;
+    const double m5 = c[3] * inv, m6 = c[4] * inv, m7 = c[5] * inv;
+    out[0] = s[0];
+    out[1] = s[1] * inv;
+    out[2] = m2;
+    out[3] = m3;
+    out[4] = m4 - 3.0 * m2 * m2;
+    out[5] = m5 - 10.0 * m3 * m2;
+    out[6] = m6 - 15.0 * m4 * m2 - 10.0 * m3 * m3 + 30.0 * m2 * m2 * m2;
+    out[7] = m7 - 21.0 * m5 * m2 - 35.0 * m4 * m3 + 210.0 * m3 * m2 * m2;
 }
 
 #endif /* CALIB_TSCALE_SIMD_H */

@@ -10,6 +10,13 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
+/* The next uniform in [0, 1) from an LCG (Knuth's MMIX constants). */
+static double unif(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return (double)(*s >> 11) / 9007199254740992.0;
+}
+
 static calib_dataset *wrap_logits(const double *z, const int32_t *y, size_t n,
                                   size_t k, calib_kind kind)
 {
@@ -455,8 +462,7 @@ static void test_huge_logits(void **state)
     int32_t y[N];
     uint64_t s = 42;
     for (int i = 0; i < N * K; i++) {
-        s = s * 6364136223846793005u + 1442695040888963407u;
-        z[i] = ((double)(s >> 11) / 9007199254740992.0 - 0.5) * 2e4;
+        z[i] = (unif(&s) - 0.5) * 2e4;
     }
     for (int i = 0; i < N; i++) {
         int arg = 0;
@@ -492,8 +498,7 @@ static void test_float16_logits(void **state)
     int32_t y[N];
     uint64_t s = 7;
     for (int i = 0; i < N * K; i++) {
-        s = s * 6364136223846793005u + 1442695040888963407u;
-        const double v = ((double)(s >> 11) / 9007199254740992.0 - 0.5) * 12;
+        const double v = (unif(&s) - 0.5) * 12;
         z[i] = (float)(ldexp(nearbyint(ldexp(v, 7)), -7)); /* 3 fraction bits at |v| ~ 8 */
     }
     for (int i = 0; i < N; i++)
@@ -728,8 +733,7 @@ static void test_large_threads(void **state)
     int32_t *y = malloc(N * sizeof *y);
     uint64_t s = 1;
     for (size_t i = 0; i < (size_t)N * K; i++) {
-        s = s * 6364136223846793005u + 1442695040888963407u;
-        z[i] = (float)(((double)(s >> 11) / 9007199254740992.0 - 0.5) * 8);
+        z[i] = (float)((unif(&s) - 0.5) * 8);
     }
     for (int i = 0; i < N; i++) {
         int arg = 0;
@@ -772,6 +776,97 @@ static long double nll_ld(const float *z, const int32_t *y, size_t n, size_t k,
     return sum / (long double)n;
 }
 
+/* Fits float32 logits z (n x k, labels y) by NLL on 1 and 2 threads: the
+ * same T bits, and the NLL it reports the long-double NLL at its T (to
+ * 1e-13).  Returns the 1-thread calibrator. */
+static calib_calibrator *fit_f32_checked(const float *z, const int32_t *y,
+                                         size_t n, size_t k)
+{
+    calib_arrays a = {.kind = CALIB_LOGITS, .n = n, .k = k, .dtype = CALIB_F32,
+                      .scores = z, .labels = y};
+    calib_dataset *ds = NULL;
+    assert_int_equal(calib_dataset_wrap(&a, &ds, NULL), CALIB_OK);
+    calib_calibrator *c1 = fit_with(ds, CALIB_OBJECTIVE_NLL, 1);
+    calib_calibrator *c2 = fit_with(ds, CALIB_OBJECTIVE_NLL, 2);
+    const double t = calib_calibrator_temperature(c1);
+    assert_true(t == calib_calibrator_temperature(c2));
+    assert_close(calib_calibrator_objective_value(c1),
+                 (double)nll_ld(z, y, n, k, t), 1e-13);
+    calib_calibrator_free(c2);
+    calib_dataset_free(ds);
+    return c1;
+}
+
+/* The u-derivatives f_u' and f_u'' of the mean NLL at T, u = -log T, in
+ * long double: b F1 and b F1 + b^2 F2 with F1 = mean_i E_q[z - z_y] and
+ * F2 = mean_i Var_q(z), q = softmax(z / T). */
+static void grad_ld(const float *z, const int32_t *y, size_t n, size_t k,
+                    long double t, long double *g, long double *h)
+{
+    long double f1 = 0, f2 = 0;
+    const long double b = 1 / t;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = z + i * k;
+        float m = r[0];
+        for (size_t j = 1; j < k; j++)
+            m = r[j] > m ? r[j] : m;
+        long double se = 0, s1 = 0, s2 = 0;
+        for (size_t j = 0; j < k; j++) {
+            const long double d = (long double)r[j] - r[y[i]];
+            const long double e = expl(b * ((long double)r[j] - m));
+            se += e, s1 += e * d, s2 += e * d * d;
+        }
+        const long double mean = s1 / se;
+        f1 += mean;
+        f2 += s2 / se - mean * mean;
+    }
+    f1 /= (long double)n, f2 /= (long double)n;
+    *g = b * f1;
+    *h = b * f1 + b * b * f2;
+}
+
+/* Large data: after the subsample's float32 passes, one double pass over
+ * all rows and the series step from it (temperature.c) end the fit.  Its
+ * T must be the optimum to the solver's 1e-13 in u (|f_u' / f_u''| from
+ * long double), its NLL the long-double NLL there, and the bits the same
+ * on 1 and 2 threads.  Over-confident logits: the
+ * labels come from softmax(u) (Gumbel-max), the stored logits are 2.2 u,
+ * so T is near 2.2. */
+static void test_series_step(void **state)
+{
+    enum { N = 60000, K = 10 };
+    float *z = malloc((size_t)N * K * sizeof *z);
+    int32_t *y = malloc(N * sizeof *y);
+    uint64_t s = 3;
+    for (size_t i = 0; i < N; i++) {
+        double best = -INFINITY;
+        for (size_t j = 0; j < K; j++) {
+            double u[2];
+            for (int h = 0; h < 2; h++)
+                u[h] = unif(&s) + 0x1p-54; /* in (0, 1) */
+            const double logit = 3.0 * (u[0] - 0.5) + (j == i % K ? 1.5 : 0.0);
+            const double gumbel = logit - log(-log(u[1]));
+            z[i * K + j] = (float)(2.2 * logit);
+            if (gumbel > best)
+                best = gumbel, y[i] = (int32_t)j;
+        }
+    }
+    calib_calibrator *c = fit_f32_checked(z, y, N, K);
+    const double t = calib_calibrator_temperature(c);
+    long double g, h;
+    grad_ld(z, y, N, K, t, &g, &h);
+    print_message("  series: T %.17g, %d passes, f_u'/f_u'' = %.3Lg\n", t,
+                  calib_calibrator_iterations(c), g / h);
+    /* the subsample's passes (3 here) and one more: a float32 pass and a
+     * double one would make 5 */
+    assert_true(calib_calibrator_iterations(c) <= 4);
+    assert_true(fabsl(g / h) <= 1e-13L);
+    assert_int_equal(calib_calibrator_diagnostic_count(c), 0);
+    calib_calibrator_free(c);
+    free(z);
+    free(y);
+}
+
 /* Long rows where the moments about the row maximum cancel most: one
  * outlying maximum over 4095 nearly equal scores, the label on it in 1%
  * of the rows, so that q puts about 1/100 on the maximum (the one-loop
@@ -785,30 +880,20 @@ static void test_outlying_max(void **state)
     uint64_t s = 7;
     for (size_t i = 0; i < N; i++) {
         for (size_t j = 0; j < K; j++) {
-            s = s * 6364136223846793005u + 1442695040888963407u;
-            z[i * K + j] = (float)((double)(s >> 11) / 9007199254740992.0 * 0.01);
+            z[i * K + j] = (float)(unif(&s) * 0.01);
         }
         z[i * K + i % K] = 30.0f;
         y[i] = i % 100 == 0 ? (int32_t)(i % K) : (int32_t)((i + 1 + i % 7) % K);
     }
-    calib_arrays a = {.kind = CALIB_LOGITS, .n = N, .k = K, .dtype = CALIB_F32,
-                      .scores = z, .labels = y};
-    calib_dataset *ds = NULL;
-    assert_int_equal(calib_dataset_wrap(&a, &ds, NULL), CALIB_OK);
-    calib_calibrator *c1 = fit_with(ds, CALIB_OBJECTIVE_NLL, 1);
-    calib_calibrator *c2 = fit_with(ds, CALIB_OBJECTIVE_NLL, 2);
-    const double t = calib_calibrator_temperature(c1);
-    assert_true(t == calib_calibrator_temperature(c2));
+    calib_calibrator *c = fit_f32_checked(z, y, N, K);
+    const double t = calib_calibrator_temperature(c);
     const long double f = nll_ld(z, y, N, K, t);
-    assert_close(calib_calibrator_objective_value(c1), (double)f, 1e-13);
     /* a minimum: f(T (1 +- 1e-5)) - f(T) ~ f''/2 1e-10 > 0 */
     assert_true(nll_ld(z, y, N, K, t * (1 + 1e-5)) > f);
     assert_true(nll_ld(z, y, N, K, t * (1 - 1e-5)) > f);
     print_message("  outlying max: T %.17g, %d passes\n", t,
-                  calib_calibrator_iterations(c1));
-    calib_calibrator_free(c1);
-    calib_calibrator_free(c2);
-    calib_dataset_free(ds);
+                  calib_calibrator_iterations(c));
+    calib_calibrator_free(c);
     free(z);
     free(y);
 }
@@ -840,8 +925,7 @@ static void test_float32_paths(void **state)
     double *zd = malloc(off[N] * sizeof *zd);
     uint64_t s = 11;
     for (size_t j = 0; j < off[N]; j++) {
-        s = s * 6364136223846793005u + 1442695040888963407u;
-        z[j] = (float)(((double)(s >> 11) / 9007199254740992.0 - 0.5) * 9);
+        z[j] = (float)((unif(&s) - 0.5) * 9);
     }
     for (size_t i = 0; i < N; i++) {
         const size_t b = off[i], len = off[i + 1] - b;
@@ -915,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_large_threads),
         cmocka_unit_test(test_float32_paths),
         cmocka_unit_test(test_outlying_max),
+        cmocka_unit_test(test_series_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
