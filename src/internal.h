@@ -169,6 +169,13 @@ typedef void (*calib__range_fn)(void *ctx, size_t begin, size_t end,
 int calib__parallel_for(size_t n, int threads, size_t grain,
                         calib__range_fn fn, void *ctx);
 
+/* The same, but each worker takes the next `chunk` items as it becomes
+ * free, so fn may be called many times per worker: for fn whose per-worker
+ * results are exact sums, where a thread slowed down by other work on the
+ * machine should not hold the others up. */
+int calib__parallel_chunks(size_t n, int threads, size_t grain, size_t chunk,
+                           calib__range_fn fn, void *ctx);
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */

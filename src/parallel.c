@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #define MAX_THREADS 256
@@ -63,4 +64,40 @@ int calib__parallel_for(size_t n, int threads, size_t grain,
             run_task(&tasks[w]);
     }
     return (int)used;
+}
+
+typedef struct chunks {
+    calib__range_fn fn;
+    void *ctx;
+    size_t n, chunk;
+    atomic_size_t next;
+} chunks;
+
+static void chunk_range(void *vp, size_t begin, size_t end, int worker)
+{
+    chunks *c = vp;
+    (void)begin, (void)end;
+    for (;;) {
+        const size_t b = atomic_fetch_add(&c->next, c->chunk);
+        if (b >= c->n)
+            return;
+        c->fn(c->ctx, b, c->n - b < c->chunk ? c->n : b + c->chunk, worker);
+    }
+}
+
+int calib__parallel_chunks(size_t n, int threads, size_t grain, size_t chunk,
+                           calib__range_fn fn, void *ctx)
+{
+    chunks c = {fn, ctx, n, chunk < 1 ? 1 : chunk, 0};
+    size_t used = (size_t)calib__threads(threads);
+    if (grain < 1)
+        grain = 1;
+    if (used > n / grain)
+        used = n / grain;
+    if (used <= 1) {
+        fn(ctx, 0, n, 0);
+        return 1;
+    }
+    /* one range per worker: each then loops over the chunks */
+    return calib__parallel_for(used, (int)used, 1, chunk_range, &c);
 }

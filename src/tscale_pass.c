@@ -162,8 +162,9 @@ static void run_blocks(calib__tpass *p, calib__range_fn fn, void *ctx,
     const size_t rows = p->use_sample ? p->n_sample : p->ds->n;
     const size_t blocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
     clear(p);
-    merge(p, calib__parallel_for(blocks, p->threads,
-                                 1 + p->grain / ROW_BLOCK, fn, ctx),
+    merge(p, calib__parallel_chunks(blocks, p->threads,
+                                    1 + p->grain / ROW_BLOCK,
+                                    1 + p->grain / ROW_BLOCK, fn, ctx),
           out, n_sums);
 }
 
