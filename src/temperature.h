@@ -128,6 +128,24 @@ void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
                               size_t *at_max);
 #define CALIB__TS_RANGE32 1e6
 
+/* A high pass's results for one row of float32 logits. */
+typedef struct calib__zhigh {
+    calib__row_state st;      /* ROW_FIT or ROW_CONST                    */
+    size_t len;
+    float zmax, zmin;
+    double m[CALIB__TS_MOM];  /* ROW_FIT: calib__ts_zrow_moments' out[]  */
+    double wy;                /* ROW_FIT: the label's z_y - zmax         */
+    double sum;               /* ROW_FIT: calib__ts_zrow_sum's sums      */
+    size_t at_max;
+} calib__zhigh;
+
+/* The high moments (calib__ts_zrow_moments with sum) of rows [r0, r1) of
+ * float32 logits at beta, into out[i - r0]: one call for a block of rows,
+ * so that what a call sets up (the exp's constants, the dispatch) is paid
+ * once a block, not once a row.  e: scratch for the longest row. */
+void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
+                          double beta, double *e, calib__zhigh *out);
+
 /* sum_k w_k over a loaded row, and the count of its maxima (w_k = 0). */
 double calib__ts_row_sum(const double *w, size_t len, size_t *at_max);
 double calib__ts_zrow_sum(const calib__zrow *r, size_t *at_max);

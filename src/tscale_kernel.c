@@ -331,6 +331,32 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
         moments(NULL, r, 1, r->len, y, beta, 0, e, out, 0, NULL, NULL);
 }
 
+VECTOR_CLONES
+void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
+                          double beta, double *e, calib__zhigh *out)
+{
+    const size_t total = ds->offsets ? ds->offsets[ds->n] : ds->n * ds->k;
+    for (size_t i = r0; i < r1; i++) {
+        calib__zhigh *o = &out[i - r0];
+        const size_t b = calib__row_begin(ds, i), y = (size_t)ds->labels[i];
+        calib__zrow r;
+        zrow_scan(&r, (const float *)ds->scores + b, calib__row_len(ds, i),
+                  total - b);
+        o->len = r.len, o->zmax = r.zmax, o->zmin = r.zmin;
+        o->st = r.zmin == r.zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
+        if (o->st != CALIB__ROW_FIT)
+            continue;
+        o->wy = (double)r.z[y] - r.zmax;
+        const double xmin = ((double)r.zmin - r.zmax) * beta;
+        if (xmin >= -708.0) /* as calib__ts_zrow_moments decides */
+            moments(NULL, &r, 1, r.len, y, beta, 0, e, o->m, 1, &o->sum,
+                    &o->at_max);
+        else
+            moments(NULL, &r, 1, r.len, y, beta, 1, e, o->m, 1, &o->sum,
+                    &o->at_max);
+    }
+}
+
 /* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as
  * moments() reads it; the padding adds 0 to the sum and is not counted. */
 INLINE void sum_step(const void *src, int from_z, v4d zmax, v4d *s, v4i *c)

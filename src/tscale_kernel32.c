@@ -183,58 +183,13 @@ void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
 /* Rows of floats, read in place                                       */
 /* ------------------------------------------------------------------ */
 
-/* v's lanes permuted by the 8 indices (clang, which builds the fuzz
- * targets, has no __builtin_shuffle). */
-#if defined(__clang__)
-#define shuffle8(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
-#else
-#define shuffle8(v, ...) __builtin_shuffle(v, (v8i){__VA_ARGS__})
-#endif
-
-INLINE v8f max8(v8f a, v8f b) { return select8((v8i)(a > b), a, b); }
-INLINE v8f min8(v8f a, v8f b) { return select8((v8i)(a < b), a, b); }
-
-/* The maximum (or minimum) of the lanes, in every lane. */
-INLINE v8f all_max8(v8f v)
-{
-    v = max8(v, shuffle8(v, 4, 5, 6, 7, 0, 1, 2, 3));
-    v = max8(v, shuffle8(v, 2, 3, 0, 1, 6, 7, 4, 5));
-    return max8(v, shuffle8(v, 1, 0, 3, 2, 5, 4, 7, 6));
-}
-
-INLINE v8f all_min8(v8f v)
-{
-    v = min8(v, shuffle8(v, 4, 5, 6, 7, 0, 1, 2, 3));
-    v = min8(v, shuffle8(v, 2, 3, 0, 1, 6, 7, 4, 5));
-    return min8(v, shuffle8(v, 1, 0, 3, 2, 5, 4, 7, 6));
-}
-
 /* The maximum and minimum of z[0..len), and the last partial group of 8
- * padded with the maximum; z[len ..] up to z[avail) may be read (and
- * ignored), so that most rows need no scalar copy. */
+ * padded with the maximum (zrow_scan, tscale_simd.h). */
 VECTOR_CLONES
 void calib__ts_zrow_init(calib__zrow *r, const float *z, size_t len,
                          size_t avail)
 {
-    const size_t full = len & ~(size_t)7;
-    v8f mx = splat8(z[0]), mn = mx, t = mx;
-    for (size_t k = 0; k < full; k += 8) {
-        const v8f v = load8(z + k);
-        mx = max8(mx, v), mn = min8(mn, v);
-    }
-    const int32_t rem = (int32_t)(len - full);
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    const v8i in_row = lane < (v8i){rem, rem, rem, rem, rem, rem, rem, rem};
-    if (full + 8 <= avail) {
-        t = select8(in_row, load8(z + full), t);
-    } else {
-        store8(r->tail, t);
-        memcpy(r->tail, z + full, (size_t)rem * sizeof *z);
-        t = load8(r->tail);
-    }
-    mx = all_max8(max8(mx, t)), mn = all_min8(min8(mn, t));
-    store8(r->tail, select8(in_row, t, mx));
-    r->z = z, r->len = len, r->zmax = mx[0], r->zmin = mn[0];
+    zrow_scan(r, z, len, avail);
 }
 
 /* calib__ts_zrow_init for a row whose maximum and minimum are known: only

@@ -7,10 +7,11 @@
  * added in row order, and each block's sums then go into the exact
  * accumulators (xsum.c).  A block is never split between threads, so the
  * sums, and T, are the same bits for any thread count, while the
- * superaccumulator is touched once per block instead of six times a row
+ * superaccumulator is touched once per block instead of nine times a row
  * (it costs more than the exp of a short row).  Within a block the NLL's
  * log-sum-exp terms are multiplied and one log taken: every factor lies in
- * [1, row length], so the product cannot overflow.
+ * [1, row length], and a product past 2^896 is logged and restarted, so it
+ * cannot overflow.
  *
  * Moment passes run in double, or in float32 (p->f32: the solver's
  * approximate passes) on every row whose range allows it; a row of float32
@@ -30,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROW_BLOCK 16
+#define ROW_BLOCK 64
 
 static size_t max_row_len(const calib_dataset *ds)
 {
@@ -314,8 +315,32 @@ static calib__row_state row_moments(const calib__tpass *p, size_t i,
     return st;
 }
 
-/* Adds row i's weighted terms to the block's sums s[] and its sum of
- * exponentials to *prod (unweighted data; weighted rows add wt log). */
+/* Adds a row's weighted terms (state st, moments m[], label score wy) to
+ * the block's sums s[] and its sum of exponentials to *prod (unweighted
+ * data; weighted rows add wt log). */
+static void add_terms(const calib__tpass *p, calib__row_state st,
+                      const double *m, double wy, double wt, double *s,
+                      double *prod)
+{
+    if (st == CALIB__ROW_INFINITE)
+        return;
+    if (st == CALIB__ROW_FIT)
+        s[0] -= wt * (p->beta * wy);
+    if (p->ds->weights) {
+        s[0] += wt * log(m[0]);
+    } else {
+        *prod *= m[0];
+        if (*prod > 0x1p896) { /* before the next factor (<= 2^64) */
+            s[0] += log(*prod);
+            *prod = 1.0;
+        }
+    }
+    for (int k = 1; k < (p->high ? CALIB__TS_MOM : 5); k++)
+        s[k] += wt * m[k];
+    s[CALIB__TS_WEIGHT] += wt;
+}
+
+/* Row i's terms into s[] and *prod (add_terms). */
 static void row_terms(const calib__tpass *p, size_t i, double *w, double *e,
                       double *s, double *prod, calib__tshape *sh, double *ss)
 {
@@ -324,17 +349,33 @@ static void row_terms(const calib__tpass *p, size_t i, double *w, double *e,
         return;
     double m[CALIB__TS_MOM] = {0}, wy = 0.0;
     const calib__row_state st = row_moments(p, i, w, e, m, &wy, wt, sh, ss);
-    if (st == CALIB__ROW_INFINITE)
-        return;
-    if (st == CALIB__ROW_FIT)
-        s[0] -= wt * (p->beta * wy);
-    if (p->ds->weights)
-        s[0] += wt * log(m[0]);
-    else
-        *prod *= m[0];
-    for (int k = 1; k < (p->high ? CALIB__TS_MOM : 5); k++)
-        s[k] += wt * m[k];
-    s[CALIB__TS_WEIGHT] += wt;
+    add_terms(p, st, m, wy, wt, s, prod);
+}
+
+/* Rows [r0, r1) of float32 logits in a high pass: the kernel takes the
+ * block in one call (calib__ts_zrows_high), the same values row_terms
+ * would add. */
+static void high_block(const calib__tpass *p, size_t r0, size_t r1,
+                       double *e, double *s, double *prod, calib__tshape *sh,
+                       double *ss)
+{
+    calib__zhigh out[ROW_BLOCK];
+    calib__ts_zrows_high(p->ds, r0, r1, p->beta, e, out);
+    for (size_t i = r0; i < r1; i++) {
+        calib__zhigh *o = &out[i - r0];
+        const double wt = calib__weight(p->ds, i);
+        if (wt == 0.0)
+            continue;
+        if (sh && p->ext)
+            p->ext[2 * i] = o->zmax, p->ext[2 * i + 1] = o->zmin;
+        if (sh && o->st != CALIB__ROW_FIT)
+            sh->constant++;
+        else if (sh)
+            shape_add(sh, ss, wt, o->len, o->sum, o->at_max, o->wy);
+        if (o->st != CALIB__ROW_FIT)
+            o->m[0] = (double)o->len;
+        add_terms(p, o->st, o->m, o->wy, wt, s, prod);
+    }
 }
 
 /* Asks for row i's scores ahead of use: the subsample's rows are spread
@@ -360,7 +401,10 @@ static void moments_range(void *vp, size_t begin, size_t end, int worker)
         double s[CALIB__TS_SUMS] = {0}, prod = 1.0, ss[2] = {0, 0};
         size_t r0, r1;
         block_rows(p, b, &r0, &r1);
-        for (size_t r = r0; r < r1; r++) {
+        if (p->high && p->z32 && !p->use_sample)
+            high_block(p, r0, r1, e, s, &prod, sh, ss);
+        for (size_t r = r0; !(p->high && p->z32 && !p->use_sample) && r < r1;
+             r++) {
             if (p->use_sample && r + 1 < p->n_sample)
                 prefetch_row(p->ds, p->sample[r + 1]);
             row_terms(p, p->use_sample ? p->sample[r] : r, w, e, s, &prod,
