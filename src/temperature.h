@@ -71,15 +71,13 @@ calib__row_state calib__ts_load_row(const calib_dataset *ds, size_t i,
  * like w); returns their sum (>= 1: the maximum gives 1). */
 double calib__ts_row_exp(const double *w, size_t len, double beta, double *e);
 
-/* A row's moments: sum e, f', and the cumulants kappa_2 .. kappa_7 */
-#define CALIB__TS_MOM 8
-/* The raw sums they come from: sum e, sum e (w - w_y), sum e w^j, j <= 7 */
-#define CALIB__TS_RAW 9
+/* A row's moments: sum e, f', and the cumulants kappa_2 .. kappa_8 */
+#define CALIB__TS_MOM 9
 
 /* For a ROW_FIT row: out[0] = sum_k exp(beta w_k) (the NLL is its log
  * minus beta w_y), out[1] = f' = E_q[w - w_y], out[2..3] = the central
  * moments c2, c3 of w under q, out[4] = kappa_4 = c4 - 3 c2^2.  With sum
- * (else NULL: a `high` pass), also out[5..7] = kappa_5 .. kappa_7 (else
+ * (else NULL: a `high` pass), also out[5..8] = kappa_5 .. kappa_8 (else
  * left as they are), and *sum and *at_max of calib__ts_row_sum, the same
  * bits.  e is scratch of the padded length. */
 void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
@@ -154,10 +152,10 @@ double calib__ts_zrow_sum(const calib__zrow *r, size_t *at_max);
 /* Passes over the rows (tscale_pass.c)                                */
 /* ------------------------------------------------------------------ */
 
-/* A pass's sums: NLL, then f' .. f^(7) in beta (the derivatives past the
+/* A pass's sums: NLL, then f' .. f^(8) in beta (the derivatives past the
  * fourth only in a `high` pass, else 0), then the weight */
-#define CALIB__TS_SUMS 9
-#define CALIB__TS_WEIGHT 8
+#define CALIB__TS_SUMS 10
+#define CALIB__TS_WEIGHT 9
 
 /* What every pass shares: the data, per-worker scratch rows and exact
  * accumulators, merged in worker order (exact, so order is immaterial). */
@@ -174,7 +172,7 @@ typedef struct calib__tpass {
     size_t n_sample;
     int use_sample;           /* moment passes visit the sample only     */
     int f32;                  /* moment passes in float32 (approximate)  */
-    int high;                 /* double moment passes sum to kappa_7     */
+    int high;                 /* double moment passes sum to kappa_8     */
     int z32;                  /* float32 logits: read without conversion */
     float *ext;               /* z32: row i's maximum and minimum at
                                  ext[2i], ext[2i + 1], from the shape pass
@@ -206,7 +204,7 @@ static inline double *calib__tpass_scratch(const calib__tpass *p, int worker)
 void calib__tpass_run(calib__tpass *p, calib__range_fn fn, void *ctx,
                       double *out, int n_sums);
 
-/* The weighted sums of NLL, f' .. f'''' (.. f^(7) with p->high) in beta
+/* The weighted sums of NLL, f' .. f'''' (.. f^(8) with p->high) in beta
  * and weight over the rows (or the sample) at p->beta, into
  * out[CALIB__TS_SUMS]. */
 void calib__tpass_moments(calib__tpass *p, double out[CALIB__TS_SUMS]);

@@ -192,7 +192,7 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
     accumulate(v, ek, wy, acc, keep != NULL);
 }
 
-/* With `high`: sum e (w - m)^j for j = 2..7 into out[0..5], m the mean
+/* With `high`: sum e (w - m)^j for j = 2..8 into out[0..6], m the mean
  * of w under q, from the exps that the first loop kept in e[] (padding
  * lanes 0), and the shape's sums (row_sum's, the same bits: the lanes of
  * w added in the same order, the maxima counted) into *sum and *at_max.
@@ -202,14 +202,14 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
  * moments. */
 INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
                          size_t len, const double *e, v4d zmax, double m,
-                         double out[6], double *sum, size_t *at_max)
+                         double out[7], double *sum, size_t *at_max)
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
     const v4d mean = splat(m);
-    v4d acc[6], ws = splat(0.0);
+    v4d acc[7], ws = splat(0.0);
     v4i c = {0, 0, 0, 0};
-    for (int j = 0; j < 6; j++)
+    for (int j = 0; j < 7; j++)
         acc[j] = splat(0.0);
     size_t k = 0;
     for (; k < len; k += 4) {
@@ -217,12 +217,12 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
         ws += v;
         c -= (v4i)(v == splat(0.0));
         v4d t = load4(e + k) * d * d;
-        for (int j = 0; j < 6; j++) {
+        for (int j = 0; j < 7; j++) {
             acc[j] += t;
             t *= d;
         }
     }
-    for (int j = 0; j < 6; j++)
+    for (int j = 0; j < 7; j++)
         out[j] = hsum(acc[j]);
     *sum = hsum(ws);
     *at_max = (size_t)(c[0] + c[1] + c[2] + c[3]) - (k - len);
@@ -250,8 +250,8 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
  *
  * With `high` (a constant), the first loop keeps the exps in e[] and sums
  * only e, e (w - w_y) and e w (for the mean m); a second loop
- * (central_sums) sums e (w - m)^j for j = 2..7, and out[2..7] get
- * kappa_2 .. kappa_7 from them (from_central), as the solver's series
+ * (central_sums) sums e (w - m)^j for j = 2..8, and out[2..8] get
+ * kappa_2 .. kappa_8 from them (from_central), as the solver's series
  * step needs them: without the cancellation above.  That loop also finds
  * the row's shape sums. */
 INLINE void moments(const double *w, const calib__zrow *r, int from_z,
@@ -291,7 +291,7 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
     for (int j = 0; j < (high ? 3 : 6); j++)
         sums[j] = hsum(acc[j]);
     if (high) {
-        double c[6];
+        double c[7];
         central_sums(w, r, from_z, len, e, zmax, sums[2] / sums[0], c, sum,
                      at_max);
         from_central(sums, c, out);

@@ -17,7 +17,7 @@
  * approximate passes) on every row whose range allows it; a row of float32
  * logits is read in place by the kernels, other rows are loaded as doubles
  * first.  A `high` pass (p->high, in double) also sums the cumulants to
- * the seventh order, for the solver's series step.
+ * the eighth order, for the solver's series step.
  *
  * The data's shape (calib__tshape) comes from a pass of its own, or from
  * the first moment pass over all rows when p->shape asks for it (a row's

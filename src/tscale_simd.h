@@ -13,10 +13,10 @@
  * same reduction and a degree-5 polynomial (2.1e-7 relative).  Every
  * vector operation is one IEEE operation per lane, the lanes are summed in
  * a fixed order, ISO C mode keeps -ffp-contract=off, and the fused
- * multiply-adds of the double exp are written out (fma4), which the
+ * multiply-adds of both exps are written out (fma4, fma8), which the
  * x86-64-v3 clone does in hardware and the portable build with libm's
  * fma, rounding the same: so every build of a kernel gives the same bits
- * (the test checks exp's).
+ * (the test checks the exps').
  */
 #ifndef CALIB_TSCALE_SIMD_H
 #define CALIB_TSCALE_SIMD_H
@@ -168,18 +168,28 @@ INLINE double hsum8(v8f v)
 /* exp(x) for -87 <= x <= 0 in float32, within 2.1e-7 relative.  The
  * reduction of exp_range; e^r = 1 + r + r^2 q(r), q of degree 3 fitted for the least maximum
  * relative error (1.05e-7 on |r| <= ln2/2, before rounding). */
+/* fma4's float32 twin on eight lanes. */
+INLINE v8f fma8(v8f a, v8f b, v8f c)
+{
+    v8f r;
+    for (int j = 0; j < 8; j++)
+        r[j] = __builtin_fmaf(a[j], b[j], c[j]);
+    return r;
+}
+
 INLINE v8f exp32_range(v8f x)
 {
     const v8f shift = splat8(0x1.8p23f);
-    const v8f t = x * splat8(0x1.715476p0f) + shift;
+    const v8f t = fma8(x, splat8(0x1.715476p0f), shift);
     const v8f n = t - shift;
-    const v8f r = (x - n * splat8(0x1.62e4p-1f)) - n * splat8(0x1.7f7d1cp-20f);
+    const v8f r = fma8(-n, splat8(0x1.7f7d1cp-20f),
+                       fma8(-n, splat8(0x1.62e4p-1f), x));
     const int32_t bias = 0x4B400000 - 127;
     const v8i sbits = ((v8i)t - (v8i){bias, bias, bias, bias, bias, bias, bias, bias}) << 23;
     const v8f r2 = r * r;
-    const v8f q = (splat8(0x1.fffdfcp-2f) + r * splat8(0x1.5557aep-3f)) +
-                  r2 * (splat8(0x1.5729f0p-5f) + r * splat8(0x1.106284p-7f));
-    const v8f p = (splat8(1.0f) + r) + r2 * q;
+    const v8f q = fma8(r2, fma8(r, splat8(0x1.106284p-7f), splat8(0x1.5729f0p-5f)),
+                       fma8(r, splat8(0x1.5557aep-3f), splat8(0x1.fffdfcp-2f)));
+    const v8f p = fma8(r2, q, splat8(1.0f) + r);
     return p * (v8f)sbits;
 }
 
@@ -269,16 +279,18 @@ static inline void from_raw(const double s[6], double out[CALIB__TS_MOM])
 }
 
 /* The moments of a `high` pass: s[0..1] = sum e and sum e (w - w_y) as
- * from_raw takes them, c[j-2] = sum e (w - m)^j for j = 2..7 about the
- * mean m; out[0..7] = sum e, f', kappa_2 .. kappa_7 (with mu_j = c[j-2] /
+ * from_raw takes them, c[j-2] = sum e (w - m)^j for j = 2..8 about the
+ * mean m; out[0..8] = sum e, f', kappa_2 .. kappa_8 (with mu_j = c[j-2] /
  * sum e: kappa_j = mu_j for j <= 3, the others as in Kendall and Stuart,
- * 3.38). */
-static inline void from_central(const double s[6], const double c[6],
+ * 3.38; tests/test_tscale_exp.c checks them on Poisson and Bernoulli
+ * distributions). */
+static inline void from_central(const double s[6], const double c[7],
                                 double out[CALIB__TS_MOM])
 {
     const double inv = 1.0 / s[0];
     const double m2 = c[0] * inv, m3 = c[1] * inv, m4 = c[2] * inv;
     const double m5 = c[3] * inv, m6 = c[4] * inv, m7 = c[5] * inv;
+    const double m8 = c[6] * inv;
     out[0] = s[0];
     out[1] = s[1] * inv;
     out[2] = m2;
@@ -287,6 +299,9 @@ static inline void from_central(const double s[6], const double c[6],
     out[5] = m5 - 10.0 * m3 * m2;
     out[6] = m6 - 15.0 * m4 * m2 - 10.0 * m3 * m3 + 30.0 * m2 * m2 * m2;
     out[7] = m7 - 21.0 * m5 * m2 - 35.0 * m4 * m3 + 210.0 * m3 * m2 * m2;
+    out[8] = m8 - 28.0 * m6 * m2 - 56.0 * m5 * m3 - 35.0 * m4 * m4 +
+             420.0 * m4 * m2 * m2 + 560.0 * m3 * m3 * m2 -
+             630.0 * m2 * m2 * m2 * m2;
 }
 
 #endif /* CALIB_TSCALE_SIMD_H */

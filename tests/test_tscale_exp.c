@@ -1,8 +1,9 @@
-/* test_tscale_exp.c — the branch-free exp of the temperature-scaling
- * kernels (tscale_simd.h): its error against long double expl, and the
- * same bits from the code the x86-64-v3 clone runs (fused multiply-adds in
- * hardware) and from the portable code (libm's fma), which is the promise
- * that a fit gives the same T on every machine. */
+/* test_tscale_exp.c — helpers of the temperature-scaling kernels
+ * (tscale_simd.h): the branch-free exps, double and float32, against long
+ * double expl, and the same bits from the code the x86-64-v3 clone runs
+ * (fused multiply-adds in hardware) and from the portable code (libm's
+ * fma), which is the promise that a fit gives the same T on every
+ * machine; and the cumulants the series step uses. */
 #include "golden.h"
 
 #include "tscale_simd.h"
@@ -34,12 +35,26 @@ static double *test_points(void)
         memcpy(e + i, &v, sizeof v);                                      \
     }
 
+/* The float32 twin on the same points, rounded to float and kept to
+ * [-87, 0], its range. */
+#define EXP32_ALL(x, e)                                                   \
+    for (size_t i = 0; i < N_TEST; i += 8) {                              \
+        v8f v;                                                            \
+        for (int j = 0; j < 8; j++)                                       \
+            v[j] = (float)(x[i + j] * (87.0 / 708.0));                    \
+        v = exp32_range(v);                                               \
+        memcpy(e + i, &v, sizeof v);                                      \
+    }
+
 static void exp_portable(const double *x, double *e) { EXP_ALL(x, e) }
+static void exp32_portable(const double *x, float *e) { EXP32_ALL(x, e) }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define HAVE_V3 1
 __attribute__((target("arch=x86-64-v3"))) static void
 exp_v3(const double *x, double *e) { EXP_ALL(x, e) }
+__attribute__((target("arch=x86-64-v3"))) static void
+exp32_v3(const double *x, float *e) { EXP32_ALL(x, e) }
 #endif
 
 /* The portable code's exp is within 4.1e-16 relative of expl (2 ulp; the
@@ -57,6 +72,18 @@ static void test_accuracy(void **state)
                   N_TEST);
     assert_true(worst <= 4.1e-16);
     assert_true(e[0] == 1.0);
+    /* the float32 twin: within 2.1e-7 of expl of its (float) argument */
+    float *e32 = malloc(N_TEST * sizeof *e32);
+    exp32_portable(x, e32);
+    worst = 0.0;
+    for (size_t i = 0; i < N_TEST; i++) {
+        const long double r = expl((long double)(float)(x[i] * (87.0 / 708.0)));
+        const double rel = (double)fabsl(((long double)e32[i] - r) / r);
+        worst = rel > worst ? rel : worst;
+    }
+    print_message("  exp32: worst relative error %.3g\n", worst);
+    assert_true(worst <= 2.1e-7);
+    free(e32);
     free(x);
     free(e);
 }
@@ -74,6 +101,12 @@ static void test_same_bits(void **state)
     exp_portable(x, a);
     exp_v3(x, b);
     assert_memory_equal(a, b, N_TEST * sizeof *a);
+    float *a32 = malloc(N_TEST * sizeof *a32), *b32 = malloc(N_TEST * sizeof *b32);
+    exp32_portable(x, a32);
+    exp32_v3(x, b32);
+    assert_memory_equal(a32, b32, N_TEST * sizeof *a32);
+    free(a32);
+    free(b32);
     free(x);
     free(a);
     free(b);
@@ -82,11 +115,49 @@ static void test_same_bits(void **state)
 #endif
 }
 
+/* from_central's cumulants from central moment sums, on distributions
+ * whose cumulants are known in closed form: Poisson(3), every cumulant 3;
+ * Bernoulli(0.3), kappa_5 = pq (q - p)(1 - 12 pq) and kappa_6 = pq (1 -
+ * 30 pq + 120 p^2 q^2) (Kendall and Stuart, 5.5), and kappa_7 = 0.359184,
+ * kappa_8 = 0.4100376 (the 7th and 8th derivatives of log(q + p e^t) at
+ * 0, by mpmath). */
+static void central_of(const double *pmf, const double *x, size_t n,
+                       double out[CALIB__TS_MOM])
+{
+    double mean = 0.0, s[6] = {0}, c[7] = {0};
+    for (size_t i = 0; i < n; i++)
+        mean += pmf[i] * x[i], s[0] += pmf[i];
+    for (size_t i = 0; i < n; i++) {
+        double t = pmf[i] * (x[i] - mean) * (x[i] - mean);
+        for (int j = 0; j < 7; j++, t *= x[i] - mean)
+            c[j] += t;
+    }
+    from_central(s, c, out);
+}
+
+static void test_cumulants(void **state)
+{
+    double pmf[60], x[60], out[CALIB__TS_MOM];
+    for (int k = 0; k < 60; k++)
+        x[k] = k, pmf[k] = exp(k * log(3.0) - 3.0 - lgamma(k + 1.0));
+    central_of(pmf, x, 60, out);
+    for (int j = 2; j <= 8; j++)
+        assert_true(fabs(out[j] - 3.0) <= 1e-9);
+    const double p = 0.3, q = 0.7, bp[2] = {q, p}, bx[2] = {0, 1};
+    central_of(bp, bx, 2, out);
+    assert_true(fabs(out[5] - p * q * (q - p) * (1 - 12 * p * q)) <= 1e-15);
+    assert_true(fabs(out[6] - p * q * (1 - 30 * p * q + 120 * p * p * q * q)) <=
+                1e-15);
+    assert_true(fabs(out[7] - 0.359184) <= 1e-14);
+    assert_true(fabs(out[8] - 0.4100376) <= 1e-14);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accuracy),
         cmocka_unit_test(test_same_bits),
+        cmocka_unit_test(test_cumulants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
