@@ -179,9 +179,9 @@ INLINE void accumulate(v4d v, v4d ek, v4d wy, v4d acc[6], int high)
 /* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
  * a whole group passes the constant 4, so its loop does not test), and
  * its sums. */
-INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                         v4d wy, size_t valid, int clamp, v4d acc[6],
-                         double *keep)
+INLINE v4d moments_step(const void *src, int from_z, v4d zmax, v4d bt,
+                        v4d wy, size_t valid, int clamp, v4d acc[6],
+                        double *keep)
 {
     const v4d v = load_w(src, from_z, zmax);
     v4d ek = exp_nonpos(v * bt, clamp);
@@ -190,32 +190,34 @@ INLINE void moments_step(const void *src, int from_z, v4d zmax, v4d bt,
     if (keep)
         store4(keep, ek);
     accumulate(v, ek, wy, acc, keep != NULL);
+    return v;
+}
+
+/* The shape's sums over one group of a row (row_sum's sum_step). */
+INLINE void shape_step(v4d v, v4d *ws, v4i *count)
+{
+    *ws += v;
+    *count -= (v4i)(v == splat(0.0));
 }
 
 /* With `high`: sum e (w - m)^j for j = 2..8 into out[0..6], m the mean
  * of w under q, from the exps that the first loop kept in e[] (padding
- * lanes 0), and the shape's sums (row_sum's, the same bits: the lanes of
- * w added in the same order, the maxima counted) into *sum and *at_max.
- * A loop of its own: its eight sums and the first loop's six would not
- * fit the sixteen vector registers, and a sum spilled carries its chain
- * through memory.  About the mean, so without the cancellation of raw
- * moments. */
+ * lanes 0).  A loop of its own: its seven sums and the first loop's would
+ * not fit the sixteen vector registers, and a sum spilled carries its
+ * chain through memory.  About the mean, so without the cancellation of
+ * raw moments. */
 INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
                          size_t len, const double *e, v4d zmax, double m,
-                         double out[7], double *sum, size_t *at_max)
+                         double out[7])
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
     const v4d mean = splat(m);
-    v4d acc[7], ws = splat(0.0);
-    v4i c = {0, 0, 0, 0};
+    v4d acc[7];
     for (int j = 0; j < 7; j++)
         acc[j] = splat(0.0);
-    size_t k = 0;
-    for (; k < len; k += 4) {
-        const v4d v = load_w(ROW_AT(k), from_z, zmax), d = v - mean;
-        ws += v;
-        c -= (v4i)(v == splat(0.0));
+    for (size_t k = 0; k < len; k += 4) {
+        const v4d d = load_w(ROW_AT(k), from_z, zmax) - mean;
         v4d t = load4(e + k) * d * d;
         for (int j = 0; j < 7; j++) {
             acc[j] += t;
@@ -224,8 +226,6 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
     }
     for (int j = 0; j < 7; j++)
         out[j] = hsum(acc[j]);
-    *sum = hsum(ws);
-    *at_max = (size_t)(c[0] + c[1] + c[2] + c[3]) - (k - len);
 }
 
 /* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels when the
@@ -252,8 +252,8 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
  * only e, e (w - w_y) and e w (for the mean m); a second loop
  * (central_sums) sums e (w - m)^j for j = 2..8, and out[2..8] get
  * kappa_2 .. kappa_8 from them (from_central), as the solver's series
- * step needs them: without the cancellation above.  That loop also finds
- * the row's shape sums. */
+ * step needs them: without the cancellation above.  The first loop also
+ * finds the row's shape sums then. */
 INLINE void moments(const double *w, const calib__zrow *r, int from_z,
                     size_t len, size_t y, double beta, int clamp,
                     double *e, double out[CALIB__TS_MOM], int high,
@@ -264,7 +264,8 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
     const double top = from_z ? r->zmax : 0.0;
     const v4d zmax = splat(top), bt = splat(beta);
     const v4d wy = splat(from_z ? (double)z[y] - top : w[y]);
-    v4d acc[6];
+    v4d acc[6], ws = splat(0.0);
+    v4i count = {0, 0, 0, 0};
     for (int j = 0; j < 6; j++)
         acc[j] = splat(0.0);
     size_t k = 0;
@@ -280,21 +281,29 @@ INLINE void moments(const double *w, const calib__zrow *r, int from_z,
         if (high) {
             store4(e + k, ea);
             store4(e + k + 4, eb);
+            shape_step(va, &ws, &count);
+            shape_step(vb, &ws, &count);
         }
         accumulate(va, ea, wy, acc, high);
         accumulate(vb, eb, wy, acc, high);
     }
-    for (; k < len; k += 4)
-        moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k, clamp, acc,
-                     high ? e + k : NULL);
+    for (; k < len; k += 4) {
+        const v4d v = moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k,
+                                   clamp, acc, high ? e + k : NULL);
+        if (high)
+            shape_step(v, &ws, &count);
+    }
     double sums[6];
     for (int j = 0; j < (high ? 3 : 6); j++)
         sums[j] = hsum(acc[j]);
     if (high) {
         double c[7];
-        central_sums(w, r, from_z, len, e, zmax, sums[2] / sums[0], c, sum,
-                     at_max);
+        central_sums(w, r, from_z, len, e, zmax, sums[2] / sums[0], c);
         from_central(sums, c, out);
+        /* row_sum's, the same bits: the lanes added in the same order */
+        *sum = hsum(ws);
+        *at_max = (size_t)(count[0] + count[1] + count[2] + count[3]) -
+                  (k - len);
     } else {
         from_raw(sums, out);
     }
@@ -361,9 +370,7 @@ void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
  * moments() reads it; the padding adds 0 to the sum and is not counted. */
 INLINE void sum_step(const void *src, int from_z, v4d zmax, v4d *s, v4i *c)
 {
-    const v4d v = load_w(src, from_z, zmax);
-    *s += v;
-    *c -= (v4i)(v == splat(0.0));
+    shape_step(load_w(src, from_z, zmax), s, c);
 }
 
 INLINE double row_sum(const double *w, const calib__zrow *r, int from_z,
