@@ -164,12 +164,13 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
  * from the shifted scores v and their exps ek. */
 INLINE void accumulate(v4d v, v4d ek, v4d wy, v4d acc[6], int high)
 {
-    const v4d e1 = ek * v;
     acc[0] += ek;
     acc[1] = fma4(ek, v - wy, acc[1]);
-    acc[2] += e1;
-    if (!high) {
-        const v4d e2 = e1 * v, e3 = e2 * v;
+    if (high) {
+        acc[2] = fma4(ek, v, acc[2]);
+    } else {
+        const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
+        acc[2] += e1;
         acc[3] += e2;
         acc[4] += e3;
         acc[5] += e3 * v;
