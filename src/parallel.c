@@ -35,14 +35,19 @@ static void *run_task(void *arg)
     return NULL;
 }
 
+/* How many workers n items take: at most `threads`, each at least
+ * `grain` items. */
+static size_t workers_for(size_t n, int threads, size_t grain)
+{
+    const size_t used = (size_t)calib__threads(threads);
+    grain = grain < 1 ? 1 : grain;
+    return used > n / grain ? n / grain : used;
+}
+
 int calib__parallel_for(size_t n, int threads, size_t grain,
                         calib__range_fn fn, void *ctx)
 {
-    size_t used = (size_t)calib__threads(threads);
-    if (grain < 1)
-        grain = 1;
-    if (used > n / grain)
-        used = n / grain;
+    const size_t used = workers_for(n, threads, grain);
     if (used <= 1) {
         fn(ctx, 0, n, 0);
         return 1;
@@ -89,11 +94,7 @@ int calib__parallel_chunks(size_t n, int threads, size_t grain, size_t chunk,
                            calib__range_fn fn, void *ctx)
 {
     chunks c = {fn, ctx, n, chunk < 1 ? 1 : chunk, 0};
-    size_t used = (size_t)calib__threads(threads);
-    if (grain < 1)
-        grain = 1;
-    if (used > n / grain)
-        used = n / grain;
+    const size_t used = workers_for(n, threads, grain);
     if (used <= 1) {
         fn(ctx, 0, n, 0);
         return 1;

@@ -112,8 +112,7 @@ calib__row_state calib__ts_load_z32(const calib_dataset *ds, size_t i,
 /* calib__ts_row_moments of the row w = z - zmax, computed in double (the
  * very w of calib__ts_load_row) and never stored. */
 void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
-                            double *e, double out[CALIB__TS_MOM], double *sum,
-                            size_t *at_max);
+                            double *e, double out[CALIB__TS_MOM]);
 
 /* The same moments in float32, from w = z - zmax rounded to float, with
  * exp good to 2.1e-7: what the solver's approximate passes use.  Fit for
@@ -122,8 +121,7 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
  * *at_max of calib__ts_zrow_sum, the same bits, from the same loop. */
 void calib__ts_zrow_moments32(const calib__zrow *r, size_t y, double beta,
                               float *e, double out[CALIB__TS_MOM],
-                              double *sum,
-                              size_t *at_max);
+                              double *sum, size_t *at_max);
 #define CALIB__TS_RANGE32 1e6
 
 /* A high pass's results for one row of float32 logits. */
@@ -131,14 +129,15 @@ typedef struct calib__zhigh {
     calib__row_state st;      /* ROW_FIT or ROW_CONST                    */
     size_t len;
     float zmax, zmin;
-    double m[CALIB__TS_MOM];  /* ROW_FIT: calib__ts_zrow_moments' out[]  */
+    double m[CALIB__TS_MOM];  /* ROW_FIT: the moments, to kappa_8        */
     double wy;                /* ROW_FIT: the label's z_y - zmax         */
     double sum;               /* ROW_FIT: calib__ts_zrow_sum's sums      */
     size_t at_max;
 } calib__zhigh;
 
-/* The high moments (calib__ts_zrow_moments with sum) of rows [r0, r1) of
- * float32 logits at beta, into out[i - r0]: one call for a block of rows,
+/* The high moments of rows [r0, r1) of float32 logits at beta (what
+ * calib__ts_row_moments with sum gives for the same rows loaded as
+ * doubles, the same bits), into out[i - r0]: one call for a block of rows,
  * so that what a call sets up (the exp's constants, the dispatch) is paid
  * once a block, not once a row.  e: scratch for the longest row. */
 void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,

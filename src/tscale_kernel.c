@@ -323,22 +323,16 @@ void calib__ts_row_moments(const double *w, size_t len, size_t y, double beta,
 
 VECTOR_CLONES
 void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
-                            double *e, double out[CALIB__TS_MOM],
-                            double *sum, size_t *at_max)
+                            double *e, double out[CALIB__TS_MOM])
 {
     /* every beta w >= -708 when the smallest one is (the same rounded
      * operations, which are monotonic; stored, so that no wider
      * evaluation can differ from the loop's): no clamp then */
     const double wmin = (double)r->zmin - r->zmax, xmin = wmin * beta;
-    const int clamp = !(xmin >= -708.0);
-    if (sum && clamp)
-        moments(NULL, r, 1, r->len, y, beta, 1, e, out, 1, sum, at_max);
-    else if (sum)
-        moments(NULL, r, 1, r->len, y, beta, 0, e, out, 1, sum, at_max);
-    else if (clamp)
-        moments(NULL, r, 1, r->len, y, beta, 1, e, out, 0, NULL, NULL);
-    else
+    if (xmin >= -708.0)
         moments(NULL, r, 1, r->len, y, beta, 0, e, out, 0, NULL, NULL);
+    else
+        moments(NULL, r, 1, r->len, y, beta, 1, e, out, 0, NULL, NULL);
 }
 
 VECTOR_CLONES

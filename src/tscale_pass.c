@@ -235,7 +235,8 @@ static void shape_count(calib__row_state st, const calib__zrow *zr,
 
 /* row_moments for a row of float32 logits: in float32 when p->f32 asks
  * for it and the row's range allows, with the shape's sums (sh) from the
- * same loop. */
+ * same loop.  (A high pass takes float32 rows a block at a time:
+ * high_block.) */
 static calib__row_state z32_moments(const calib__tpass *p, size_t i,
                                     double *e, double m[CALIB__TS_MOM],
                                     double *wy, double wt, calib__tshape *sh,
@@ -248,20 +249,16 @@ static calib__row_state z32_moments(const calib__tpass *p, size_t i,
     m[0] = (double)r.len;
     if (sh && p->ext)
         p->ext[2 * i] = r.zmax, p->ext[2 * i + 1] = r.zmin;
-    if (sh && (st != CALIB__ROW_FIT || (!f32 && !p->high)))
+    if (sh && (st != CALIB__ROW_FIT || !f32))
         shape_count(st, &r, NULL, 0, y, wt, sh, ss);
     if (st != CALIB__ROW_FIT)
         return st;
     *wy = (double)r.z[y] - r.zmax;
-    double sum;
-    size_t at_max;
-    if (!f32 && p->high) {
-        calib__ts_zrow_moments(&r, y, p->beta, e, m, &sum, &at_max);
-        if (sh)
-            shape_add(sh, ss, wt, r.len, sum, at_max, *wy);
-    } else if (!f32) {
-        calib__ts_zrow_moments(&r, y, p->beta, e, m, NULL, NULL);
+    if (!f32) {
+        calib__ts_zrow_moments(&r, y, p->beta, e, m);
     } else if (sh) {
+        double sum;
+        size_t at_max;
         calib__ts_zrow_moments32(&r, y, p->beta, (float *)e, m, &sum, &at_max);
         shape_add(sh, ss, wt, r.len, sum, at_max, *wy);
     } else {
@@ -401,14 +398,15 @@ static void moments_range(void *vp, size_t begin, size_t end, int worker)
         double s[CALIB__TS_SUMS] = {0}, prod = 1.0, ss[2] = {0, 0};
         size_t r0, r1;
         block_rows(p, b, &r0, &r1);
-        if (p->high && p->z32 && !p->use_sample)
+        if (p->high && p->z32 && !p->use_sample) {
             high_block(p, r0, r1, e, s, &prod, sh, ss);
-        for (size_t r = r0; !(p->high && p->z32 && !p->use_sample) && r < r1;
-             r++) {
-            if (p->use_sample && r + 1 < p->n_sample)
-                prefetch_row(p->ds, p->sample[r + 1]);
-            row_terms(p, p->use_sample ? p->sample[r] : r, w, e, s, &prod,
-                      sh, ss);
+        } else {
+            for (size_t r = r0; r < r1; r++) {
+                if (p->use_sample && r + 1 < p->n_sample)
+                    prefetch_row(p->ds, p->sample[r + 1]);
+                row_terms(p, p->use_sample ? p->sample[r] : r, w, e, s,
+                          &prod, sh, ss);
+            }
         }
         s[0] += log(prod);
         for (int k = 0; k < CALIB__TS_SUMS; k++)
