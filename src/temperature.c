@@ -61,9 +61,9 @@
  *   f_u'''' = b F1 + 7b^2 F2 + 6b^3 F3 + b^4 F4. */
 typedef struct point {
     double f, d1, d2, d3, d4; /* in u */
-    double d[9];              /* d[n] = f_u^(n), n <= 8: a high pass only */
+    double d[9];              /* d[n] = f_u^(n), n <= 8: a high pass only,
+                                 else all 0 */
     double beta, f1, f2;      /* in beta, for the fallback step */
-    int high;
 } point;
 
 /* S(n, k), the Stirling numbers of the second kind, n <= 8 */
@@ -91,10 +91,9 @@ static void eval_at(calib__tpass *p, double u, point *pt)
     pt->d2 = b * f1 + b * b * f2;
     pt->d3 = b * f1 + 3 * b * b * f2 + b * b * b * f3;
     pt->d4 = b * f1 + 7 * b * b * f2 + 6 * b * b * b * f3 + b * b * b * b * f4;
-    pt->high = p->high && !p->f32;
     for (int n = 0; n < 9; n++)
         pt->d[n] = 0.0;
-    for (int n = 1; pt->high && n < 9; n++) {
+    for (int n = 1; p->high && !p->f32 && n < 9; n++) {
         double bk = 1.0;
         for (int k = 1; k <= n; k++) {
             bk *= b;
@@ -128,7 +127,7 @@ static void eval_at(calib__tpass *p, double u, point *pt)
 static int series_step(const point *pt, double tol, double *step, double *df)
 {
     const double *d = pt->d;
-    if (!pt->high || !(d[2] > 0.0))
+    if (!(d[2] > 0.0)) /* not a high pass (d[] all 0), or not convex */
         return 0;
     double s = -d[1] / d[2], gp = d[2];
     for (int it = 0; it < 50; it++) {
@@ -313,15 +312,15 @@ static int first_pass(calib__tpass *p, const calib_fit_options *opt,
                       solve *s, calib__tshape *sh, double *u, point *pt)
 {
     s->lo = -log(opt->t_max), s->hi = -log(opt->t_min);
+    const int large = p->ds->n >= 4 * SUB_ROWS;
     *u = 0.0;
-    if (p->ds->n >= 4 * SUB_ROWS) {
+    if (large) {
         const int rc = warm(p, s, SUB_TOL, 1, u, NULL);
         if (rc)
             return rc;
     }
     *u = fmin(fmax(*u, s->lo), s->hi);
-    const int high = p->ds->n >= 4 * SUB_ROWS;
-    p->f32 = !high, p->high = high, p->shape = sh;
+    p->f32 = !large, p->high = large, p->shape = sh;
     eval_at(p, *u, pt);
     p->f32 = 0, p->high = 0;
     s->iters++;
