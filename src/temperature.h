@@ -139,9 +139,11 @@ typedef struct calib__zhigh {
  * calib__ts_row_moments with sum gives for the same rows loaded as
  * doubles, the same bits), into out[i - r0]: one call for a block of rows,
  * so that what a call sets up (the exp's constants, the dispatch) is paid
- * once a block, not once a row.  e: scratch for the longest row. */
+ * once a block, not once a row.  e: scratch for two of the longest rows,
+ * at e and e + stride. */
 void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
-                          double beta, double *e, calib__zhigh *out);
+                          double beta, double *e, size_t stride,
+                          calib__zhigh *out);
 
 /* sum_k w_k over a loaded row, and the count of its maxima (w_k = 0). */
 double calib__ts_row_sum(const double *w, size_t len, size_t *at_max);

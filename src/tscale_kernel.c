@@ -159,39 +159,20 @@ INLINE v4d load_w(const void *src, int from_z, v4d zmax)
                                        : (const void *)(tail + (k) - full)) \
                           : (const void *)(w + (k)))
 
-/* The sums of moments() over one group: e, e (w - w_y) and e w^j, j = 1..4
- * (j = 1 only when `high`, a constant: the central loop takes the rest),
- * from the shifted scores v and their exps ek. */
+/* The sums of moments() over one group: e, e (w - w_y) and, unless
+ * `high` (a constant: its central loop takes the rest), e w^j for
+ * j = 1..4, from the shifted scores v and their exps ek. */
 INLINE void accumulate(v4d v, v4d ek, v4d wy, v4d acc[6], int high)
 {
     acc[0] += ek;
     acc[1] = fma4(ek, v - wy, acc[1]);
-    if (high) {
-        acc[2] = fma4(ek, v, acc[2]);
-    } else {
+    if (!high) {
         const v4d e1 = ek * v, e2 = e1 * v, e3 = e2 * v;
         acc[2] += e1;
         acc[3] += e2;
         acc[4] += e3;
         acc[5] += e3 * v;
     }
-}
-
-/* One group of moments(): e = exp(beta w) (lanes from `valid` on zeroed;
- * a whole group passes the constant 4, so its loop does not test), and
- * its sums. */
-INLINE v4d moments_step(const void *src, int from_z, v4d zmax, v4d bt,
-                        v4d wy, size_t valid, int clamp, v4d acc[6],
-                        double *keep)
-{
-    const v4d v = load_w(src, from_z, zmax);
-    v4d ek = exp_nonpos(v * bt, clamp);
-    if (valid < 4)
-        ek = first_lanes(ek, valid);
-    if (keep)
-        store4(keep, ek);
-    accumulate(v, ek, wy, acc, keep != NULL);
-    return v;
 }
 
 /* The shape's sums over one group of a row (row_sum's sum_step). */
@@ -206,7 +187,9 @@ INLINE void shape_step(v4d v, v4d *ws, v4i *count)
  * lanes 0).  A loop of its own: its seven sums and the first loop's would
  * not fit the sixteen vector registers, and a sum spilled carries its
  * chain through memory.  About the mean, so without the cancellation of
- * raw moments. */
+ * raw moments.  The powers come from a tree of products (no chain longer
+ * than four) and half the sums are fused multiply-adds, which balances
+ * the loop's work between the multiplying and the adding pipes. */
 INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
                          size_t len, const double *e, v4d zmax, double m,
                          double out[7])
@@ -219,11 +202,15 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
         acc[j] = splat(0.0);
     for (size_t k = 0; k < len; k += 4) {
         const v4d d = load_w(ROW_AT(k), from_z, zmax) - mean;
-        v4d t = load4(e + k) * d * d;
-        for (int j = 0; j < 7; j++) {
-            acc[j] += t;
-            t *= d;
-        }
+        const v4d d2 = d * d, d4 = d2 * d2, t2 = load4(e + k) * d2;
+        const v4d t4 = t2 * d2, t6 = t2 * d4;
+        acc[0] += t2;
+        acc[1] = fma4(t2, d, acc[1]);
+        acc[2] += t4;
+        acc[3] = fma4(t4, d, acc[3]);
+        acc[4] += t6;
+        acc[5] = fma4(t6, d, acc[5]);
+        acc[6] = fma4(t4, d4, acc[6]);
     }
     for (int j = 0; j < 7; j++)
         out[j] = hsum(acc[j]);
@@ -249,65 +236,116 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
  * where a relative 1e-3 (j = 4, len = 10^6) is immaterial.  f and f' do
  * not go through these sums and are as exact as before.
  *
- * With `high` (a constant), the first loop keeps the exps in e[] and sums
- * only e, e (w - w_y) and e w (for the mean m); a second loop
- * (central_sums) sums e (w - m)^j for j = 2..8, and out[2..8] get
- * kappa_2 .. kappa_8 from them (from_central), as the solver's series
- * step needs them: without the cancellation above.  The first loop also
- * finds the row's shape sums then. */
-INLINE void moments(const double *w, const calib__zrow *r, int from_z,
-                    size_t len, size_t y, double beta, int clamp,
-                    double *e, double out[CALIB__TS_MOM], int high,
-                    double *sum, size_t *at_max)
+ * With `high` (a constant), the first loop keeps the exps in e[], sums
+ * only e and e (w - w_y), which give the mean m = w_y + f', and finds the
+ * row's shape sums; a second loop (central_sums) sums e (w - m)^j for
+ * j = 2..8, and out[2..8] get kappa_2 .. kappa_8 from them
+ * (from_central), as the solver's series step needs them: without the
+ * cancellation above.  first_loop and central_finish are the two loops,
+ * apart so that calib__ts_zrows_high can run one row's first loop before
+ * the previous row's second. */
+/* `count` groups of a row from k (a block): their scores loaded, their
+ * exps side by side (exp_nonpos_groups), then their sums in order, as one
+ * group at a time would add them.  `whole` (a constant): every group lies
+ * in z[0..full), else a group may reach the tail copy or past len (its
+ * lanes there get e = 0). */
+INLINE void first_block(const double *w, const calib__zrow *r, int from_z,
+                        size_t len, size_t k, int count, int whole, v4d zmax,
+                        v4d bt, v4d wy, int clamp, double *e, v4d acc[6],
+                        int high, v4d *ws, v4i *at_max)
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
+    v4d v[4], ek[4];
+    FOR_GROUPS(g, count) {
+        const size_t at = k + 4 * (size_t)g;
+        v[g] = load_w(whole ? (from_z ? (const void *)(z + at)
+                                      : (const void *)(w + at))
+                            : ROW_AT(at),
+                      from_z, zmax);
+        ek[g] = v[g] * bt;
+    }
+    exp_nonpos_groups(ek, count, clamp);
+    FOR_GROUPS(g, count) {
+        const size_t at = k + 4 * (size_t)g;
+        if (!whole && at + 4 > len)
+            ek[g] = first_lanes(ek[g], len - at);
+        if (high) {
+            store4(e + at, ek[g]);
+            shape_step(v[g], ws, at_max);
+        }
+        accumulate(v[g], ek[g], wy, acc, high);
+    }
+}
+
+INLINE void first_loop(const double *w, const calib__zrow *r, int from_z,
+                       size_t len, size_t y, double beta, int clamp,
+                       double *e, double sums[6], int high, double *sum,
+                       size_t *at_max)
+{
+    const size_t full = len & ~(size_t)7;
     const double top = from_z ? r->zmax : 0.0;
     const v4d zmax = splat(top), bt = splat(beta);
-    const v4d wy = splat(from_z ? (double)z[y] - top : w[y]);
+    const v4d wy = splat(from_z ? (double)r->z[y] - top : w[y]);
     v4d acc[6], ws = splat(0.0);
     v4i count = {0, 0, 0, 0};
     for (int j = 0; j < 6; j++)
         acc[j] = splat(0.0);
     size_t k = 0;
-    for (; k < full; k += 8) {
-        /* two groups' exps first, then their sums in order: the same
-         * bits, with two independent exp chains in flight */
-        const void *a = from_z ? (const void *)(z + k) : (const void *)(w + k);
-        const void *b = from_z ? (const void *)(z + k + 4)
-                               : (const void *)(w + k + 4);
-        const v4d va = load_w(a, from_z, zmax), vb = load_w(b, from_z, zmax);
-        const v4d ea = exp_nonpos(va * bt, clamp);
-        const v4d eb = exp_nonpos(vb * bt, clamp);
-        if (high) {
-            store4(e + k, ea);
-            store4(e + k + 4, eb);
-            shape_step(va, &ws, &count);
-            shape_step(vb, &ws, &count);
-        }
-        accumulate(va, ea, wy, acc, high);
-        accumulate(vb, eb, wy, acc, high);
+    for (; k + 16 <= full; k += 16)
+        first_block(w, r, from_z, len, k, 4, 1, zmax, bt, wy, clamp, e, acc,
+                    high, &ws, &count);
+    /* the last groups, 1 to 4 of them, as one block of that many */
+#define LAST_BLOCK(n)                                                       \
+    case n:                                                                 \
+        first_block(w, r, from_z, len, k, n, 0, zmax, bt, wy, clamp, e, acc, \
+                    high, &ws, &count);                                     \
+        break
+    switch ((len - k + 3) / 4) {
+        LAST_BLOCK(4);
+        LAST_BLOCK(3);
+        LAST_BLOCK(2);
+        LAST_BLOCK(1);
+    default:
+        break;
     }
-    for (; k < len; k += 4) {
-        const v4d v = moments_step(ROW_AT(k), from_z, zmax, bt, wy, len - k,
-                                   clamp, acc, high ? e + k : NULL);
-        if (high)
-            shape_step(v, &ws, &count);
-    }
-    double sums[6];
-    for (int j = 0; j < (high ? 3 : 6); j++)
+#undef LAST_BLOCK
+    for (int j = 0; j < (high ? 2 : 6); j++)
         sums[j] = hsum(acc[j]);
     if (high) {
-        double c[7];
-        central_sums(w, r, from_z, len, e, zmax, sums[2] / sums[0], c);
-        from_central(sums, c, out);
         /* row_sum's, the same bits: the lanes added in the same order */
+        const size_t padded = (len + 3) & ~(size_t)3;
         *sum = hsum(ws);
         *at_max = (size_t)(count[0] + count[1] + count[2] + count[3]) -
-                  (k - len);
-    } else {
-        from_raw(sums, out);
+                  (padded - len);
     }
+}
+
+/* A high row's second loop, over the exps first_loop kept in e[], and its
+ * kappas into out[] from first_loop's sums. */
+INLINE void central_finish(const double *w, const calib__zrow *r, int from_z,
+                           size_t len, double wy, const double sums[6],
+                           const double *e, double out[CALIB__TS_MOM])
+{
+    /* the mean of w under q, from f' = sum e (w - w_y) / sum e */
+    double c[7];
+    central_sums(w, r, from_z, len, e, splat(from_z ? r->zmax : 0.0),
+                 wy + sums[1] / sums[0], c);
+    from_central(sums, c, out);
+}
+
+INLINE void moments(const double *w, const calib__zrow *r, int from_z,
+                    size_t len, size_t y, double beta, int clamp,
+                    double *e, double out[CALIB__TS_MOM], int high,
+                    double *sum, size_t *at_max)
+{
+    double sums[6];
+    first_loop(w, r, from_z, len, y, beta, clamp, e, sums, high, sum, at_max);
+    if (high)
+        central_finish(w, r, from_z, len,
+                       from_z ? (double)r->z[y] - r->zmax : w[y], sums, e, out);
+    else
+        from_raw(sums, out);
 }
 
 VECTOR_CLONES
@@ -335,30 +373,48 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
         moments(NULL, r, 1, r->len, y, beta, 1, e, out, 0, NULL, NULL);
 }
 
+/* Rows [r0, r1) as calib__ts_zrow_moments with `high` would give them:
+ * each row's first loop runs before the previous row's second, whose
+ * start waits on nothing then (its mean came a row ago), so that the
+ * end of one loop and the start of the next overlap in the pipeline.  e
+ * holds two rows' exps, e and e + stride. */
 VECTOR_CLONES
 void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
-                          double beta, double *e, calib__zhigh *out)
+                          double beta, double *e, size_t stride,
+                          calib__zhigh *out)
 {
     const size_t total = ds->offsets ? ds->offsets[ds->n] : ds->n * ds->k;
+    calib__zrow row[2];
+    double sums[2][6];
+    calib__zhigh *wait = NULL; /* the row whose second loop is due */
+    int cur = 0;
     for (size_t i = r0; i < r1; i++) {
         calib__zhigh *o = &out[i - r0];
         const size_t b = calib__row_begin(ds, i), y = (size_t)ds->labels[i];
-        calib__zrow r;
-        zrow_scan(&r, (const float *)ds->scores + b, calib__row_len(ds, i),
+        calib__zrow *r = &row[cur];
+        double *ec = e + (size_t)cur * stride;
+        zrow_scan(r, (const float *)ds->scores + b, calib__row_len(ds, i),
                   total - b);
-        o->len = r.len, o->zmax = r.zmax, o->zmin = r.zmin;
-        o->st = r.zmin == r.zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
+        o->len = r->len, o->zmax = r->zmax, o->zmin = r->zmin;
+        o->st = r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
         if (o->st != CALIB__ROW_FIT)
             continue;
-        o->wy = (double)r.z[y] - r.zmax;
-        const double xmin = ((double)r.zmin - r.zmax) * beta;
+        o->wy = (double)r->z[y] - r->zmax;
+        const double xmin = ((double)r->zmin - r->zmax) * beta;
         if (xmin >= -708.0) /* as calib__ts_zrow_moments decides */
-            moments(NULL, &r, 1, r.len, y, beta, 0, e, o->m, 1, &o->sum,
-                    &o->at_max);
+            first_loop(NULL, r, 1, r->len, y, beta, 0, ec, sums[cur], 1,
+                       &o->sum, &o->at_max);
         else
-            moments(NULL, &r, 1, r.len, y, beta, 1, e, o->m, 1, &o->sum,
-                    &o->at_max);
+            first_loop(NULL, r, 1, r->len, y, beta, 1, ec, sums[cur], 1,
+                       &o->sum, &o->at_max);
+        if (wait)
+            central_finish(NULL, &row[!cur], 1, wait->len, wait->wy,
+                           sums[!cur], e + (size_t)!cur * stride, wait->m);
+        wait = o, cur = !cur;
     }
+    if (wait)
+        central_finish(NULL, &row[!cur], 1, wait->len, wait->wy, sums[!cur],
+                       e + (size_t)!cur * stride, wait->m);
 }
 
 /* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as

@@ -357,7 +357,7 @@ static void high_block(const calib__tpass *p, size_t r0, size_t r1,
                        double *ss)
 {
     calib__zhigh out[ROW_BLOCK];
-    calib__ts_zrows_high(p->ds, r0, r1, p->beta, e, out);
+    calib__ts_zrows_high(p->ds, r0, r1, p->beta, e, p->max_len, out);
     for (size_t i = r0; i < r1; i++) {
         calib__zhigh *o = &out[i - r0];
         const double wt = calib__weight(p->ds, i);
