@@ -190,14 +190,13 @@ INLINE void shape_step(v4d v, v4d *ws, v4i *count)
  * raw moments.  The powers come from a tree of products (no chain longer
  * than four) and half the sums are fused multiply-adds, which balances
  * the loop's work between the multiplying and the adding pipes. */
-INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
-                         size_t len, const double *e, v4d zmax, double m,
-                         double out[7])
+INLINE void central_acc(const double *w, const calib__zrow *r, int from_z,
+                        size_t len, const double *e, v4d zmax, double m,
+                        v4d acc[7])
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
     const v4d mean = splat(m);
-    v4d acc[7];
     for (int j = 0; j < 7; j++)
         acc[j] = splat(0.0);
     for (size_t k = 0; k < len; k += 4) {
@@ -212,8 +211,6 @@ INLINE void central_sums(const double *w, const calib__zrow *r, int from_z,
         acc[5] = fma4(t6, d, acc[5]);
         acc[6] = fma4(t4, d4, acc[6]);
     }
-    for (int j = 0; j < 7; j++)
-        out[j] = hsum(acc[j]);
 }
 
 /* f' = sum_k q_k (w_k - w_y) (never E_q[w] - w_y, which cancels when the
@@ -321,16 +318,27 @@ INLINE void first_loop(const double *w, const calib__zrow *r, int from_z,
     }
 }
 
-/* A high row's second loop, over the exps first_loop kept in e[], and its
- * kappas into out[] from first_loop's sums. */
+/* A high row's second loop, over the exps first_loop kept in e[]: its
+ * sums, not yet added across lanes, into acc[]. */
+INLINE void central_loop(const double *w, const calib__zrow *r, int from_z,
+                         size_t len, double wy, const double sums[6],
+                         const double *e, v4d acc[7])
+{
+    /* the mean of w under q, from f' = sum e (w - w_y) / sum e */
+    central_acc(w, r, from_z, len, e, splat(from_z ? r->zmax : 0.0),
+                wy + sums[1] / sums[0], acc);
+}
+
+/* central_loop and the kappas from it into out[] (from_central). */
 INLINE void central_finish(const double *w, const calib__zrow *r, int from_z,
                            size_t len, double wy, const double sums[6],
                            const double *e, double out[CALIB__TS_MOM])
 {
-    /* the mean of w under q, from f' = sum e (w - w_y) / sum e */
+    v4d acc[7];
     double c[7];
-    central_sums(w, r, from_z, len, e, splat(from_z ? r->zmax : 0.0),
-                 wy + sums[1] / sums[0], c);
+    central_loop(w, r, from_z, len, wy, sums, e, acc);
+    for (int j = 0; j < 7; j++)
+        c[j] = hsum(acc[j]);
     from_central(sums, c, out);
 }
 
@@ -373,11 +381,30 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
         moments(NULL, r, 1, r->len, y, beta, 1, e, out, 0, NULL, NULL);
 }
 
+/* Four rows' kappas at once (central_finish's, the same bits): each
+ * row's central sums still across lanes in acc[r][], its first loop's sums
+ * in s[r][]; rows past n repeat row 0 and are not stored. */
+INLINE void finish4(v4d acc[4][7], double s[4][2], calib__zhigh **row,
+                    int n)
+{
+    v4d c[7], out[CALIB__TS_MOM];
+    for (int j = 0; j < 7; j++)
+        c[j] = hsum4(acc[0][j], acc[n > 1][j], acc[n > 2 ? 2 : 0][j],
+                     acc[n > 3 ? 3 : 0][j]);
+    const v4d s0 = {s[0][0], s[n > 1][0], s[n > 2 ? 2 : 0][0], s[n > 3 ? 3 : 0][0]};
+    const v4d s1 = {s[0][1], s[n > 1][1], s[n > 2 ? 2 : 0][1], s[n > 3 ? 3 : 0][1]};
+    from_central4(s0, s1, c, out);
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < CALIB__TS_MOM; j++)
+            row[r]->m[j] = out[j][r];
+}
+
 /* Rows [r0, r1) as calib__ts_zrow_moments with `high` would give them:
  * each row's first loop runs before the previous row's second, whose
  * start waits on nothing then (its mean came a row ago), so that the
- * end of one loop and the start of the next overlap in the pipeline.  e
- * holds two rows' exps, e and e + stride. */
+ * end of one loop and the start of the next overlap in the pipeline; the
+ * rows' kappas come four at a time (finish4).  e holds two rows' exps, e
+ * and e + stride. */
 VECTOR_CLONES
 void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
                           double beta, double *e, size_t stride,
@@ -388,33 +415,43 @@ void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
     double sums[2][6];
     calib__zhigh *wait = NULL; /* the row whose second loop is due */
     int cur = 0;
-    for (size_t i = r0; i < r1; i++) {
-        calib__zhigh *o = &out[i - r0];
-        const size_t b = calib__row_begin(ds, i), y = (size_t)ds->labels[i];
-        calib__zrow *r = &row[cur];
-        double *ec = e + (size_t)cur * stride;
-        zrow_scan(r, (const float *)ds->scores + b, calib__row_len(ds, i),
-                  total - b);
-        o->len = r->len, o->zmax = r->zmax, o->zmin = r->zmin;
-        o->st = r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
-        if (o->st != CALIB__ROW_FIT)
-            continue;
-        o->wy = (double)r->z[y] - r->zmax;
-        const double xmin = ((double)r->zmin - r->zmax) * beta;
-        if (xmin >= -708.0) /* as calib__ts_zrow_moments decides */
-            first_loop(NULL, r, 1, r->len, y, beta, 0, ec, sums[cur], 1,
-                       &o->sum, &o->at_max);
-        else
-            first_loop(NULL, r, 1, r->len, y, beta, 1, ec, sums[cur], 1,
-                       &o->sum, &o->at_max);
-        if (wait)
-            central_finish(NULL, &row[!cur], 1, wait->len, wait->wy,
-                           sums[!cur], e + (size_t)!cur * stride, wait->m);
+    v4d acc[4][7];
+    double s[4][2];
+    calib__zhigh *done[4];
+    int n_done = 0;
+    for (size_t i = r0; i <= r1; i++) {
+        calib__zhigh *o = i < r1 ? &out[i - r0] : NULL;
+        if (o) {
+            const size_t b = calib__row_begin(ds, i), y = (size_t)ds->labels[i];
+            calib__zrow *r = &row[cur];
+            zrow_scan(r, (const float *)ds->scores + b, calib__row_len(ds, i),
+                      total - b);
+            o->len = r->len, o->zmax = r->zmax, o->zmin = r->zmin;
+            o->st = r->zmin == r->zmax ? CALIB__ROW_CONST : CALIB__ROW_FIT;
+            if (o->st != CALIB__ROW_FIT)
+                continue;
+            o->wy = (double)r->z[y] - r->zmax;
+            double *ec = e + (size_t)cur * stride;
+            const double xmin = ((double)r->zmin - r->zmax) * beta;
+            if (xmin >= -708.0) /* as calib__ts_zrow_moments decides */
+                first_loop(NULL, r, 1, r->len, y, beta, 0, ec, sums[cur], 1,
+                           &o->sum, &o->at_max);
+            else
+                first_loop(NULL, r, 1, r->len, y, beta, 1, ec, sums[cur], 1,
+                           &o->sum, &o->at_max);
+        }
+        if (wait) {
+            central_loop(NULL, &row[!cur], 1, wait->len, wait->wy, sums[!cur],
+                         e + (size_t)!cur * stride, acc[n_done]);
+            s[n_done][0] = sums[!cur][0], s[n_done][1] = sums[!cur][1];
+            done[n_done++] = wait;
+        }
+        if (n_done == 4 || (!o && n_done)) {
+            finish4(acc, s, done, n_done);
+            n_done = 0;
+        }
         wait = o, cur = !cur;
     }
-    if (wait)
-        central_finish(NULL, &row[!cur], 1, wait->len, wait->wy, sums[!cur],
-                       e + (size_t)!cur * stride, wait->m);
 }
 
 /* sum_k w_k and the count of w_k = 0 (the row's maximum), over a row as

@@ -81,6 +81,22 @@ INLINE v4d first_lanes(v4d v, size_t r)
 /* (l0 + l1) + (l2 + l3): the one order every build uses. */
 INLINE double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
+/* Lanes of a and b picked by four indices (b's lanes are 4 .. 7). */
+#if defined(__clang__)
+#define shuffle4x2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define shuffle4x2(a, b, ...) __builtin_shuffle(a, b, (v4i){__VA_ARGS__})
+#endif
+
+/* hsum of a, b, c and d in lanes 0 .. 3, added in hsum's order (the same
+ * bits): four sums for about the work of one. */
+INLINE v4d hsum4(v4d a, v4d b, v4d c, v4d d)
+{
+    const v4d ab = shuffle4x2(a, b, 0, 4, 2, 6) + shuffle4x2(a, b, 1, 5, 3, 7);
+    const v4d cd = shuffle4x2(c, d, 0, 4, 2, 6) + shuffle4x2(c, d, 1, 5, 3, 7);
+    return shuffle4x2(ab, cd, 0, 1, 4, 5) + shuffle4x2(ab, cd, 2, 3, 6, 7);
+}
+
 /* a b + c rounded once, lane by lane: one instruction in the x86-64-v3
  * clone (GCC joins the four calls), libm's fma in the portable one; both
  * round exactly, so both give the same bits. */
@@ -349,6 +365,31 @@ static inline void from_central(const double s[6], const double c[7],
     out[8] = m8 - 28.0 * m6 * m2 - 56.0 * m5 * m3 - 35.0 * m4 * m4 +
              420.0 * m4 * m2 * m2 + 560.0 * m3 * m3 * m2 -
              630.0 * m2 * m2 * m2 * m2;
+}
+
+/* from_central for four rows at once, row r in lane r of s0 = sum e,
+ * s1 = sum e (w - w_y), c[] and out[]: the same operations in the same
+ * order, so the same bits, with one division for the four. */
+INLINE void from_central4(v4d s0, v4d s1, const v4d c[7],
+                          v4d out[CALIB__TS_MOM])
+{
+    const v4d inv = splat(1.0) / s0;
+    const v4d m2 = c[0] * inv, m3 = c[1] * inv, m4 = c[2] * inv;
+    const v4d m5 = c[3] * inv, m6 = c[4] * inv, m7 = c[5] * inv;
+    const v4d m8 = c[6] * inv;
+    out[0] = s0;
+    out[1] = s1 * inv;
+    out[2] = m2;
+    out[3] = m3;
+    out[4] = m4 - splat(3.0) * m2 * m2;
+    out[5] = m5 - splat(10.0) * m3 * m2;
+    out[6] = m6 - splat(15.0) * m4 * m2 - splat(10.0) * m3 * m3 +
+             splat(30.0) * m2 * m2 * m2;
+    out[7] = m7 - splat(21.0) * m5 * m2 - splat(35.0) * m4 * m3 +
+             splat(210.0) * m3 * m2 * m2;
+    out[8] = m8 - splat(28.0) * m6 * m2 - splat(56.0) * m5 * m3 -
+             splat(35.0) * m4 * m4 + splat(420.0) * m4 * m2 * m2 +
+             splat(560.0) * m3 * m3 * m2 - splat(630.0) * m2 * m2 * m2 * m2;
 }
 
 #endif /* CALIB_TSCALE_SIMD_H */

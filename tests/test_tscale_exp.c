@@ -3,7 +3,8 @@
  * double expl, and the same bits from the code the x86-64-v3 clone runs
  * (fused multiply-adds in hardware) and from the portable code (libm's
  * fma), which is the promise that a fit gives the same T on every
- * machine; and the cumulants the series step uses. */
+ * machine; the cumulants the series step uses; and the block kernel of
+ * a fit's high pass against the row-by-row one. */
 #include "golden.h"
 
 #include "tscale_simd.h"
@@ -152,12 +153,72 @@ static void test_cumulants(void **state)
     assert_true(fabs(out[8] - 0.4100376) <= 1e-14);
 }
 
+/* calib__ts_zrows_high (a block of float32 rows: first loops in blocks of
+ * four groups, one row's second loop after the next row's first, the
+ * kappas four rows at a time) gives, row by row, the bits of
+ * calib__ts_row_moments on the same row loaded as doubles: rows of every
+ * length 1 .. 45 (every shape of a row's last groups) and 100, constant
+ * rows between them, one whose range needs exp's clamp, and blocks that
+ * end part-way through a group of four rows. */
+static void test_high_rows(void **state)
+{
+    enum { ROWS = 60 };
+    size_t off[ROWS + 1] = {0};
+    int32_t lab[ROWS];
+    for (int i = 0; i < ROWS; i++) {
+        const size_t len = i < 45 ? (size_t)i + 1 : i < 50 ? 100 : (size_t)(i % 7) + 2;
+        off[i + 1] = off[i] + len;
+        lab[i] = (int32_t)((i * 7) % (int)len);
+    }
+    float *z = malloc(off[ROWS] * sizeof *z);
+    uint64_t s = 7;
+    for (int i = 0; i < ROWS; i++)
+        for (size_t k = off[i]; k < off[i + 1]; k++) {
+            s = s * 6364136223846793005u + 1442695040888963407u;
+            z[k] = (float)((double)(s >> 11) / 9007199254740992.0 * 12.0 - 6.0);
+            if (i % 9 == 4) /* constant rows */
+                z[k] = 1.5f;
+        }
+    z[off[47]] = -3000.0f; /* beta times its range is past -708 */
+    calib_arrays a = {.kind = CALIB_LOGITS, .n = ROWS, .offsets = off,
+                      .dtype = CALIB_F32, .scores = z, .labels = lab};
+    calib_dataset *ds;
+    calib_error err;
+    assert_int_equal(calib_dataset_wrap(&a, &ds, &err), CALIB_OK);
+    const size_t stride = 104;
+    double *e = malloc(2 * stride * sizeof *e), w[104], e1[104];
+    const double beta = 0.61;
+    for (size_t r0 = 0; r0 < ROWS; r0 += 13) {
+        const size_t r1 = r0 + 13 < ROWS ? r0 + 13 : ROWS;
+        calib__zhigh out[13];
+        calib__ts_zrows_high(ds, r0, r1, beta, e, stride, out);
+        for (size_t i = r0; i < r1; i++) {
+            size_t len, y, at_max;
+            double m[CALIB__TS_MOM], sum;
+            const calib__row_state st = calib__ts_load_row(ds, i, w, &len, &y);
+            assert_int_equal(out[i - r0].st, st);
+            assert_int_equal(out[i - r0].len, len);
+            if (st != CALIB__ROW_FIT)
+                continue;
+            calib__ts_row_moments(w, len, y, beta, e1, m, &sum, &at_max);
+            assert_memory_equal(out[i - r0].m, m, sizeof m);
+            assert_memory_equal(&out[i - r0].sum, &sum, sizeof sum);
+            assert_memory_equal(&out[i - r0].wy, &w[y], sizeof sum);
+            assert_int_equal(out[i - r0].at_max, at_max);
+        }
+    }
+    calib_dataset_free(ds);
+    free(e);
+    free(z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accuracy),
         cmocka_unit_test(test_same_bits),
         cmocka_unit_test(test_cumulants),
+        cmocka_unit_test(test_high_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
