@@ -182,21 +182,24 @@ INLINE void shape_step(v4d v, v4d *ws, v4i *count)
     *count -= (v4i)(v == splat(0.0));
 }
 
-/* With `high`: sum e (w - m)^j for j = 2..8 into out[0..6], m the mean
- * of w under q, from the exps that the first loop kept in e[] (padding
- * lanes 0).  A loop of its own: its seven sums and the first loop's would
- * not fit the sixteen vector registers, and a sum spilled carries its
- * chain through memory.  About the mean, so without the cancellation of
- * raw moments.  The powers come from a tree of products (no chain longer
- * than four) and half the sums are fused multiply-adds, which balances
- * the loop's work between the multiplying and the adding pipes. */
+/* With `high`, a row's second loop: sum e (w - m)^j for j = 2..8 into
+ * acc[0..6] (lane by lane, not yet added across lanes), m the mean of w
+ * under q, from f' = sum e (w - w_y) / sum e (first_loop's sums), and the
+ * exps that the first loop kept in e[] (padding lanes 0).  A loop of its
+ * own: its seven sums and the first loop's would not fit the sixteen
+ * vector registers, and a sum spilled carries its chain through memory.
+ * About the mean, so without the cancellation of raw moments.  The powers
+ * come from a tree of products (no chain longer than four) and half the
+ * sums are fused multiply-adds, which balances the loop's work between
+ * the multiplying and the adding pipes. */
 INLINE void central_acc(const double *w, const calib__zrow *r, int from_z,
-                        size_t len, const double *e, v4d zmax, double m,
-                        v4d acc[7])
+                        size_t len, double wy, const double sums[6],
+                        const double *e, v4d acc[7])
 {
     const size_t full = len & ~(size_t)7;
     const float *z = from_z ? r->z : NULL, *tail = from_z ? r->tail : NULL;
-    const v4d mean = splat(m);
+    const v4d zmax = splat(from_z ? r->zmax : 0.0);
+    const v4d mean = splat(wy + sums[1] / sums[0]);
     for (int j = 0; j < 7; j++)
         acc[j] = splat(0.0);
     for (size_t k = 0; k < len; k += 4) {
@@ -235,12 +238,13 @@ INLINE void central_acc(const double *w, const calib__zrow *r, int from_z,
  *
  * With `high` (a constant), the first loop keeps the exps in e[], sums
  * only e and e (w - w_y), which give the mean m = w_y + f', and finds the
- * row's shape sums; a second loop (central_sums) sums e (w - m)^j for
+ * row's shape sums; a second loop (central_acc) sums e (w - m)^j for
  * j = 2..8, and out[2..8] get kappa_2 .. kappa_8 from them
  * (from_central), as the solver's series step needs them: without the
- * cancellation above.  first_loop and central_finish are the two loops,
+ * cancellation above.  first_loop and central_acc are the two loops,
  * apart so that calib__ts_zrows_high can run one row's first loop before
  * the previous row's second. */
+
 /* `count` groups of a row from k (a block): their scores loaded, their
  * exps side by side (exp_nonpos_groups), then their sums in order, as one
  * group at a time would add them.  `whole` (a constant): every group lies
@@ -318,25 +322,14 @@ INLINE void first_loop(const double *w, const calib__zrow *r, int from_z,
     }
 }
 
-/* A high row's second loop, over the exps first_loop kept in e[]: its
- * sums, not yet added across lanes, into acc[]. */
-INLINE void central_loop(const double *w, const calib__zrow *r, int from_z,
-                         size_t len, double wy, const double sums[6],
-                         const double *e, v4d acc[7])
-{
-    /* the mean of w under q, from f' = sum e (w - w_y) / sum e */
-    central_acc(w, r, from_z, len, e, splat(from_z ? r->zmax : 0.0),
-                wy + sums[1] / sums[0], acc);
-}
-
-/* central_loop and the kappas from it into out[] (from_central). */
+/* central_acc and the kappas from it into out[] (from_central). */
 INLINE void central_finish(const double *w, const calib__zrow *r, int from_z,
                            size_t len, double wy, const double sums[6],
                            const double *e, double out[CALIB__TS_MOM])
 {
     v4d acc[7];
     double c[7];
-    central_loop(w, r, from_z, len, wy, sums, e, acc);
+    central_acc(w, r, from_z, len, wy, sums, e, acc);
     for (int j = 0; j < 7; j++)
         c[j] = hsum(acc[j]);
     from_central(sums, c, out);
@@ -441,8 +434,8 @@ void calib__ts_zrows_high(const calib_dataset *ds, size_t r0, size_t r1,
                            &o->sum, &o->at_max);
         }
         if (wait) {
-            central_loop(NULL, &row[!cur], 1, wait->len, wait->wy, sums[!cur],
-                         e + (size_t)!cur * stride, acc[n_done]);
+            central_acc(NULL, &row[!cur], 1, wait->len, wait->wy, sums[!cur],
+                        e + (size_t)!cur * stride, acc[n_done]);
             s[n_done][0] = sums[!cur][0], s[n_done][1] = sums[!cur][1];
             done[n_done++] = wait;
         }

@@ -203,7 +203,7 @@ static void test_high_rows(void **state)
             calib__ts_row_moments(w, len, y, beta, e1, m, &sum, &at_max);
             assert_memory_equal(out[i - r0].m, m, sizeof m);
             assert_memory_equal(&out[i - r0].sum, &sum, sizeof sum);
-            assert_memory_equal(&out[i - r0].wy, &w[y], sizeof sum);
+            assert_memory_equal(&out[i - r0].wy, &w[y], sizeof w[y]);
             assert_int_equal(out[i - r0].at_max, at_max);
         }
     }
