@@ -380,13 +380,13 @@ void calib__ts_zrow_moments(const calib__zrow *r, size_t y, double beta,
 INLINE void finish4(v4d acc[4][7], double s[4][2], calib__zhigh **row,
                     int n)
 {
-    v4d c[7], out[CALIB__TS_MOM];
+    const int a = 0, b = n > 1, c = n > 2 ? 2 : 0, d = n > 3 ? 3 : 0;
+    v4d cm[7], out[CALIB__TS_MOM];
     for (int j = 0; j < 7; j++)
-        c[j] = hsum4(acc[0][j], acc[n > 1][j], acc[n > 2 ? 2 : 0][j],
-                     acc[n > 3 ? 3 : 0][j]);
-    const v4d s0 = {s[0][0], s[n > 1][0], s[n > 2 ? 2 : 0][0], s[n > 3 ? 3 : 0][0]};
-    const v4d s1 = {s[0][1], s[n > 1][1], s[n > 2 ? 2 : 0][1], s[n > 3 ? 3 : 0][1]};
-    from_central4(s0, s1, c, out);
+        cm[j] = hsum4(acc[a][j], acc[b][j], acc[c][j], acc[d][j]);
+    const v4d s0 = {s[a][0], s[b][0], s[c][0], s[d][0]};
+    const v4d s1 = {s[a][1], s[b][1], s[c][1], s[d][1]};
+    from_central4(s0, s1, cm, out);
     for (int r = 0; r < n; r++)
         for (int j = 0; j < CALIB__TS_MOM; j++)
             row[r]->m[j] = out[j][r];

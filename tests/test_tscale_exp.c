@@ -166,7 +166,9 @@ static void test_high_rows(void **state)
     size_t off[ROWS + 1] = {0};
     int32_t lab[ROWS];
     for (int i = 0; i < ROWS; i++) {
-        const size_t len = i < 45 ? (size_t)i + 1 : i < 50 ? 100 : (size_t)(i % 7) + 2;
+        const size_t len = i < 45   ? (size_t)i + 1
+                           : i < 50 ? 100
+                                    : (size_t)(i % 7) + 2;
         off[i + 1] = off[i] + len;
         lab[i] = (int32_t)((i * 7) % (int)len);
     }
