@@ -347,35 +347,13 @@ static inline void from_raw(const double s[6], double out[CALIB__TS_MOM])
     out[4] = c4 - 3.0 * c2 * c2;
 }
 
-/* The moments of a `high` pass: s[0..1] = sum e and sum e (w - w_y) as
- * from_raw takes them, c[j-2] = sum e (w - m)^j for j = 2..8 about the
- * mean m; out[0..8] = sum e, f', kappa_2 .. kappa_8 (with mu_j = c[j-2] /
- * sum e: kappa_j = mu_j for j <= 3, the others as in Kendall and Stuart,
- * 3.38; tests/test_tscale_exp.c checks them on Poisson and Bernoulli
- * distributions). */
-static inline void from_central(const double s[6], const double c[7],
-                                double out[CALIB__TS_MOM])
-{
-    const double inv = 1.0 / s[0];
-    const double m2 = c[0] * inv, m3 = c[1] * inv, m4 = c[2] * inv;
-    const double m5 = c[3] * inv, m6 = c[4] * inv, m7 = c[5] * inv;
-    const double m8 = c[6] * inv;
-    out[0] = s[0];
-    out[1] = s[1] * inv;
-    out[2] = m2;
-    out[3] = m3;
-    out[4] = m4 - 3.0 * m2 * m2;
-    out[5] = m5 - 10.0 * m3 * m2;
-    out[6] = m6 - 15.0 * m4 * m2 - 10.0 * m3 * m3 + 30.0 * m2 * m2 * m2;
-    out[7] = m7 - 21.0 * m5 * m2 - 35.0 * m4 * m3 + 210.0 * m3 * m2 * m2;
-    out[8] = m8 - 28.0 * m6 * m2 - 56.0 * m5 * m3 - 35.0 * m4 * m4 +
-             420.0 * m4 * m2 * m2 + 560.0 * m3 * m3 * m2 -
-             630.0 * m2 * m2 * m2 * m2;
-}
-
-/* from_central for four rows at once, row r in lane r of s0 = sum e,
- * s1 = sum e (w - w_y), c[] and out[]: the same operations in the same
- * order, so the same bits, with one division for the four. */
+/* The moments of a `high` pass, for four rows at once, row r in lane r:
+ * s0 = sum e and s1 = sum e (w - w_y) as from_raw takes them, c[j-2] =
+ * sum e (w - m)^j for j = 2..8 about the mean m; out[0..8] = sum e, f',
+ * kappa_2 .. kappa_8 (with mu_j = c[j-2] / sum e: kappa_j = mu_j for
+ * j <= 3, the others as in Kendall and Stuart, 3.38; tests/
+ * test_tscale_exp.c checks them on Poisson and Bernoulli distributions).
+ * One division for the four rows. */
 INLINE void from_central4(v4d s0, v4d s1, const v4d c[7],
                           v4d out[CALIB__TS_MOM])
 {
@@ -396,6 +374,19 @@ INLINE void from_central4(v4d s0, v4d s1, const v4d c[7],
     out[8] = m8 - splat(28.0) * m6 * m2 - splat(56.0) * m5 * m3 -
              splat(35.0) * m4 * m4 + splat(420.0) * m4 * m2 * m2 +
              splat(560.0) * m3 * m3 * m2 - splat(630.0) * m2 * m2 * m2 * m2;
+}
+
+/* from_central4 for one row (s[0..1], c[], out[]): the very operations,
+ * so a row gets the same bits either way. */
+static inline void from_central(const double s[6], const double c[7],
+                                double out[CALIB__TS_MOM])
+{
+    v4d cv[7], o[CALIB__TS_MOM];
+    for (int j = 0; j < 7; j++)
+        cv[j] = splat(c[j]);
+    from_central4(splat(s[0]), splat(s[1]), cv, o);
+    for (int j = 0; j < CALIB__TS_MOM; j++)
+        out[j] = o[j][0];
 }
 
 #endif /* CALIB_TSCALE_SIMD_H */
