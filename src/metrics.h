@@ -157,6 +157,9 @@ size_t calib__accum_group(calib_accum *a, const char *name);
  * equal-width bins, or equal-mass bins with bs->thr, into the worker's
  * populations. */
 void calib__fast_range(pass *ps, size_t begin, size_t end, int worker);
+/* Nonzero: width_f32.c's blocks take the portable phase 1 even where
+ * the AVX2 one could run (tests compare the two). */
+extern int calib__width_portable;
 
 /* metrics.c */
 int calib__check_eval_options(const calib_eval_options *o, calib_error *err);

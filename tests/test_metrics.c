@@ -958,14 +958,20 @@ static void test_densenet_published(void **state)
 /* Rows for the float32 kernel: a long run at exactly 1.0 (every row in
  * one bin, the largest packed sums), then edges k/15 and their float
  * neighbours, values around 2^-18 (where rows leave the integer path),
- * zeros, -0.0, values clamped from just outside [0,1], and random ones. */
-static float *kernel_rows(size_t n, uint8_t *cor)
+ * zeros, -0.0, values clamped from just outside [0,1], and random ones.
+ * With `clean`, no -0.0 and nothing outside [0,1]: the kernel's AVX2
+ * blocks take such values row by row, so only clean blocks reach them. */
+static float *kernel_rows(size_t n, uint8_t *cor, int clean)
 {
     float *p = malloc(n * sizeof *p);
-    const float special[] = {0.0f, -0.0f, -5e-4f, 1.0005f, 1.0f, 0x1p-18f,
-                             nextafterf(0x1p-18f, 0.0f), 1e-7f, 0x1p-149f,
-                             0.5f, nextafterf(1.0f, 0.0f)};
-    const size_t ns = sizeof special / sizeof *special;
+    const float all[] = {0.0f, -0.0f, -5e-4f, 1.0005f, 1.0f, 0x1p-18f,
+                         nextafterf(0x1p-18f, 0.0f), 1e-7f, 0x1p-149f,
+                         0.5f, nextafterf(1.0f, 0.0f)};
+    const float in01[] = {0.0f, 1.0f, 0x1p-18f, nextafterf(0x1p-18f, 0.0f),
+                          nextafterf(0x1p-18f, 1.0f), 1e-7f, 0x1p-149f,
+                          0.5f, nextafterf(1.0f, 0.0f)};
+    const float *special = clean ? in01 : all;
+    const size_t ns = clean ? sizeof in01 / sizeof *in01 : sizeof all / sizeof *all;
     srand(5);
     for (size_t i = 0; i < n; i++) {
         const size_t r = i % 64;
@@ -1016,6 +1022,12 @@ static void f32_vs_f64(const float *p32, const double *p64, const uint8_t *cor,
     calib_dataset_free(d64);
 }
 
+/* width_f32.c: nonzero makes the kernel take its portable phase 1 where
+ * it would take the AVX2 one (src/metrics.h). */
+extern int calib__width_portable;
+
+/* Both of the kernel's phase 1s (where the machine has AVX2) against the
+ * float64 path. */
 static void kernel_case(const float *p32, const double *p64,
                         const uint8_t *cor, size_t n, int m, int rule)
 {
@@ -1023,7 +1035,11 @@ static void kernel_case(const float *p32, const double *p64,
     calib_eval_options_init(&o);
     o.bins = m;
     o.rule = rule;
-    f32_vs_f64(p32, p64, cor, NULL, n, o);
+    for (int portable = 0; portable <= 1; portable++) {
+        calib__width_portable = portable;
+        f32_vs_f64(p32, p64, cor, NULL, n, o);
+    }
+    calib__width_portable = 0;
 }
 
 /* Float32 rows give bit-identical metrics to the same values as float64
@@ -1033,18 +1049,51 @@ static void kernel_case(const float *p32, const double *p64,
 static void test_f32_kernel_exact(void **state)
 {
     const size_t big = ((size_t)1 << 21) + 3001, n = 70001;
-    uint8_t *cor = malloc(big);
-    float *p32 = kernel_rows(big, cor);
-    double *p64 = malloc(big * sizeof *p64);
-    for (size_t i = 0; i < big; i++)
+    for (int clean = 0; clean <= 1; clean++) {
+        uint8_t *cor = malloc(big);
+        float *p32 = kernel_rows(big, cor, clean);
+        double *p64 = malloc(big * sizeof *p64);
+        for (size_t i = 0; i < big; i++)
+            p64[i] = p32[i];
+        kernel_case(p32, p64, cor, big, 15, CALIB_RULE_SKLEARN);
+        const int ms[] = {1, 2, 15, 37, 100, 256, 257};
+        for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
+            for (int r = 0; r <= CALIB_RULE_HOLLANCE; r++)
+                kernel_case(p32, p64, cor, n, ms[j], r);
+        free(p32);
+        free(p64);
+        free(cor);
+    }
+}
+
+/* kernel_case for every rule, against the same values as float64. */
+static void every_rule(const float *p32, const uint8_t *cor, size_t n, int m)
+{
+    double *p64 = malloc(n * sizeof *p64);
+    for (size_t i = 0; i < n; i++)
         p64[i] = p32[i];
-    kernel_case(p32, p64, cor, big, 15, CALIB_RULE_SKLEARN);
-    const int ms[] = {1, 15, 100, 256, 257};
-    for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
-        for (int r = 0; r <= CALIB_RULE_HOLLANCE; r++)
-            kernel_case(p32, p64, cor, n, ms[j], r);
-    free(p32);
+    for (int r = 0; r <= CALIB_RULE_HOLLANCE; r++)
+        kernel_case(p32, p64, cor, n, m, r);
     free(p64);
+}
+
+/* A small Brier score whose sum p^2 needs every bit: wrong rows at small
+ * p (below 1/8, where p^2 has bits under 2^-52, the kernel's sum l), right
+ * rows at 1.  The score is about 1e-3, so a lost 2^-53 a row would show
+ * in its last bits. */
+static void test_f32_kernel_brier_bits(void **state)
+{
+    const size_t n = 70001;
+    uint8_t *cor = malloc(n);
+    float *p32 = malloc(n * sizeof *p32);
+    srand(11);
+    for (size_t i = 0; i < n; i++) {
+        cor[i] = (uint8_t)(i % 2 == 0);
+        p32[i] = cor[i] ? 1.0f
+                        : 0x1p-18f + (float)rand() / (float)RAND_MAX * 0.1f;
+    }
+    every_rule(p32, cor, n, 15);
+    free(p32);
     free(cor);
 }
 
@@ -1056,7 +1105,6 @@ static void test_f32_kernel_zeros(void **state)
     const size_t n = 9000;
     uint8_t *cor = malloc(n);
     float *p32 = malloc(n * sizeof *p32);
-    double *p64 = malloc(n * sizeof *p64);
     const float zero[] = {0.0f, -0.0f, -3e-4f, 0.0f};
     const float tiny[] = {0x1p-149f, 1e-7f, nextafterf(0x1p-18f, 0.0f)};
     for (size_t i = 0; i < n; i++) {
@@ -1069,14 +1117,10 @@ static void test_f32_kernel_zeros(void **state)
         else
             p32[i] = (float)(i % 97) / 96.0f;
         cor[i] = (uint8_t)(i % 3 == 0);
-        p64[i] = p32[i];
     }
-    const int ms[] = {15, 257};
-    for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
-        for (int r = 0; r <= CALIB_RULE_HOLLANCE; r++)
-            kernel_case(p32, p64, cor, n, ms[j], r);
+    every_rule(p32, cor, n, 15);
+    every_rule(p32, cor, n, 257);
     free(p32);
-    free(p64);
     free(cor);
 }
 
@@ -1146,14 +1190,18 @@ static void mass_case(const float *p32, const double *p64, const uint8_t *cor,
     calib_eval_options_init(&o);
     o.bins = m;
     o.binning = CALIB_BINNING_MASS;
-    f32_vs_f64(p32, p64, cor, groups, n, o);
+    for (int portable = 0; portable <= 1; portable++) {
+        calib__width_portable = portable;
+        f32_vs_f64(p32, p64, cor, groups, n, o);
+    }
+    calib__width_portable = 0;
 }
 
 static void test_f32_mass_exact(void **state)
 {
     const size_t big = ((size_t)1 << 21) + 3001, n = 70001;
     uint8_t *cor = malloc(big);
-    float *p32 = kernel_rows(big, cor);
+    float *p32 = kernel_rows(big, cor, 0);
     double *p64 = malloc(big * sizeof *p64);
     uint32_t *g = malloc(big * sizeof *g);
     for (int neg_zero = 1; neg_zero >= 0; neg_zero--) {
@@ -1169,6 +1217,14 @@ static void test_f32_mass_exact(void **state)
         for (size_t j = 0; j < sizeof ms / sizeof *ms; j++)
             mass_case(p32, p64, cor, j % 2 ? g : NULL, n, ms[j]);
     }
+    /* edges and their neighbours in blocks the AVX2 phase 1 takes */
+    free(p32);
+    p32 = kernel_rows(n, cor, 1);
+    for (size_t i = 0; i < n; i++)
+        p64[i] = p32[i];
+    const int ms2[] = {2, 15, 40};
+    for (size_t j = 0; j < sizeof ms2 / sizeof *ms2; j++)
+        mass_case(p32, p64, cor, NULL, n, ms2[j]);
     /* every row within one 2^-10 bucket, most at a few values */
     for (size_t i = 0; i < n; i++) {
         p32[i] = 0.99991f + (float)(i * 2654435761u % 300) * 6e-8f;
@@ -1204,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_densenet_published),
         cmocka_unit_test(test_f32_kernel_exact),
         cmocka_unit_test(test_f32_kernel_zeros),
+        cmocka_unit_test(test_f32_kernel_brier_bits),
         cmocka_unit_test(test_f32_mass_exact),
         cmocka_unit_test(test_wrap_probs_sums),
     };
