@@ -334,12 +334,12 @@ phase1_avx2(f32_state *st, const float *conf, const uint8_t *cor, size_t n,
     }
 }
 
+/* __builtin_cpu_supports reads flags the runtime set at start-up: cheap
+ * enough per block, and nothing shared is written here. */
 static int have_avx2(void)
 {
-    static int known = -1;
-    if (known < 0)
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return known && !calib__width_portable;
+    return !calib__width_portable && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
 }
 #endif
 
