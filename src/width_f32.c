@@ -127,6 +127,23 @@ typedef struct f32_state {
     uint64_t slow_hits;                    /* correct rows below 2^-18 */
 } f32_state;
 
+/* Returns f(args..., rule) with the rule a constant, so that an inlined
+ * f's tests of it fold away (gpleiss and hollance bin alike). */
+#define BY_RULE(f, rule, ...)                                              \
+    switch ((int)(rule)) {                                                 \
+    case RULE_MASS:                                                        \
+        return f(__VA_ARGS__, (calib_bin_rule)RULE_MASS);                  \
+    case CALIB_RULE_NETCAL:                                                \
+        return f(__VA_ARGS__, CALIB_RULE_NETCAL);                          \
+    case CALIB_RULE_TORCHMETRICS:                                          \
+        return f(__VA_ARGS__, CALIB_RULE_TORCHMETRICS);                    \
+    case CALIB_RULE_GPLEISS:                                               \
+    case CALIB_RULE_HOLLANCE:                                              \
+        return f(__VA_ARGS__, CALIB_RULE_GPLEISS);                         \
+    default:                                                               \
+        return f(__VA_ARGS__, CALIB_RULE_SKLEARN);                         \
+    }
+
 /* Phase 1 over rows [i0, n) of a block of n <= BLK rows; returns the
  * number of rows in (0, 2^-18). */
 static inline __attribute__((always_inline)) uint32_t
@@ -189,19 +206,7 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
                            const uint8_t *cor, size_t i0, size_t n, int32_t m,
                            calib_bin_rule rule)
 {
-    switch ((int)rule) {
-    case RULE_MASS:
-        return phase1(st, conf, cor, i0, n, m, (calib_bin_rule)RULE_MASS);
-    case CALIB_RULE_NETCAL:
-        return phase1(st, conf, cor, i0, n, m, CALIB_RULE_NETCAL);
-    case CALIB_RULE_TORCHMETRICS:
-        return phase1(st, conf, cor, i0, n, m, CALIB_RULE_TORCHMETRICS);
-    case CALIB_RULE_GPLEISS:
-    case CALIB_RULE_HOLLANCE:
-        return phase1(st, conf, cor, i0, n, m, CALIB_RULE_GPLEISS);
-    default:
-        return phase1(st, conf, cor, i0, n, m, CALIB_RULE_SKLEARN);
-    }
+    BY_RULE(phase1, rule, st, conf, cor, i0, n, m);
 }
 
 #ifdef WIDTH_AVX2
@@ -319,19 +324,7 @@ __attribute__((target("avx2,fma"))) static int
 phase1_avx2(f32_state *st, const float *conf, const uint8_t *cor, size_t n,
             int32_t m, calib_bin_rule rule)
 {
-    switch ((int)rule) {
-    case RULE_MASS:
-        return phase1_avx2_rule(st, conf, cor, n, m, (calib_bin_rule)RULE_MASS);
-    case CALIB_RULE_NETCAL:
-        return phase1_avx2_rule(st, conf, cor, n, m, CALIB_RULE_NETCAL);
-    case CALIB_RULE_TORCHMETRICS:
-        return phase1_avx2_rule(st, conf, cor, n, m, CALIB_RULE_TORCHMETRICS);
-    case CALIB_RULE_GPLEISS:
-    case CALIB_RULE_HOLLANCE:
-        return phase1_avx2_rule(st, conf, cor, n, m, CALIB_RULE_GPLEISS);
-    default:
-        return phase1_avx2_rule(st, conf, cor, n, m, CALIB_RULE_SKLEARN);
-    }
+    BY_RULE(phase1_avx2_rule, rule, st, conf, cor, n, m);
 }
 
 /* __builtin_cpu_supports reads flags the runtime set at start-up: cheap
