@@ -10,12 +10,14 @@
  * scores: one in a thousand rows put two thirds of the blocks of the bench
  * data on the slow path).  Only 0 < p < 2^-18 (rare) takes the
  * superaccumulator.  Rows without groups
- * and with at most 256 bins go through the two-phase block kernel below;
- * the others through fast_row, one row at a time.  Equal-mass bins come
- * from bs->thr, the edges as float32 bits (mass_bins).  Phase 1 has two
- * forms with the same results: portable C that GCC vectorises (phase1),
- * and AVX2 and FMA intrinsics (phase1_avx2, about 1.3x faster overall on
- * the bench's 10^7 rows), each checked against the float64 path by
+ * and with at most 256 bins go through a block kernel below; the others
+ * through fast_row, one row at a time.  Equal-mass bins come from bs->thr,
+ * the edges as float32 bits (mass_bins).  The block kernel has two forms
+ * with the same results: portable C that GCC vectorises (phase1, then the
+ * table adds of phase2), and one pass in AVX2 and FMA intrinsics that
+ * checks, bins and adds as it goes (block_avx2: 8.3-8.9 ms on one core
+ * for the bench's 10^7 rows, where an AVX2 phase 1 and phase 2 took
+ * 11.8-12.2 ms), each checked against the float64 path by
  * tests/test_metrics.c.
  */
 #include "metrics.h"
@@ -23,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* x86-64 with GCC or Clang: phase 1 also in AVX2 and FMA intrinsics
- * (phase1_avx2), taken where the processor has both. */
+/* x86-64 with GCC or Clang: the block kernel also in AVX2, FMA and BMI2
+ * intrinsics (block_avx2), taken where the processor has all three. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define WIDTH_AVX2 1
 #include <immintrin.h>
@@ -112,6 +114,21 @@ static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
 #define RULE_MASS 99            /* phase1: bins given in idx[] */
 #define MASS_SCAN 32            /* thresholds compared with every row */
 #define FX_MIN_BITS 0x36800000  /* 0x1p-18f */
+/* block_avx2's lanes (see there) */
+#define GBASE 1024              /* unused entries before a lane's slots */
+#define FLUSH_G 15              /* blocks between flush_g */
+#define PUSH_G (FLUSH_G * (SUPER / BLK / FLUSH_G)) /* blocks between pushes */
+#define RING 64                 /* words between the vector step and adds */
+#define RING_LAG 32             /* rows between a word's store and its add */
+/* a lane's length: room for any flag byte's slot, and 14848 bytes, so that
+ * the eight lanes' slots start at different multiples of 512 bytes modulo
+ * 4096 and do not crowd the same L1 sets */
+#define LANE_LEN 1856
+_Static_assert(LANE_LEN >= GBASE + 2 * LOCAL_CELLS + 255 &&
+                   FLUSH_G * BLK / LANES < 2048 &&
+                   (FLUSH_G * BLK / LANES) * (GBASE + 2 * LOCAL_CELLS) <
+                       ((uint64_t)1 << 22),
+               "flush_g takes a lane word apart");
 
 /* What phase 1 found in a block: nothing to add, rows in (0, 2^-18) to
  * add exactly, or a value or flag that needs the row path. */
@@ -125,6 +142,10 @@ typedef struct f32_state {
     uint64_t v[BLK];                       /* phase 1 -> 2: q + 2^52 */
     u128 p2;                               /* sum q^2 of fast rows */
     uint64_t slow_hits;                    /* correct rows below 2^-18 */
+#ifdef WIDTH_AVX2
+    uint64_t ring[RING];                   /* block_avx2's words */
+    uint64_t lane[LANES][LANE_LEN];        /* and its lanes */
+#endif
 } f32_state;
 
 /* Returns f(args..., rule) with the rule a constant, so that an inlined
@@ -210,129 +231,199 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
 }
 
 #ifdef WIDTH_AVX2
-/* Phase 1 in AVX2 and FMA, eight rows a step, for the whole groups of
- * eight in a block (phase1 does the rest), with the same results as
- * phase1, computed otherwise:
- * - the block is checked rather than clamped: when a value's bits are
+/* The block in AVX2 and FMA: one pass that bins each row, packs its word
+ * and sums p^2, eight rows a step, and scatters the words of the step
+ * before last but three (RING_LAG rows back) as it goes, so that the
+ * vector work and the table adds overlap.  Only the whole groups of eight
+ * (n8 rows); the caller takes the rest row by row.  Same results as
+ * phase1 + phase2, computed otherwise:
+ * - the block is checked as it goes, not clamped: when a value's bits are
  *   above those of 1.0 (as unsigned: negatives, -0.0 and NaN too) or a
- *   flag is above 1, the function returns CLEAN_NOT and the caller takes
- *   the block row by row (fast_row clamps);
- * - the bin from the float32 product y = RN(p M) and its exact error
- *   r = p M - y (one FMA): y cannot round across an integer (integers
- *   below 2^24 are float32s), so with t = trunc(y), floor(p M) is t less
- *   one when t = y and r < 0, and ceil(p M) - 1 is t less one when t = y
- *   and r <= 0;
- * - the word q + 2^52 from the double p + 2^11, whose last bit weighs
- *   2^-41, so that its bits are those of 2^11 plus q;
+ *   flag is above 1, its words are taken back out of the lanes and the
+ *   function returns CLEAN_NOT; the caller takes the block row by row
+ *   (fast_row clamps).  (A check before the work would wait on memory
+ *   with nothing to do meanwhile.)
+ * - p is converted to double d, with rows in (0, 2^-18) zeroed as in
+ *   phase1 (they are added exactly afterwards; their bin is 0 for every
+ *   rule, as p M < 1);
+ * - the bin from d M, exact in double: s + 512 = max(ceil(d M + 511), 512)
+ *   (sklearn, gpleiss: ceil(p M) - 1, at least 0), floor(d M + 512)
+ *   (torchmetrics; netcal also at most M - 1 + 512), or given (mass);
+ * - the word from the double w = 4 (s + 512) + d = 2048 + 4 s + d, exact
+ *   in [2^11, 2^12) where the last bit weighs 2^-41: its bits are those of
+ *   2^11 plus s 2^43 + q; adding c 2^42 and taking 1023 2^52 + 2^11's
+ *   exponent away leaves GBASE 2^42 + idx 2^42 + q (idx = 2 s + c), so
+ *   that word >> 42 is the slot's index in a lane table whose first GBASE
+ *   entries are never used.  A lane's word for slot j thus sums to
+ *   cnt G 2^42 + sum q with G = GBASE + j, and flush_g takes cnt and
+ *   sum q apart;
  * - p^2 (exact in double) as h = RN(p^2 + 1), whose bits are those of 1.0
  *   plus k = RN(p^2 2^52), and l = p^2 - (h - 1), exact (the error of one
  *   rounding), a multiple of 2^-82 below 2^-52 in size: a block's sum of
  *   l is exact in double, and sum p^2 = 2^-52 sum k + sum l exactly.
- * Rows in (0, 2^-18) are zeroed for the word and p^2, as in phase1.
- * Returns CLEAN_SLOW when the block has such rows, else CLEAN_FAST. */
-__attribute__((target("avx2,fma"))) static inline
-    __attribute__((always_inline)) int
-    phase1_avx2_rule(f32_state *st, const float *conf, const uint8_t *cor,
-                     size_t n, int32_t m, calib_bin_rule rule)
-{
-    const int left = rule == CALIB_RULE_NETCAL || rule == CALIB_RULE_TORCHMETRICS;
-    const int mass = (int)rule == RULE_MASS;
-    const __m256 mf = _mm256_set1_ps((float)m), zero = _mm256_setzero_ps();
-    const __m256i one32 = _mm256_set1_epi32(1), zero32 = _mm256_setzero_si256();
-    __m256i top = zero32, low = _mm256_set1_epi32(-1), flags = zero32;
-    for (size_t i = 0; i < n; i += 8) {
-        /* the next block, while this one's work hides the wait (as
-         * integers: it may lie past the arrays, which prefetch allows) */
-        _mm_prefetch((const char *)((uintptr_t)(conf + i) + BLK * sizeof *conf),
-                     _MM_HINT_T0);
-        _mm_prefetch((const char *)((uintptr_t)(cor + i) + BLK), _MM_HINT_T0);
-        const __m256i u = _mm256_loadu_si256((const __m256i *)(conf + i));
-        top = _mm256_max_epu32(top, u);
-        low = _mm256_min_epu32(low, _mm256_sub_epi32(u, one32));
-        __m256i s;
-        if (mass) {
-            s = _mm256_loadu_si256((const __m256i *)(st->idx + i));
-        } else {
-            const __m256 p = _mm256_castsi256_ps(u);
-            const __m256 y = _mm256_mul_ps(p, mf);
-            const __m256 r = _mm256_fmsub_ps(p, mf, y);
-            const __m256i t = _mm256_cvttps_epi32(y);
-            const __m256 on = _mm256_cmp_ps(_mm256_cvtepi32_ps(t), y, _CMP_EQ_OQ);
-            const __m256 below = left ? _mm256_cmp_ps(r, zero, _CMP_LT_OQ)
-                                      : _mm256_cmp_ps(r, zero, _CMP_LE_OQ);
-            s = _mm256_add_epi32(t, _mm256_castps_si256(_mm256_and_ps(on, below)));
-            s = _mm256_max_epi32(s, zero32);
-            if (rule == CALIB_RULE_NETCAL)
-                s = _mm256_min_epi32(s, _mm256_set1_epi32(m - 1));
-            if (rule == CALIB_RULE_GPLEISS || rule == CALIB_RULE_HOLLANCE)
-                s = _mm256_blendv_epi8(s, _mm256_set1_epi32(m + 1),
-                                       _mm256_cmpeq_epi32(u, zero32));
-        }
-        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(cor + i)));
-        flags = _mm256_or_si256(flags, c);
-        _mm256_storeu_si256((__m256i *)(st->idx + i),
-                            _mm256_add_epi32(_mm256_add_epi32(s, s), c));
-    }
-    uint32_t t8[8], l8[8], f8[8];
-    _mm256_storeu_si256((__m256i *)t8, top);
-    _mm256_storeu_si256((__m256i *)l8, low);
-    _mm256_storeu_si256((__m256i *)f8, flags);
-    uint32_t hi = 0, lo = UINT32_MAX, fl = 0;
-    for (int k = 0; k < 8; k++) {
-        hi = t8[k] > hi ? t8[k] : hi;
-        lo = l8[k] < lo ? l8[k] : lo;
-        fl |= f8[k];
-    }
-    if (hi > ONE_BITS || fl > 1)
-        return CLEAN_NOT;
+ * Returns CLEAN_SLOW when the block has rows in (0, 2^-18), else
+ * CLEAN_FAST. */
+#define AVX2_FN __attribute__((target("avx2,fma,bmi2")))
+#define AVX2_INLINE AVX2_FN static inline __attribute__((always_inline))
 
-    const __m256 fxmin = _mm256_set1_ps(0x1p-18f);
-    const __m256d two11 = _mm256_set1_pd(0x1p11), one = _mm256_set1_pd(1.0);
-    const __m256i word0 = _mm256_set1_epi64x((int64_t)((uint64_t)0x409 << 52));
-    __m256i ksum = _mm256_setzero_si256();
-    __m256d lsum = _mm256_setzero_pd();
-    for (size_t i = 0; i < n; i += 8) {
-        const __m256 p = _mm256_loadu_ps(conf + i);
-        const __m256 pm = _mm256_and_ps(p, _mm256_cmp_ps(p, fxmin, _CMP_GE_OQ));
-        const __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(pm));
-        const __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(pm, 1));
-        _mm256_storeu_si256((__m256i *)(st->v + i),
-                            _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(d0, two11)), word0));
-        _mm256_storeu_si256((__m256i *)(st->v + i + 4),
-                            _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(d1, two11)), word0));
-        const __m256d h0 = _mm256_fmadd_pd(d0, d0, one), h1 = _mm256_fmadd_pd(d1, d1, one);
-        const __m256d l0 = _mm256_fmsub_pd(d0, d0, _mm256_sub_pd(h0, one));
-        const __m256d l1 = _mm256_fmsub_pd(d1, d1, _mm256_sub_pd(h1, one));
-        lsum = _mm256_add_pd(lsum, _mm256_add_pd(l0, l1));
-        ksum = _mm256_add_epi64(ksum, _mm256_add_epi64(_mm256_castpd_si256(h0),
-                                                       _mm256_castpd_si256(h1)));
+typedef struct sums {
+    __m256i k;     /* bits of h = RN(p^2 + 1), by lane */
+    __m256d l;     /* p^2 - (h - 1), exact sums */
+    __m256i slow;  /* bits of rows below 2^-18 that are not 0 */
+    __m256i top;   /* unsigned maximum of the values' bits */
+    __m256i flags; /* OR of the flags, times 2^42 */
+} sums;
+
+/* The words of rows [0, 8) into w[0 .. 8). */
+AVX2_INLINE void step_avx2(sums *S, uint64_t *w, const float *conf,
+                           const uint8_t *cor, const uint32_t *bins,
+                           int32_t m, calib_bin_rule rule)
+{
+    const __m256d md = _mm256_set1_pd((double)m), one = _mm256_set1_pd(1.0),
+                  four = _mm256_set1_pd(4.0);
+    const __m256i fix = _mm256_set1_epi64x((int64_t)((uint64_t)0x409 << 52));
+    const __m256i u = _mm256_loadu_si256((const __m256i *)conf);
+    const __m256 p = _mm256_castsi256_ps(u);
+    const __m256 fast = _mm256_cmp_ps(p, _mm256_set1_ps(0x1p-18f), _CMP_GE_OQ);
+    S->top = _mm256_max_epu32(S->top, u);
+    S->slow = _mm256_or_si256(S->slow, _mm256_andnot_si256(_mm256_castps_si256(fast), u));
+    /* at most 1 even in a block that is not clean, whose words are taken
+     * back: they must name slots inside the lanes */
+    const __m256 pm = _mm256_min_ps(_mm256_and_ps(p, fast), _mm256_set1_ps(1.0f));
+    __m256d d[2];
+    d[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(pm));
+    d[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(pm, 1));
+    __m256i zero4[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    if (rule == CALIB_RULE_GPLEISS) { /* p = 0: slot 2 (m + 1) + c */
+        const __m256i z = _mm256_cmpeq_epi32(u, _mm256_setzero_si256());
+        const __m256i add = _mm256_set1_epi64x((int64_t)(m + 1) << 43);
+        zero4[0] = _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(z)), add);
+        zero4[1] = _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(z, 1)), add);
     }
+    for (int h = 0; h < 2; h++) {
+        __m256d sp;
+        if ((int)rule == RULE_MASS) {
+            sp = _mm256_set1_pd(512.0);
+        } else if (rule == CALIB_RULE_NETCAL || rule == CALIB_RULE_TORCHMETRICS) {
+            sp = _mm256_round_pd(_mm256_fmadd_pd(d[h], md, _mm256_set1_pd(512.0)),
+                                 _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            if (rule == CALIB_RULE_NETCAL)
+                sp = _mm256_min_pd(sp, _mm256_set1_pd(512.0 + m - 1));
+        } else {
+            sp = _mm256_round_pd(_mm256_fmadd_pd(d[h], md, _mm256_set1_pd(511.0)),
+                                 _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+            sp = _mm256_max_pd(sp, _mm256_set1_pd(512.0));
+        }
+        int32_t c4;
+        memcpy(&c4, cor + 4 * h, sizeof c4);
+        __m256i x = _mm256_slli_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(c4)), 42);
+        S->flags = _mm256_or_si256(S->flags, x);
+        if ((int)rule == RULE_MASS)
+            x = _mm256_add_epi64(x, _mm256_slli_epi64(_mm256_cvtepu32_epi64(
+                                        _mm_loadu_si128((const __m128i *)(bins + 4 * h))), 43));
+        if (rule == CALIB_RULE_GPLEISS)
+            x = _mm256_add_epi64(x, zero4[h]);
+        const __m256i bits = _mm256_castpd_si256(_mm256_fmadd_pd(sp, four, d[h]));
+        _mm256_storeu_si256((__m256i *)(w + 4 * h),
+                            _mm256_sub_epi64(_mm256_add_epi64(bits, x), fix));
+    }
+    const __m256d h0 = _mm256_fmadd_pd(d[0], d[0], one), h1 = _mm256_fmadd_pd(d[1], d[1], one);
+    const __m256d l0 = _mm256_fmsub_pd(d[0], d[0], _mm256_sub_pd(h0, one));
+    const __m256d l1 = _mm256_fmsub_pd(d[1], d[1], _mm256_sub_pd(h1, one));
+    S->l = _mm256_add_pd(S->l, _mm256_add_pd(l0, l1));
+    S->k = _mm256_add_epi64(S->k, _mm256_add_epi64(_mm256_castpd_si256(h0),
+                                                   _mm256_castpd_si256(h1)));
+}
+
+/* Adds words w[0 .. 8) to lanes 0 .. 7.  The shift count is opaque to the
+ * compiler so that it emits one SHRX (no copy) per row. */
+AVX2_INLINE void scatter_avx2(uint64_t (*lane)[LANE_LEN],
+                              const uint64_t *w, unsigned sh)
+{
+    for (int k = 0; k < LANES; k++)
+        lane[k][w[k] >> sh] += w[k];
+}
+
+AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
+                                const uint8_t *cor, size_t n8, int32_t m,
+                                calib_bin_rule rule)
+{
+    const __m256i z = _mm256_setzero_si256();
+    sums S = {z, _mm256_setzero_pd(), z, z, z};
+    uint64_t *ring = st->ring;
+    const uint32_t *bins = st->idx;
+    unsigned sh = 42;
+    __asm__("" : "+r"(sh));
+    size_t i = 0;
+    for (; i < RING_LAG && i < n8; i += 8)
+        step_avx2(&S, ring + i % RING, conf + i, cor + i, bins + i, m, rule);
+    for (; i < n8; i += 8) {
+        step_avx2(&S, ring + i % RING, conf + i, cor + i, bins + i, m, rule);
+        scatter_avx2(st->lane, ring + (i - RING_LAG) % RING, sh);
+    }
+    for (i = n8 > RING_LAG ? n8 - RING_LAG : 0; i < n8; i += 8)
+        scatter_avx2(st->lane, ring + i % RING, sh);
+
+    uint32_t t8[8], hi = 0;
+    _mm256_storeu_si256((__m256i *)t8, S.top);
+    for (int k = 0; k < 8; k++)
+        hi = t8[k] > hi ? t8[k] : hi;
+    const __m256i odd = _mm256_andnot_si256(_mm256_set1_epi64x((int64_t)1 << 42), S.flags);
+    if (hi > ONE_BITS || !_mm256_testz_si256(odd, odd)) {
+        /* not clean: the same words again, taken back (the lanes count
+         * modulo 2^64, so they are as before) */
+        sums T = S;
+        for (i = 0; i < n8; i += 8) {
+            step_avx2(&T, ring, conf + i, cor + i, bins + i, m, rule);
+            for (int k = 0; k < LANES; k++)
+                st->lane[k][ring[k] >> 42] -= ring[k];
+        }
+        return CLEAN_NOT;
+    }
+
     uint64_t k4[4];
     double l4[4];
-    _mm256_storeu_si256((__m256i *)k4, ksum);
-    _mm256_storeu_pd(l4, lsum);
+    _mm256_storeu_si256((__m256i *)k4, S.k);
+    _mm256_storeu_pd(l4, S.l);
     /* each row added the bits of 1.0 besides k; l's sum is exact, so its
      * order does not matter, and so is its scaling to units of 2^-82 */
-    const uint64_t k = k4[0] + k4[1] + k4[2] + k4[3] - n * ((uint64_t)0x3ff << 52);
+    const uint64_t k = k4[0] + k4[1] + k4[2] + k4[3] - n8 * ((uint64_t)0x3ff << 52);
     const double l = (l4[0] + l4[1]) + (l4[2] + l4[3]);
     st->p2 += ((u128)k << 30) + (u128)(int64_t)(l * 0x1p82);
-    return lo < FX_MIN_BITS - 1 ? CLEAN_SLOW : CLEAN_FAST;
+    return _mm256_testz_si256(S.slow, S.slow) ? CLEAN_FAST : CLEAN_SLOW;
 }
 
 /* One per rule, as phase1_any. */
-__attribute__((target("avx2,fma"))) static int
-phase1_avx2(f32_state *st, const float *conf, const uint8_t *cor, size_t n,
-            int32_t m, calib_bin_rule rule)
+AVX2_FN static int block_avx2(f32_state *st, const float *conf,
+                              const uint8_t *cor, size_t n8, int32_t m,
+                              calib_bin_rule rule)
 {
-    BY_RULE(phase1_avx2_rule, rule, st, conf, cor, n, m);
+    BY_RULE(block_avx2_rule, rule, st, conf, cor, n8, m);
 }
 
-/* __builtin_cpu_supports reads flags the runtime set at start-up: cheap
- * enough per block, and nothing shared is written here. */
+/* Unpacks the AVX2 lanes into cnt/qs and clears them.  Slot j's word is
+ * cnt G 2^42 + sum q (G = GBASE + j) with cnt < 2^11 and sum q <= cnt
+ * 2^41 (FLUSH_G), so t = word >> 42 = cnt G + e with e <= cnt / 2 < G:
+ * cnt = floor(t / G), as floor(t ceil'(2^40 / G) 2^-40) for t < 2^22. */
+static void flush_g(f32_state *st, size_t slots)
+{
+    for (size_t j = 0; j < slots; j++) {
+        const uint64_t g = GBASE + j, inv = ((uint64_t)1 << 40) / g + 1;
+        for (int k = 0; k < LANES; k++) {
+            const uint64_t t = st->lane[k][GBASE + j];
+            const uint64_t c = ((t >> 42) * inv) >> 40;
+            st->cnt[j] += c;
+            st->qs[j] += t - ((c * g) << 42);
+            st->lane[k][GBASE + j] = 0;
+        }
+    }
+}
+
+/* __builtin_cpu_supports reads flags the runtime set at start-up. */
 static int have_avx2(void)
 {
     return !calib__width_portable && __builtin_cpu_supports("avx2") &&
-           __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
 }
 #endif
 
@@ -386,9 +477,14 @@ static void phase2(f32_state *st, size_t n)
         st->tab[i % LANES][idx[i]] += v[i];
 }
 
+/* Where add_slow finds a row's cell: idx[i] >> 1 (phase 1 wrote 2 b + c
+ * there), idx[i] (mass_bins wrote b) or cell 0 (equal-width bins, after
+ * block_avx2: p M < 1 for p < 2^-18). */
+enum { CELL_PACKED, CELL_BIN, CELL_ZERO };
+
 /* The rows of the block in (0, 2^-18): their p and Brier term exactly. */
 static void add_slow(pop *P, f32_state *st, const float *conf,
-                     const uint8_t *cor, size_t n)
+                     const uint8_t *cor, size_t n, int where)
 {
     for (size_t i = 0; i < n; i++) {
         double p = conf[i];
@@ -396,7 +492,10 @@ static void add_slow(pop *P, f32_state *st, const float *conf,
         if (p >= FX_MIN || p == 0.0)
             continue;
         const uint64_t c = cor[i];
-        calib__xsum_add(&P->cells[st->idx[i] >> 1].conf, p);
+        const size_t b = where == CELL_PACKED ? st->idx[i] >> 1
+                         : where == CELL_BIN  ? st->idx[i]
+                                              : 0;
+        calib__xsum_add(&P->cells[b].conf, p);
         calib__xsum_add(&P->brier, (p - (double)c) * (p - (double)c));
         st->slow_hits += c;
     }
@@ -435,6 +534,40 @@ static void push(pop *P, f32_state *st)
     st->slow_hits = 0;
 }
 
+/* The AVX2 form of the loop below, for blocks that are whole groups of
+ * eight; rows outside them go through fast_row. */
+#ifdef WIDTH_AVX2
+static void fast_plain_avx2(pop *P, f32_state *st, const float *conf,
+                            const uint8_t *cor, size_t begin, size_t end,
+                            const binspec *bs)
+{
+    const size_t slots = 2 * P->n_cells;
+    size_t blocks = 0;
+    for (size_t b0 = begin; b0 < end; b0 += BLK) {
+        const size_t n = end - b0 < BLK ? end - b0 : BLK, n8 = n / 8 * 8;
+        calib_bin_rule rule = bs->rule;
+        if (bs->thr) {
+            mass_bins(st->idx, conf + b0, n8, bs->thr, bs->nb - 1);
+            rule = (calib_bin_rule)RULE_MASS;
+        }
+        const int how = n8 ? block_avx2(st, conf + b0, cor + b0, n8, bs->m, rule)
+                           : CLEAN_NOT;
+        for (size_t i = how == CLEAN_NOT ? b0 : b0 + n8; i < b0 + n; i++)
+            fast_row(P, conf[i], cor[i], bs);
+        if (how == CLEAN_NOT)
+            continue;
+        if (how == CLEAN_SLOW)
+            add_slow(P, st, conf + b0, cor + b0, n8, bs->thr ? CELL_BIN : CELL_ZERO);
+        if (++blocks % FLUSH_G == 0)
+            flush_g(st, slots);
+        if (blocks % PUSH_G == 0)
+            push(P, st);
+    }
+    flush_g(st, slots);
+    push(P, st);
+}
+#endif
+
 static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
                        size_t begin, size_t end, const binspec *bs)
 {
@@ -444,6 +577,13 @@ static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
             fast_row(P, conf[i], cor[i], bs);
         return;
     }
+#ifdef WIDTH_AVX2
+    if (have_avx2()) {
+        fast_plain_avx2(P, st, conf, cor, begin, end, bs);
+        free(st);
+        return;
+    }
+#endif
     const size_t slots = 2 * P->n_cells;
     size_t blocks = 0;
     for (size_t b0 = begin; b0 < end; b0 += BLK) {
@@ -453,21 +593,8 @@ static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
             mass_bins(st->idx, conf + b0, n, bs->thr, bs->nb - 1);
             rule = (calib_bin_rule)RULE_MASS;
         }
-        int how = CLEAN_FAST;
-        size_t nv = 0;
-#ifdef WIDTH_AVX2
-        if (have_avx2() && (nv = n / 8 * 8) > 0)
-            how = phase1_avx2(st, conf + b0, cor + b0, nv, bs->m, rule);
-#endif
-        if (how == CLEAN_NOT) { /* out of [0,1] (clamped) or odd flags */
-            for (size_t i = b0; i < b0 + n; i++)
-                fast_row(P, conf[i], cor[i], bs);
-            continue;
-        }
-        if (nv < n && phase1_any(st, conf + b0, cor + b0, nv, n, bs->m, rule))
-            how = CLEAN_SLOW;
-        if (how == CLEAN_SLOW)
-            add_slow(P, st, conf + b0, cor + b0, n);
+        if (phase1_any(st, conf + b0, cor + b0, 0, n, bs->m, rule))
+            add_slow(P, st, conf + b0, cor + b0, n, CELL_PACKED);
         phase2(st, n);
         if (++blocks % FLUSH == 0)
             flush(st, slots);
