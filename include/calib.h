@@ -498,6 +498,20 @@ struct calib_metrics {
 int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
                    calib_metrics **out, calib_error *err);
 
+/* calib_dataset_wrap(a) and calib_evaluate() in one call, with the same
+ * results and errors, except that bad options are reported before bad
+ * rows: CALIB_EINVAL for the options, then calib_dataset_wrap's errors
+ * (the first bad row in err->row and err->column), then calib_evaluate's.
+ * Float32 top-label rows of weight 1 without groups under equal-width
+ * bins are read once: each block of rows is checked as it is binned
+ * (where calib_dataset_wrap then calib_evaluate read them twice), and a
+ * bad row stops the pass.  Other arrays take the two calls.  stats (may
+ * be NULL) receives what calib_dataset_stats would report of the wrapped
+ * rows. */
+int calib_evaluate_arrays(const calib_arrays *a, const calib_eval_options *opt,
+                          calib_metrics **out, calib_read_stats *stats,
+                          calib_error *err);
+
 void calib_metrics_free(calib_metrics *m);
 
 /* Metric `id` of m (NaN when it is NaN in m, or id is out of range), and

@@ -179,8 +179,10 @@ int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
                     int threads, int *workers)
 {
     const size_t vlimit = ps->vlimit;
+    row_check *check = ps->check;
     memset(ps, 0, sizeof *ps);
     ps->vlimit = vlimit;
+    ps->check = check;
     ps->ds = ds;
     ps->bs = bs;
     ps->n_pops = ds->groups ? ds->n_groups : 1;
@@ -356,8 +358,28 @@ static int merge_groups(calib_accum *a, const pass *ps, int workers)
     return rc;
 }
 
-int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
-                    calib_error *err)
+/* The first bad row the workers of a checked pass found (the workers' row
+ * ranges are in order, and each stopped at its first), as
+ * calib_dataset_wrap reports it; else the clamps they counted, into *st. */
+static int checked(const row_check *c, int workers, calib_read_stats *st,
+                   calib_error *err)
+{
+    for (int w = 0; w < workers; w++)
+        if (c->bad_row[w] != SIZE_MAX)
+            return calib__fail(err, CALIB_EDATA, NULL, 0, c->bad_row[w] + 1,
+                               c->bad_col[w], "row %zu: %s",
+                               c->bad_row[w] + 1, c->why[w]);
+    for (int w = 0; w < workers; w++)
+        calib_read_stats_add(st, &c->stats[w]);
+    return CALIB_OK;
+}
+
+/* calib_accum_add, with st != NULL: the chunk's rows are unchecked (a
+ * calib__dataset_view of float32 top-label rows of weight 1 without
+ * groups) and are checked in the same pass; on a bad row nothing is
+ * added and err names it as calib_dataset_wrap would. */
+static int accum_add(calib_accum *a, const calib_dataset *chunk,
+                     calib_read_stats *st, calib_error *err)
 {
     if (!a || !chunk)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
@@ -369,7 +391,22 @@ int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
     pass ps = {0};
     int workers = 1;
     ps.vlimit = a->vlimit;
+    if (st) {
+        if (!(ps.check = malloc(sizeof *ps.check)))
+            return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
+                               "out of memory");
+        for (int w = 0; w < MAX_WORKERS; w++) {
+            ps.check->bad_row[w] = SIZE_MAX;
+            ps.check->stats[w] = (calib_read_stats){0};
+        }
+    }
     rc = calib__pass_run(&ps, chunk, &a->bs, a->opt.threads, &workers);
+    if (rc == CALIB_OK && st && (rc = checked(ps.check, workers, st, err))) {
+        calib__pass_free(&ps, a->opt.threads);
+        free(ps.check);
+        return rc;
+    }
+    free(ps.check);
     if (rc == CALIB_OK && chunk->groups)
         rc = merge_groups(a, &ps, workers);
     else if (rc == CALIB_OK)
@@ -383,6 +420,18 @@ int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
     if (rc != CALIB_OK)
         return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");
     return calib__ok(err);
+}
+
+int calib_accum_add(calib_accum *a, const calib_dataset *chunk,
+                    calib_error *err)
+{
+    return accum_add(a, chunk, NULL, err);
+}
+
+int calib__accum_add_checked(calib_accum *a, const calib_dataset *chunk,
+                             calib_read_stats *st, calib_error *err)
+{
+    return accum_add(a, chunk, st, err);
 }
 
 int calib_accum_merge(calib_accum *dst, const calib_accum *src,

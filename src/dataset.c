@@ -504,8 +504,9 @@ static int copy_names(calib_dataset *ds, const calib_arrays *a)
     return CALIB_OK;
 }
 
-int calib_dataset_wrap(const calib_arrays *a, calib_dataset **out,
-                       calib_error *err)
+/* calib_dataset_wrap, with the row checks when `rows` is set. */
+static int wrap(const calib_arrays *a, int rows, calib_dataset **out,
+                calib_error *err)
 {
     if (out)
         *out = NULL;
@@ -515,7 +516,7 @@ int calib_dataset_wrap(const calib_arrays *a, calib_dataset **out,
     size_t max_len = 0;
     calib_read_stats st = {0};
     int rc = check_shape(a, &max_len, err);
-    if (rc == CALIB_OK)
+    if (rc == CALIB_OK && rows)
         rc = check_rows(a, max_len, &st, err);
     if (rc != CALIB_OK)
         return rc;
@@ -540,4 +541,16 @@ int calib_dataset_wrap(const calib_arrays *a, calib_dataset **out,
     ds->stats = st;
     *out = ds;
     return calib__ok(err);
+}
+
+int calib_dataset_wrap(const calib_arrays *a, calib_dataset **out,
+                       calib_error *err)
+{
+    return wrap(a, 1, out, err);
+}
+
+int calib__dataset_view(const calib_arrays *a, calib_dataset **out,
+                        calib_error *err)
+{
+    return wrap(a, 0, out, err);
 }

@@ -454,21 +454,27 @@ int calib__attach_groups(calib_metrics *m, size_t n_groups,
 /* Whole-dataset evaluation                                            */
 /* ------------------------------------------------------------------ */
 
+/* With check: ds is a calib__dataset_view whose rows are checked in the
+ * pass (clamps counted into *check). */
 static int evaluate_width(const calib_dataset *ds, const calib_eval_options *o,
-                          calib_metrics **out, calib_error *err)
+                          calib_read_stats *check, calib_metrics **out,
+                          calib_error *err)
 {
     calib_accum *a = NULL;
     int rc = calib_accum_new(o, &a, err);
     if (rc == CALIB_OK)
-        rc = calib_accum_add(a, ds, err);
+        rc = check ? calib__accum_add_checked(a, ds, check, err)
+                   : calib_accum_add(a, ds, err);
     if (rc == CALIB_OK)
         rc = calib_accum_result(a, out, err);
     calib_accum_free(a);
     return rc;
 }
 
-int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
-                   calib_metrics **out, calib_error *err)
+/* calib_evaluate; with check as in evaluate_width. */
+static int evaluate(const calib_dataset *ds, const calib_eval_options *opt,
+                    calib_read_stats *check, calib_metrics **out,
+                    calib_error *err)
 {
     calib_eval_options o;
     if (out)
@@ -486,7 +492,7 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
     if (ds->n == 0)
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
     if (o.binning == CALIB_BINNING_WIDTH) {
-        if ((rc = evaluate_width(ds, &o, out, err)) != CALIB_OK)
+        if ((rc = evaluate_width(ds, &o, check, out, err)) != CALIB_OK)
             return rc;
     } else {
         rc = calib__evaluate_mass(ds, &o, out);
@@ -506,6 +512,49 @@ int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
         *out = NULL;
     }
     return rc == CALIB_OK ? calib__ok(err) : rc;
+}
+
+int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
+                   calib_metrics **out, calib_error *err)
+{
+    return evaluate(ds, opt, NULL, out, err);
+}
+
+int calib_evaluate_arrays(const calib_arrays *a, const calib_eval_options *opt,
+                          calib_metrics **out, calib_read_stats *stats,
+                          calib_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (stats)
+        *stats = (calib_read_stats){0};
+    if (!a || !out)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "NULL arrays or output");
+    calib_eval_options o;
+    if (opt)
+        o = *opt;
+    else
+        calib_eval_options_init(&o);
+    int rc = calib__check_eval_options(&o, err); /* before any row */
+    if (rc != CALIB_OK)
+        return rc;
+    /* the one-pass form: the rows width_f32.c's blocks take */
+    const int one_pass = a->kind == CALIB_TOPLABEL && a->dtype == CALIB_F32 &&
+                         !a->weights && !a->groups &&
+                         o.binning == CALIB_BINNING_WIDTH;
+    calib_dataset *ds = NULL;
+    rc = one_pass ? calib__dataset_view(a, &ds, err)
+                  : calib_dataset_wrap(a, &ds, err);
+    if (rc != CALIB_OK)
+        return rc;
+    calib_read_stats st;
+    calib_dataset_stats(ds, &st);
+    rc = evaluate(ds, &o, one_pass ? &st : NULL, out, err);
+    if (rc == CALIB_OK && stats)
+        *stats = st;
+    calib_dataset_free(ds);
+    return rc;
 }
 
 int calib__evaluate_toplabel(size_t n, const double *conf,

@@ -89,12 +89,25 @@ typedef struct rowval {
     int correct, clipped, weighted;
 } rowval;
 
+/* What the workers of a pass over unchecked rows found (see
+ * calib__accum_add_checked): each checks its rows as calib_dataset_wrap
+ * would, counts clamps, and stops at its first bad row. */
+typedef struct row_check {
+    calib_read_stats stats[MAX_WORKERS];
+    size_t bad_row[MAX_WORKERS];       /* 0-based; SIZE_MAX: none */
+    size_t bad_col[MAX_WORKERS];       /* 1-based */
+    char why[MAX_WORKERS][160];
+} row_check;
+
 typedef struct pass {
     const calib_dataset *ds;
     const binspec *bs;
     size_t n_pops;        /* chunk groups, or 1 */
     pop **locals;         /* [worker * n_pops + g], made on first use */
     size_t vlimit;        /* > 0: populations keep value tables */
+    row_check *check;     /* non-NULL: the rows are not checked yet (only
+                             float32 top-label rows of weight 1 without
+                             groups, under equal-width bins) */
     int nomem[MAX_WORKERS];
 } pass;
 
@@ -120,6 +133,12 @@ pop *calib__local_pop(pass *ps, int worker, size_t g, size_t row);
 int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
                     int threads, int *workers);
 void calib__pass_free(pass *ps, int threads);
+/* calib_accum_add for a calib__dataset_view of float32 top-label rows of
+ * weight 1 without groups: checks each row in the same pass (counting
+ * clamps into *st); on a bad row adds nothing and fails as
+ * calib_dataset_wrap would. */
+int calib__accum_add_checked(calib_accum *a, const calib_dataset *chunk,
+                             calib_read_stats *st, calib_error *err);
 
 /* The streaming accumulator (accum.c; accum_json.c writes and reads it). */
 struct calib_accum {
@@ -155,7 +174,8 @@ size_t calib__accum_group(calib_accum *a, const char *name);
 
 /* width_f32.c: the float32 top-label rows [begin, end) of weight 1 under
  * equal-width bins, or equal-mass bins with bs->thr, into the worker's
- * populations. */
+ * populations; with ps->check, each row checked on the way, stopping at
+ * the first bad one. */
 void calib__fast_range(pass *ps, size_t begin, size_t end, int worker);
 /* Nonzero: width_f32.c's blocks take the portable phase 1 even where
  * the AVX2 one could run (tests compare the two). */

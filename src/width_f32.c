@@ -534,12 +534,59 @@ static void push(pop *P, f32_state *st)
     st->slow_hits = 0;
 }
 
+/* With chk: row i checked as calib_dataset_wrap checks it (clamps are
+ * counted; fast_row clamps the same way).  Returns 0 after recording the
+ * worker's first bad row, else 1. */
+static int row_ok(row_check *chk, int worker, const float *conf,
+                  const uint8_t *cor, size_t i)
+{
+    if (!chk)
+        return 1;
+    double v = conf[i];
+    const size_t col = calib__check_row(CALIB_TOPLABEL, &v, 1, cor[i],
+                                        &chk->stats[worker], chk->why[worker],
+                                        sizeof chk->why[worker]);
+    if (col) {
+        chk->bad_row[worker] = i;
+        chk->bad_col[worker] = col;
+    }
+    return !col;
+}
+
+/* Rows [i0, i1) one by one; 0 at a bad row (with chk), else 1. */
+static int rows_one_by_one(pop *P, const float *conf, const uint8_t *cor,
+                           size_t i0, size_t i1, const binspec *bs,
+                           row_check *chk, int worker)
+{
+    for (size_t i = i0; i < i1; i++) {
+        if (!row_ok(chk, worker, conf, cor, i))
+            return 0;
+        fast_row(P, conf[i], cor[i], bs);
+    }
+    return 1;
+}
+
+/* Whether n rows certainly pass the checks unchanged: values in [+0, 1]
+ * (bits at most those of 1.0, as unsigned) and flags 0 or 1. */
+static int block_clean(const float *conf, const uint8_t *cor, size_t n)
+{
+    uint32_t top = 0;
+    uint8_t flags = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, conf + i, sizeof u);
+        top = u > top ? u : top;
+        flags |= cor[i];
+    }
+    return top <= ONE_BITS && flags <= 1;
+}
+
 /* The AVX2 form of the loop below, for blocks that are whole groups of
- * eight; rows outside them go through fast_row. */
+ * eight; rows outside them go one by one.  Returns 0 at a bad row. */
 #ifdef WIDTH_AVX2
-static void fast_plain_avx2(pop *P, f32_state *st, const float *conf,
-                            const uint8_t *cor, size_t begin, size_t end,
-                            const binspec *bs)
+static int fast_plain_avx2(pop *P, f32_state *st, const float *conf,
+                           const uint8_t *cor, size_t begin, size_t end,
+                           const binspec *bs, row_check *chk, int worker)
 {
     const size_t slots = 2 * P->n_cells;
     size_t blocks = 0;
@@ -550,10 +597,13 @@ static void fast_plain_avx2(pop *P, f32_state *st, const float *conf,
             mass_bins(st->idx, conf + b0, n8, bs->thr, bs->nb - 1);
             rule = (calib_bin_rule)RULE_MASS;
         }
+        /* a clean block passes the checks unchanged (block_avx2 saw to
+         * that); the rest go one by one */
         const int how = n8 ? block_avx2(st, conf + b0, cor + b0, n8, bs->m, rule)
                            : CLEAN_NOT;
-        for (size_t i = how == CLEAN_NOT ? b0 : b0 + n8; i < b0 + n; i++)
-            fast_row(P, conf[i], cor[i], bs);
+        if (!rows_one_by_one(P, conf, cor, how == CLEAN_NOT ? b0 : b0 + n8,
+                             b0 + n, bs, chk, worker))
+            return 0;
         if (how == CLEAN_NOT)
             continue;
         if (how == CLEAN_SLOW)
@@ -565,29 +615,29 @@ static void fast_plain_avx2(pop *P, f32_state *st, const float *conf,
     }
     flush_g(st, slots);
     push(P, st);
+    return 1;
 }
 #endif
 
-static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
-                       size_t begin, size_t end, const binspec *bs)
+/* The block kernel over rows [begin, end); with chk, a block that is not
+ * clean goes one by one, checked.  Returns 0 at a bad row. */
+static int fast_blocks(pop *P, f32_state *st, const float *conf,
+                       const uint8_t *cor, size_t begin, size_t end,
+                       const binspec *bs, row_check *chk, int worker)
 {
-    f32_state *st = calloc(1, sizeof *st);
-    if (!st) { /* fall back on the row path rather than fail */
-        for (size_t i = begin; i < end; i++)
-            fast_row(P, conf[i], cor[i], bs);
-        return;
-    }
 #ifdef WIDTH_AVX2
-    if (have_avx2()) {
-        fast_plain_avx2(P, st, conf, cor, begin, end, bs);
-        free(st);
-        return;
-    }
+    if (have_avx2())
+        return fast_plain_avx2(P, st, conf, cor, begin, end, bs, chk, worker);
 #endif
     const size_t slots = 2 * P->n_cells;
     size_t blocks = 0;
     for (size_t b0 = begin; b0 < end; b0 += BLK) {
         const size_t n = end - b0 < BLK ? end - b0 : BLK;
+        if (chk && !block_clean(conf + b0, cor + b0, n)) {
+            if (!rows_one_by_one(P, conf, cor, b0, b0 + n, bs, chk, worker))
+                return 0;
+            continue;
+        }
         calib_bin_rule rule = bs->rule;
         if (bs->thr) {
             mass_bins(st->idx, conf + b0, n, bs->thr, bs->nb - 1);
@@ -603,6 +653,19 @@ static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
     }
     flush(st, slots);
     push(P, st);
+    return 1;
+}
+
+static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
+                       size_t begin, size_t end, const binspec *bs,
+                       row_check *chk, int worker)
+{
+    f32_state *st = calloc(1, sizeof *st);
+    if (!st) { /* fall back on the row path rather than fail */
+        rows_one_by_one(P, conf, cor, begin, end, bs, chk, worker);
+        return;
+    }
+    fast_blocks(P, st, conf, cor, begin, end, bs, chk, worker);
     free(st);
 }
 
@@ -614,16 +677,16 @@ void calib__fast_range(pass *ps, size_t begin, size_t end, int worker)
     if (!g) {
         pop *P = calib__local_pop(ps, worker, 0, begin);
         if (P && P->n_cells <= LOCAL_CELLS)
-            fast_plain(P, conf, cor, begin, end, ps->bs);
-        for (size_t i = begin; P && P->n_cells > LOCAL_CELLS && i < end; i++)
-            fast_row(P, conf[i], cor[i], ps->bs);
+            fast_plain(P, conf, cor, begin, end, ps->bs, ps->check, worker);
+        else if (P)
+            rows_one_by_one(P, conf, cor, begin, end, ps->bs, ps->check, worker);
         return;
     }
     for (size_t i = begin; i < end; i++) {
         pop *P = ps->locals[(size_t)worker * ps->n_pops + g[i]];
         if (!P && !(P = calib__local_pop(ps, worker, g[i], i)))
             continue;
-        fast_row(P, conf[i], cor[i], ps->bs);
+        fast_row(P, conf[i], cor[i], ps->bs); /* (no ps->check with groups) */
     }
 }
 

@@ -1011,10 +1011,22 @@ static void f32_vs_f64(const float *p32, const double *p64, const uint8_t *cor,
     calib_dataset *d64 = wrap(&a);
     o.threads = 1;
     calib_metrics *want = eval(d64, &o);
+    a.dtype = CALIB_F32;
+    a.conf = p32;
+    calib_read_stats wrapped, seen;
+    calib_dataset_stats(d32, &wrapped);
     for (int t = 1; t <= 3; t++) {
         o.threads = t;
         calib_metrics *got = eval(d32, &o);
         assert_identical(got, want);
+        calib_metrics_free(got);
+        /* and checked in the same pass, when it is one (no groups) */
+        calib_error err;
+        got = NULL;
+        assert_int_equal(calib_evaluate_arrays(&a, &o, &got, &seen, &err),
+                         CALIB_OK);
+        assert_identical(got, want);
+        assert_memory_equal(&seen, &wrapped, sizeof seen);
         calib_metrics_free(got);
     }
     calib_metrics_free(want);
@@ -1128,6 +1140,126 @@ static void test_f32_kernel_zeros(void **state)
  * wrap's block scan leaves such rows to the row-by-row checks, so the
  * count of rows_sum_off is the row-by-row rule's, in float32 and float64,
  * and the first row over 1e-3 is the error. */
+/* calib_evaluate_arrays on float32 rows with one bad row (or two) fails
+ * as calib_dataset_wrap does: same status, row, column and message,
+ * wherever the row is (first block, a block's middle, the rows after the
+ * last whole group of eight, the second thread's half), whichever phase 1
+ * runs; a flag byte of any value is caught, not used as an index. */
+static void test_evaluate_arrays_bad_rows(void **state)
+{
+    const size_t n = 2 * 65536 + 3 * 4096 + 5; /* two threads' worth */
+    float *p = malloc(n * sizeof *p);
+    uint8_t *cor = malloc(n);
+    const float bad_p[] = {NAN, INFINITY, -INFINITY, 1.5f, -0.5f, 1.002f,
+                           -0.002f, 3e38f};
+    const uint8_t bad_c[] = {2, 7, 128, 255};
+    const size_t rows[] = {0, 5, 1030, 6000, 80000, n - 3, n - 1};
+    for (int portable = 0; portable <= 1; portable++) {
+        calib__width_portable = portable;
+        for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+            for (size_t k = 0; k < 12; k++) {
+                for (size_t i = 0; i < n; i++) {
+                    p[i] = (float)((i * 2654435761u) % 1000) / 999.0f;
+                    cor[i] = (uint8_t)(i % 3 == 0);
+                }
+                if (k < 8)
+                    p[rows[r]] = bad_p[k];
+                else
+                    cor[rows[r]] = bad_c[k - 8];
+                if (k % 3 == 1 && rows[r] < n - 2) /* and a later one */
+                    p[n - 2] = NAN;
+                calib_arrays a = {0};
+                a.kind = CALIB_TOPLABEL;
+                a.dtype = CALIB_F32;
+                a.n = n;
+                a.conf = p;
+                a.correct = cor;
+                calib_dataset *ds = NULL;
+                calib_error want, got;
+                const int rc = calib_dataset_wrap(&a, &ds, &want);
+                assert_int_equal(rc, CALIB_EDATA);
+                assert_int_equal(want.row, rows[r] + 1);
+                for (int t = 1; t <= 2; t++) {
+                    calib_eval_options o;
+                    calib_eval_options_init(&o);
+                    o.threads = t;
+                    calib_metrics *m = (calib_metrics *)&a; /* must be reset */
+                    calib_read_stats st;
+                    assert_int_equal(calib_evaluate_arrays(&a, &o, &m, &st, &got),
+                                     rc);
+                    assert_null(m);
+                    assert_int_equal(got.row, want.row);
+                    assert_int_equal(got.column, want.column);
+                    assert_string_equal(got.message, want.message);
+                }
+            }
+    }
+    calib__width_portable = 0;
+    free(p);
+    free(cor);
+}
+
+/* calib_evaluate_arrays where it takes the two calls (float64, weights,
+ * groups, equal-mass bins) gives what they give; bad options come first. */
+static void test_evaluate_arrays_other(void **state)
+{
+    const size_t n = 20001;
+    double *p = malloc(n * sizeof *p);
+    float *p32 = malloc(n * sizeof *p32);
+    uint8_t *cor = malloc(n);
+    double *w = malloc(n * sizeof *w);
+    uint32_t *g = malloc(n * sizeof *g);
+    static const char *const names[] = {"a", "b"};
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (double)((i * 40503u) % 977) / 976.0;
+        p32[i] = (float)p[i];
+        cor[i] = (uint8_t)((i * 7) % 5 < 3);
+        w[i] = (double)(i % 4);
+        g[i] = (uint32_t)(i % 2);
+    }
+    for (int v = 0; v < 5; v++) {
+        calib_arrays a = {0};
+        a.kind = CALIB_TOPLABEL;
+        a.dtype = v == 0 ? CALIB_F64 : CALIB_F32;
+        a.conf = v == 0 ? (const void *)p : (const void *)p32;
+        a.n = n;
+        a.correct = cor;
+        a.weights = v == 1 ? w : NULL;
+        a.groups = v == 2 ? g : NULL;
+        a.n_groups = v == 2 ? 2 : 0;
+        a.group_names = v == 2 ? names : NULL;
+        calib_eval_options o;
+        calib_eval_options_init(&o);
+        o.binning = v == 3 ? CALIB_BINNING_MASS : CALIB_BINNING_WIDTH;
+        o.threads = 2;
+        calib_dataset *ds = wrap(&a);
+        calib_metrics *want = eval(ds, &o), *got = NULL;
+        calib_error err;
+        calib_read_stats st, wst;
+        calib_dataset_stats(ds, &wst);
+        assert_int_equal(calib_evaluate_arrays(&a, &o, &got, &st, &err), CALIB_OK);
+        assert_identical(got, want);
+        assert_memory_equal(&st, &wst, sizeof st);
+        calib_metrics_free(got);
+        calib_metrics_free(want);
+        calib_dataset_free(ds);
+        if (v == 4) { /* bad options, before the bad row */
+            p32[3] = NAN;
+            o.bins = 0;
+            got = NULL;
+            assert_int_equal(calib_evaluate_arrays(&a, &o, &got, NULL, &err),
+                             CALIB_EINVAL);
+            assert_int_equal(err.row, 0);
+            assert_null(got);
+        }
+    }
+    free(p);
+    free(p32);
+    free(cor);
+    free(w);
+    free(g);
+}
+
 static void test_wrap_probs_sums(void **state)
 {
     const size_t n = 5003, k = 10;
@@ -1263,6 +1395,8 @@ int main(void)
         cmocka_unit_test(test_f32_kernel_brier_bits),
         cmocka_unit_test(test_f32_mass_exact),
         cmocka_unit_test(test_wrap_probs_sums),
+        cmocka_unit_test(test_evaluate_arrays_bad_rows),
+        cmocka_unit_test(test_evaluate_arrays_other),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
