@@ -4,6 +4,7 @@
  * partial state (to_json, from_json, merge), temperature fitting under
  * each objective, apply, the NLL curve, diagrams (SVG, PNG, text), the
  * HTML report, calib_write_probs, the calibrator's JSON, calib_dataset_wrap,
+ * calib_evaluate_arrays,
  * calib_dataset_concat and calib_dataset_export.
  *
  * The inputs are read once, outside the sweep; each path then runs with its
@@ -74,6 +75,35 @@ static int path_evaluate(const void *ctx, uint64_t *digest, calib_error *err)
     FA_OUT_NULL(rc, m);
     if (!rc)
         *digest = digest_json_metrics(m, &rc, err);
+    calib_metrics_free(m);
+    return rc;
+}
+
+/* calib_evaluate_arrays over float32 top-label rows, two threads' worth,
+ * with a clamped value (a block checked row by row). */
+#define F32_N (2 * 65536 + 1001)
+static float f32_conf[F32_N];
+static uint8_t f32_correct[F32_N];
+
+static int path_evaluate_arrays(const void *ctx, uint64_t *digest,
+                                calib_error *err)
+{
+    (void)ctx;
+    const calib_arrays a = {.kind = CALIB_TOPLABEL, .n = F32_N,
+                            .dtype = CALIB_F32, .conf = f32_conf,
+                            .correct = f32_correct};
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    o.threads = 2;
+    o.extra = 0;
+    calib_metrics *m = (calib_metrics *)1;
+    calib_read_stats st;
+    int rc = calib_evaluate_arrays(&a, &o, &m, &st, err);
+    FA_OUT_NULL(rc, m);
+    if (!rc) {
+        *digest = fa_hash_bytes(digest_json_metrics(m, &rc, err), &st,
+                                sizeof st);
+    }
     calib_metrics_free(m);
     return rc;
 }
@@ -327,6 +357,13 @@ static void test_fit(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         report(cases[i].name,
                fa_sweep(cases[i].name, path_fit_apply, &cases[i].c));
+    for (size_t i = 0; i < F32_N; i++) {
+        f32_conf[i] = (float)((i * 2654435761u) % 1000) / 999.0f;
+        f32_correct[i] = (uint8_t)(i % 3 != 0);
+    }
+    f32_conf[70000] = -5e-4f;
+    report("evaluate_arrays f32 2 thr",
+           fa_sweep("evaluate_arrays", path_evaluate_arrays, NULL));
     report("curve logits", fa_sweep("curve", path_curve, &logits));
     report("curve top-label", fa_sweep("curve", path_curve, &top));
 }
