@@ -124,7 +124,7 @@ static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
 /* A lane's length: room for any flag byte's slot, and 16704 bytes, which
  * is 320 modulo 4096.  With the lanes at the start of a 4096-aligned
  * f32_state (GBASE 8 = 8192), lane k's slots start at 320 k modulo 4096
- * and the ring right after the lanes at 2560: up to 40 slots (19 bins),
+ * and the ring right after the lanes at 2560: up to 40 slots (18 bins),
  * no two of them, nor a slot and the ring, share the low 12 bits of their
  * addresses.  When they did, the adds to the hottest slot of one lane
  * waited on the ring's stores of words that merely looked the same to the
@@ -258,7 +258,8 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
  *   with nothing to do meanwhile.)
  * - p is converted to double d, with rows in (0, 2^-18) zeroed as in
  *   phase1 (they are added exactly afterwards; their bin is 0 for every
- *   rule, as p M < 1);
+ *   rule, as p M < 1), and values above 1 taken as 1, so that even a
+ *   block that is not clean names only slots inside the lanes;
  * - the bin from d M, exact in double: s + 512 = max(ceil(d M + 511), 512)
  *   (sklearn, gpleiss: ceil(p M) - 1, at least 0), floor(d M + 512)
  *   (torchmetrics; netcal also at most M - 1 + 512), or given (mass);
