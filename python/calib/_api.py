@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from . import _lib
-from ._data import Data, as_data, check, fail
+from ._data import Data, as_data, check, describe, fail
 from ._lib import lib
 
 BINNINGS = {"width": 0, "mass": 1}
@@ -128,7 +128,9 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
     ``probs`` (N, K) with ``labels`` (N,); optional ``weights`` and
     ``groups`` (see calib.data, which says which arrays are used without
     copying).  Or a calib.Data, a dict of those keywords, or a file path,
-    as the first argument (or ``data=``).
+    as the first argument (or ``data=``).  Arrays given here are checked
+    and evaluated in one call (float32 top-label rows in one pass), with
+    the same results and errors as through calib.data.
 
     Options: ``bins`` (M, default 15), ``binning`` ("width" or "mass"),
     ``bin_rule`` ("sklearn", "netcal", "torchmetrics", "gpleiss",
@@ -153,6 +155,19 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
                       bootstrap, seed)
     if not extra:
         opt.extra = 0
+
+    if source is None:
+        # numpy arrays: checked and evaluated in one call (one pass over
+        # float32 top-label rows); `keep` holds what `a` points into
+        a, keep = describe(**arrays)
+        out = ctypes.c_void_p()
+        st = _lib.ReadStats()
+        err = _lib.Error()
+        check(lib.calib_evaluate_arrays(ctypes.byref(a), ctypes.byref(opt),
+                                        ctypes.byref(out), ctypes.byref(st),
+                                        ctypes.byref(err)), err)
+        m = _Owned(out.value, lib.calib_metrics_free)
+        return _metrics_json(m.ptr, st)
 
     def run(ds):
         m = _evaluate(ds, opt)

@@ -318,6 +318,20 @@ def data(conf=None, correct=None, logits=None, probs=None, labels=None,
     summing to 1 within 1e-3, labels outside [0, K); code 1 (EINVAL) for
     inconsistent arguments.
     """
+    a, keep = describe(conf, correct, logits, probs, labels, weights, groups,
+                       group_names)
+    out = ctypes.c_void_p()
+    err = _lib.Error()
+    check(lib.calib_dataset_wrap(ctypes.byref(a), ctypes.byref(out),
+                                 ctypes.byref(err)), err)
+    return Data(out.value, tuple(keep))
+
+
+def describe(conf=None, correct=None, logits=None, probs=None, labels=None,
+             weights=None, groups=None, group_names=None):
+    """(calib_arrays, the arrays it points into) for data()'s arguments,
+    not yet checked: the caller keeps the list alive while the
+    description is in use."""
     given = [x is not None for x in (conf, logits, probs)]
     if sum(given) != 1:
         fail(_lib.EINVAL, "give exactly one of conf=, logits=, probs=")
@@ -357,12 +371,8 @@ def data(conf=None, correct=None, logits=None, probs=None, labels=None,
         cnames = (ctypes.c_char_p * max(len(names), 1))(
             *[s.encode("utf-8") for s in names])
         a.groups, a.n_groups, a.group_names = _ptr(idx), len(names), cnames
-        keep.append(idx)
-    out = ctypes.c_void_p()
-    err = _lib.Error()
-    check(lib.calib_dataset_wrap(ctypes.byref(a), ctypes.byref(out),
-                                 ctypes.byref(err)), err)
-    return Data(out.value, tuple(keep))
+        keep += [idx, cnames]
+    return a, keep
 
 
 def _cstr(v):

@@ -155,6 +155,8 @@ _PROTOTYPES = [
     ("calib_bin_rule_name", c_char_p, [c_int]),
     ("calib_eval_options_init", None, [POINTER(EvalOptions)]),
     ("calib_evaluate", c_int, [P, POINTER(EvalOptions), PP, ERR]),
+    ("calib_evaluate_arrays", c_int, [POINTER(Arrays), POINTER(EvalOptions),
+                                      PP, POINTER(ReadStats), ERR]),
     ("calib_metrics_free", None, [P]),
     ("calib_metrics_to_json", c_int, [P, POINTER(ReadStats),
                                       POINTER(c_void_p), ERR]),

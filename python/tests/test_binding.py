@@ -170,6 +170,40 @@ class NoCopy(unittest.TestCase):
                                         labels=y))
 
 
+class OneCall(unittest.TestCase):
+    """evaluate() on arrays checks and evaluates them in one call
+    (calib_evaluate_arrays); it must give what a Data gives."""
+
+    def setUp(self):
+        rng = np.random.default_rng(11)
+        n = 2 * 65536 + 999  # two threads' worth of top-label rows
+        self.conf = (rng.uniform(0, 1, n) ** 0.3).astype(np.float32)
+        self.conf[[5, 70000]] = [-5e-4, 1.0005]  # clamped, and counted
+        self.correct = rng.uniform(0, 1, n) < self.conf
+
+    def test_same_as_data(self):
+        for dtype in (np.float32, np.float64):
+            c = self.conf.astype(dtype)
+            for kw in ({}, {"bin_rule": "gpleiss", "bins": 10, "threads": 1}):
+                got = calib.evaluate(conf=c, correct=self.correct, **kw)
+                want = calib.evaluate(calib.data(conf=c, correct=self.correct),
+                                      **kw)
+                self.assertEqual(got, want)
+                self.assertEqual(got["values_clamped"], 2)
+
+    def test_same_error(self):
+        c = self.conf.copy()
+        c[100000] = np.nan
+        errs = []
+        for call in (lambda: calib.evaluate(conf=c, correct=self.correct),
+                     lambda: calib.data(conf=c, correct=self.correct)):
+            with self.assertRaises(calib.CalibError) as e:
+                call()
+            errs.append(e.exception)
+        self.assertEqual([(x.code, x.row, x.column, x.message) for x in errs],
+                         [(errs[1].code, 100001, 1, errs[1].message)] * 2)
+
+
 class Errors(unittest.TestCase):
 
     def setUp(self):
