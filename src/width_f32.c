@@ -131,6 +131,12 @@ static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
  * load/store unit: 2.55 cycles a row instead of 2.07. */
 #define LANE_LEN 2088
 #define STATE_ALIGN 4096
+/* phase2's lanes likewise 320 bytes apart modulo 4096 (4416 bytes): when
+ * they were 4128 apart, an add to slot j of one lane waited on the store
+ * to slot j of the one before */
+#define TAB_LEN 552
+_Static_assert(TAB_LEN >= 2 * LOCAL_CELLS && TAB_LEN * 8 % 4096 == 320,
+               "see TAB_LEN");
 _Static_assert(LANE_LEN >= GBASE + 2 * LOCAL_CELLS + 255 &&
                    FLUSH_G * BLK / LANES < 2048 &&
                    (FLUSH_G * BLK / LANES) * (GBASE + 2 * LOCAL_CELLS) <
@@ -147,7 +153,7 @@ typedef struct f32_state {
     uint64_t ring[RING];                   /* and its words; first, see
                                               LANE_LEN */
 #endif
-    uint64_t tab[LANES][2 * LOCAL_CELLS];  /* packed words, by 2 b + c */
+    uint64_t tab[LANES][TAB_LEN];          /* packed words, by 2 b + c */
     uint64_t cnt[2 * LOCAL_CELLS];         /* flushed rows, by 2 b + c */
     uint64_t qs[2 * LOCAL_CELLS];          /* flushed sum q, by 2 b + c */
     uint32_t idx[BLK];                     /* phase 1 -> 2: 2 b + c */
