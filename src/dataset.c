@@ -248,20 +248,28 @@ static uint64_t extras_bad(const calib_arrays *a, size_t i0, size_t i1)
  * sign) or adding 2^31 - 1 - F32_ONE sets it (the rest up to 2^31 - 1);
  * a flag is not 0/1 when a bit above the lowest is set in any of them. */
 SCAN_CLONES
+int calib__top_f32_clean(const float *conf, const uint8_t *correct, size_t n)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)conf;
+    uint32_t top = 0;
+    for (size_t i = 0; i < n; i++)
+        top |= u[i] | (u[i] + (0x7fffffffu - F32_ONE));
+    uint8_t flags = 0;
+    for (size_t i = 0; i < n; i++)
+        flags |= correct[i];
+    return !(top >> 31) && flags <= 1;
+}
+
+SCAN_CLONES
 static uint64_t top_bad(const calib_arrays *a, size_t i0, size_t i1)
 {
+    if (a->dtype == CALIB_F32)
+        return !calib__top_f32_clean((const float *)a->conf + i0,
+                                     a->correct + i0, i1 - i0);
+    const uint64_t *u = a->conf;
     uint64_t bad = 0;
-    if (a->dtype == CALIB_F32) {
-        const uint32_t *u = a->conf;
-        uint32_t top = 0;
-        for (size_t i = i0; i < i1; i++)
-            top |= u[i] | (u[i] + (0x7fffffffu - F32_ONE));
-        bad = top >> 31;
-    } else {
-        const uint64_t *u = a->conf;
-        for (size_t i = i0; i < i1; i++)
-            bad |= u[i] > F64_ONE;
-    }
+    for (size_t i = i0; i < i1; i++)
+        bad |= u[i] > F64_ONE;
     uint8_t flags = 0;
     for (size_t i = i0; i < i1; i++)
         flags |= a->correct[i];

@@ -118,6 +118,10 @@ static inline int calib__host_little(void)
 size_t calib__check_row(calib_kind kind, double *v, size_t k, int64_t label,
                         calib_read_stats *stats, char *why, size_t why_size);
 
+/* Whether n float32 top-label rows certainly pass calib__check_row
+ * unchanged: every value in [+0, 1] and every flag 0 or 1. */
+int calib__top_f32_clean(const float *conf, const uint8_t *correct, size_t n);
+
 /* calib_dataset_wrap without the row checks: for callers that check every
  * row themselves as they read it (calib_evaluate_arrays). */
 int calib__dataset_view(const calib_arrays *a, calib_dataset **out,

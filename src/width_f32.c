@@ -81,7 +81,8 @@ static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
     }
 }
 
-/* The block kernel.  Rows are taken BLK at a time in two phases.
+/* The block kernel, portable form (block_avx2 below does the same in one
+ * pass).  Rows are taken BLK at a time in two phases.
  *
  * Phase 1 has no branches and no table lookups, so it vectorises: it
  * clamps p, splits q = p 2^41 = qh 2^21 + ql (qh = floor(p 2^20), ql < 2^21,
@@ -184,11 +185,11 @@ _Static_assert(GBASE * 8 % STATE_ALIGN == 0 && LANE_LEN * 8 % STATE_ALIGN == 320
         return f(__VA_ARGS__, CALIB_RULE_SKLEARN);                         \
     }
 
-/* Phase 1 over rows [i0, n) of a block of n <= BLK rows; returns the
+/* Phase 1 over a block of n <= BLK rows; returns the
  * number of rows in (0, 2^-18). */
 static inline __attribute__((always_inline)) uint32_t
 phase1(f32_state *st, const float *restrict conf,
-       const uint8_t *restrict cor, size_t i0, size_t n, int32_t m,
+       const uint8_t *restrict cor, size_t n, int32_t m,
        calib_bin_rule rule)
 {
     uint32_t *restrict idx = st->idx;
@@ -197,7 +198,7 @@ phase1(f32_state *st, const float *restrict conf,
     uint32_t slow = 0;
     const int left = rule == CALIB_RULE_NETCAL || rule == CALIB_RULE_TORCHMETRICS;
     const int mass = (int)rule == RULE_MASS;
-    for (size_t i = i0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         /* Clamped on the bits: non-negative float32 values order as their
          * int32 bits, negative ones have negative bits (and a float
          * comparison would be a branch under -ftrapping-math). */
@@ -243,10 +244,10 @@ phase1(f32_state *st, const float *restrict conf,
 __attribute__((target_clones("avx2", "default")))
 #endif
 static uint32_t phase1_any(f32_state *st, const float *conf,
-                           const uint8_t *cor, size_t i0, size_t n, int32_t m,
+                           const uint8_t *cor, size_t n, int32_t m,
                            calib_bin_rule rule)
 {
-    BY_RULE(phase1, rule, st, conf, cor, i0, n, m);
+    BY_RULE(phase1, rule, st, conf, cor, n, m);
 }
 
 #ifdef WIDTH_AVX2
@@ -586,21 +587,6 @@ static int rows_one_by_one(pop *P, const float *conf, const uint8_t *cor,
     return 1;
 }
 
-/* Whether n rows certainly pass the checks unchanged: values in [+0, 1]
- * (bits at most those of 1.0, as unsigned) and flags 0 or 1. */
-static int block_clean(const float *conf, const uint8_t *cor, size_t n)
-{
-    uint32_t top = 0;
-    uint8_t flags = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, conf + i, sizeof u);
-        top = u > top ? u : top;
-        flags |= cor[i];
-    }
-    return top <= ONE_BITS && flags <= 1;
-}
-
 /* The AVX2 form of the loop below, for blocks that are whole groups of
  * eight; rows outside them go one by one.  Returns 0 at a bad row. */
 #ifdef WIDTH_AVX2
@@ -653,7 +639,7 @@ static int fast_blocks(pop *P, f32_state *st, const float *conf,
     size_t blocks = 0;
     for (size_t b0 = begin; b0 < end; b0 += BLK) {
         const size_t n = end - b0 < BLK ? end - b0 : BLK;
-        if (chk && !block_clean(conf + b0, cor + b0, n)) {
+        if (chk && !calib__top_f32_clean(conf + b0, cor + b0, n)) {
             if (!rows_one_by_one(P, conf, cor, b0, b0 + n, bs, chk, worker))
                 return 0;
             continue;
@@ -663,7 +649,7 @@ static int fast_blocks(pop *P, f32_state *st, const float *conf,
             mass_bins(st->idx, conf + b0, n, bs->thr, bs->nb - 1);
             rule = (calib_bin_rule)RULE_MASS;
         }
-        if (phase1_any(st, conf + b0, cor + b0, 0, n, bs->m, rule))
+        if (phase1_any(st, conf + b0, cor + b0, n, bs->m, rule))
             add_slow(P, st, conf + b0, cor + b0, n, CELL_PACKED);
         phase2(st, n);
         if (++blocks % FLUSH == 0)
