@@ -471,33 +471,32 @@ static int evaluate_width(const calib_dataset *ds, const calib_eval_options *o,
     return rc;
 }
 
-/* calib_evaluate; with check as in evaluate_width. */
-static int evaluate(const calib_dataset *ds, const calib_eval_options *opt,
+/* *o = *opt, or the defaults for NULL, checked. */
+static int take_options(const calib_eval_options *opt, calib_eval_options *o,
+                        calib_error *err)
+{
+    if (opt)
+        *o = *opt;
+    else
+        calib_eval_options_init(o);
+    return calib__check_eval_options(o, err);
+}
+
+/* calib_evaluate with options taken; with check as in evaluate_width. */
+static int evaluate(const calib_dataset *ds, const calib_eval_options *o,
                     calib_read_stats *check, calib_metrics **out,
                     calib_error *err)
 {
-    calib_eval_options o;
-    if (out)
-        *out = NULL;
-    if (!ds || !out)
-        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
-                           "NULL dataset or output");
-    if (opt)
-        o = *opt;
-    else
-        calib_eval_options_init(&o);
-    int rc = calib__check_eval_options(&o, err);
-    if (rc != CALIB_OK)
-        return rc;
+    int rc;
     if (ds->n == 0)
         return calib__fail(err, CALIB_EDATA, NULL, 0, 0, 0, "no rows");
-    if (o.binning == CALIB_BINNING_WIDTH) {
-        if ((rc = evaluate_width(ds, &o, check, out, err)) != CALIB_OK)
+    if (o->binning == CALIB_BINNING_WIDTH) {
+        if ((rc = evaluate_width(ds, o, check, out, err)) != CALIB_OK)
             return rc;
     } else {
-        rc = calib__evaluate_mass(ds, &o, out);
+        rc = calib__evaluate_mass(ds, o, out);
     }
-    if (rc == CALIB_OK && (rc = calib__evaluate_extra(ds, &o, *out)) != CALIB_OK) {
+    if (rc == CALIB_OK && (rc = calib__evaluate_extra(ds, o, *out)) != CALIB_OK) {
         calib_metrics_free(*out);
         *out = NULL;
     }
@@ -506,8 +505,8 @@ static int evaluate(const calib_dataset *ds, const calib_eval_options *opt,
                            rc == CALIB_ENOMEM ? "out of memory"
                                               : "internal error");
     /* last: the replicates call calib_evaluate for every other metric */
-    if (rc == CALIB_OK && o.bootstrap > 0 &&
-        (rc = calib__bootstrap(ds, &o, *out, err)) != CALIB_OK) {
+    if (rc == CALIB_OK && o->bootstrap > 0 &&
+        (rc = calib__bootstrap(ds, o, *out, err)) != CALIB_OK) {
         calib_metrics_free(*out);
         *out = NULL;
     }
@@ -517,7 +516,14 @@ static int evaluate(const calib_dataset *ds, const calib_eval_options *opt,
 int calib_evaluate(const calib_dataset *ds, const calib_eval_options *opt,
                    calib_metrics **out, calib_error *err)
 {
-    return evaluate(ds, opt, NULL, out, err);
+    if (out)
+        *out = NULL;
+    if (!ds || !out)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "NULL dataset or output");
+    calib_eval_options o;
+    const int rc = take_options(opt, &o, err);
+    return rc == CALIB_OK ? evaluate(ds, &o, NULL, out, err) : rc;
 }
 
 int calib_evaluate_arrays(const calib_arrays *a, const calib_eval_options *opt,
@@ -532,11 +538,7 @@ int calib_evaluate_arrays(const calib_arrays *a, const calib_eval_options *opt,
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "NULL arrays or output");
     calib_eval_options o;
-    if (opt)
-        o = *opt;
-    else
-        calib_eval_options_init(&o);
-    int rc = calib__check_eval_options(&o, err); /* before any row */
+    int rc = take_options(opt, &o, err); /* before any row */
     if (rc != CALIB_OK)
         return rc;
     /* the one-pass form: the rows width_f32.c's blocks take */
