@@ -15,7 +15,7 @@
  * the edges as float32 bits (mass_bins).  The block kernel has two forms
  * with the same results: portable C that GCC vectorises (phase1, then the
  * table adds of phase2), and one pass in AVX2 and FMA intrinsics that
- * checks, bins and adds as it goes (block_avx2: 7.2 ms on one core for
+ * checks, bins and adds as it goes (block_avx2: 6.8 ms on one core for
  * the bench's 10^7 rows, about 2 cycles a row, where an AVX2 phase 1 and
  * phase 2 took 11.8-12.2 ms), each checked against the float64 path by
  * tests/test_metrics.c.
@@ -138,9 +138,9 @@ static inline void fast_row(pop *P, float pf, unsigned c, const binspec *bs)
 #define TAB_LEN 552
 _Static_assert(TAB_LEN >= 2 * LOCAL_CELLS && TAB_LEN * 8 % 4096 == 320,
                "see TAB_LEN");
-_Static_assert(LANE_LEN >= GBASE + 2 * LOCAL_CELLS + 255 &&
+_Static_assert(LANE_LEN >= GBASE + 2 + 2 * LOCAL_CELLS + 255 &&
                    FLUSH_G * BLK / LANES < 2048 &&
-                   (FLUSH_G * BLK / LANES) * (GBASE + 2 * LOCAL_CELLS) <
+                   (FLUSH_G * BLK / LANES) * (GBASE + 2 + 2 * LOCAL_CELLS) <
                        ((uint64_t)1 << 22),
                "flush_g takes a lane word apart");
 
@@ -257,27 +257,29 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
  * vector work and the table adds overlap.  Only the whole groups of eight
  * (n8 rows); the caller takes the rest row by row.  Same results as
  * phase1 + phase2, computed otherwise:
- * - the block is checked as it goes, not clamped: when a value's bits are
- *   above those of 1.0 (as unsigned: negatives, -0.0 and NaN too) or a
- *   flag is above 1, its words are taken back out of the lanes and the
- *   function returns CLEAN_NOT; the caller takes the block row by row
- *   (fast_row clamps).  (A check before the work would wait on memory
- *   with nothing to do meanwhile.)
- * - p is converted to double d, with rows in (0, 2^-18) zeroed as in
- *   phase1 (they are added exactly afterwards; their bin is 0 for every
- *   rule, as p M < 1), and values above 1 taken as 1, so that even a
- *   block that is not clean names only slots inside the lanes;
- * - the bin from d M, exact in double: s + 512 = max(ceil(d M + 511), 512)
- *   (sklearn, gpleiss: ceil(p M) - 1, at least 0), floor(d M + 512)
- *   (torchmetrics; netcal also at most M - 1 + 512), or given (mass);
- * - the word from the double w = 4 (s + 512) + d = 2048 + 4 s + d, exact
+ * - the block is checked as it goes, not clamped: values other than 0
+ *   and [2^-18, 1] (by their bits, as unsigned) count as 0 and are
+ *   recorded; the flags are ORed eight at a time.  When a value's bits are
+ *   above those of 1.0 (negatives, -0.0 and NaN too) or a flag is above
+ *   1, the block's words are taken back out of the lanes and the function
+ *   returns CLEAN_NOT; the caller takes the block row by row (fast_row
+ *   clamps).  (A check before the work would wait on memory with nothing
+ *   to do meanwhile.)  Rows in (0, 2^-18) are thus zeroed as in phase1
+ *   (they are added exactly afterwards; their bin is 0 for every rule,
+ *   as p M < 1);
+ * - p is converted to double d, and the bin found from d M, exact in
+ *   double: s + 513 = ceil(d M + 512) (sklearn, gpleiss: ceil(p M) - 1,
+ *   which is -1 for p = 0 only), floor(d M + 513) (torchmetrics; netcal
+ *   also at most M - 1 + 513), or given (mass);
+ * - the word from the double w = 4 (s + 513) + d = 2052 + 4 s + d, exact
  *   in [2^11, 2^12) where the last bit weighs 2^-41: its bits are those of
- *   2^11 plus s 2^43 + q; adding c 2^42 and taking 1023 2^52 + 2^11's
- *   exponent away leaves GBASE 2^42 + idx 2^42 + q (idx = 2 s + c), so
- *   that word >> 42 is the slot's index in a lane table whose first GBASE
- *   entries are never used.  A lane's word for slot j thus sums to
- *   cnt G 2^42 + sum q with G = GBASE + j, and flush_g takes cnt and
- *   sum q apart;
+ *   2^11 plus (s + 1) 2^43 + q; adding c 2^42 and taking 1023 2^52 +
+ *   2^11's exponent away leaves GBASE 2^42 + j 2^42 + q (j = 2 (s + 1) +
+ *   c), so that word >> 42 is the slot's index in a lane table whose first
+ *   GBASE entries are never used; slots 0 and 1 hold p = 0 under sklearn
+ *   and gpleiss (bin 0 for one, none for the other: flush_g sorts them
+ *   out).  A lane's word for slot j thus sums to cnt G 2^42 + sum q with
+ *   G = GBASE + j, and flush_g takes cnt and sum q apart;
  * - p^2 (exact in double) as h = RN(p^2 + 1), whose bits are those of 1.0
  *   plus k = RN(p^2 2^52), and l = p^2 - (h - 1), exact (the error of one
  *   rounding), a multiple of 2^-82 below 2^-52 in size: a block's sum of
@@ -288,11 +290,10 @@ static uint32_t phase1_any(f32_state *st, const float *conf,
 #define AVX2_INLINE AVX2_FN static inline __attribute__((always_inline))
 
 typedef struct sums {
-    __m256i k;     /* bits of h = RN(p^2 + 1), by lane */
-    __m256d l;     /* p^2 - (h - 1), exact sums */
-    __m256i slow;  /* bits of rows below 2^-18 that are not 0 */
-    __m256i top;   /* unsigned maximum of the values' bits */
-    __m256i flags; /* OR of the flags, times 2^42 */
+    __m256i k;      /* bits of h = RN(p^2 + 1), by lane */
+    __m256d l;      /* p^2 - (h - 1), exact sums */
+    __m256i odd;    /* OR of the bits of values not 0 nor in [2^-18, 1] */
+    uint64_t flags; /* OR of the flag bytes, eight at a time */
 } sums;
 
 /* The words of rows [0, 8) into w[0 .. 8). */
@@ -304,46 +305,41 @@ AVX2_INLINE void step_avx2(sums *S, uint64_t *w, const float *conf,
                   four = _mm256_set1_pd(4.0);
     const __m256i fix = _mm256_set1_epi64x((int64_t)((uint64_t)0x409 << 52));
     const __m256i u = _mm256_loadu_si256((const __m256i *)conf);
-    const __m256 p = _mm256_castsi256_ps(u);
-    const __m256 fast = _mm256_cmp_ps(p, _mm256_set1_ps(0x1p-18f), _CMP_GE_OQ);
-    S->top = _mm256_max_epu32(S->top, u);
-    S->slow = _mm256_or_si256(S->slow, _mm256_andnot_si256(_mm256_castps_si256(fast), u));
-    /* at most 1 even in a block that is not clean, whose words are taken
-     * back: they must name slots inside the lanes */
-    const __m256 pm = _mm256_min_ps(_mm256_and_ps(p, fast), _mm256_set1_ps(1.0f));
+    /* fast: FX_MIN_BITS <= u <= ONE_BITS as unsigned, that is
+     * u - FX_MIN_BITS <= ONE_BITS - FX_MIN_BITS, compared signed after
+     * adding 2^31.  The other rows count as 0 here (bin 0, q = 0, no p^2),
+     * so that even a block that is not clean names only slots inside the
+     * lanes; odd records them (0 itself is fast enough: it adds nothing). */
+    const __m256i fast = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32((int32_t)(INT32_MIN + (ONE_BITS - FX_MIN_BITS) + 1)),
+        _mm256_add_epi32(u, _mm256_set1_epi32((int32_t)(0x80000000u - FX_MIN_BITS))));
+    S->odd = _mm256_or_si256(S->odd, _mm256_andnot_si256(fast, u));
+    const __m256 pm = _mm256_castsi256_ps(_mm256_and_si256(u, fast));
+    uint64_t c8;
+    memcpy(&c8, cor, sizeof c8);
+    S->flags |= c8;
     __m256d d[2];
     d[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(pm));
     d[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(pm, 1));
-    __m256i zero4[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    if (rule == CALIB_RULE_GPLEISS) { /* p = 0: slot 2 (m + 1) + c */
-        const __m256i z = _mm256_cmpeq_epi32(u, _mm256_setzero_si256());
-        const __m256i add = _mm256_set1_epi64x((int64_t)(m + 1) << 43);
-        zero4[0] = _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(z)), add);
-        zero4[1] = _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(z, 1)), add);
-    }
     for (int h = 0; h < 2; h++) {
-        __m256d sp;
+        __m256d sp; /* 513 + s, s = -1 for p = 0 under sklearn and gpleiss */
         if ((int)rule == RULE_MASS) {
-            sp = _mm256_set1_pd(512.0);
+            sp = _mm256_set1_pd(513.0);
         } else if (rule == CALIB_RULE_NETCAL || rule == CALIB_RULE_TORCHMETRICS) {
-            sp = _mm256_round_pd(_mm256_fmadd_pd(d[h], md, _mm256_set1_pd(512.0)),
+            sp = _mm256_round_pd(_mm256_fmadd_pd(d[h], md, _mm256_set1_pd(513.0)),
                                  _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
             if (rule == CALIB_RULE_NETCAL)
-                sp = _mm256_min_pd(sp, _mm256_set1_pd(512.0 + m - 1));
+                sp = _mm256_min_pd(sp, _mm256_set1_pd(512.0 + m));
         } else {
-            sp = _mm256_round_pd(_mm256_fmadd_pd(d[h], md, _mm256_set1_pd(511.0)),
+            sp = _mm256_round_pd(_mm256_fmadd_pd(d[h], md, _mm256_set1_pd(512.0)),
                                  _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
-            sp = _mm256_max_pd(sp, _mm256_set1_pd(512.0));
         }
         int32_t c4;
         memcpy(&c4, cor + 4 * h, sizeof c4);
         __m256i x = _mm256_slli_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(c4)), 42);
-        S->flags = _mm256_or_si256(S->flags, x);
         if ((int)rule == RULE_MASS)
             x = _mm256_add_epi64(x, _mm256_slli_epi64(_mm256_cvtepu32_epi64(
                                         _mm_loadu_si128((const __m128i *)(bins + 4 * h))), 43));
-        if (rule == CALIB_RULE_GPLEISS)
-            x = _mm256_add_epi64(x, zero4[h]);
         const __m256i bits = _mm256_castpd_si256(_mm256_fmadd_pd(sp, four, d[h]));
         _mm256_storeu_si256((__m256i *)(w + 4 * h),
                             _mm256_sub_epi64(_mm256_add_epi64(bits, x), fix));
@@ -370,7 +366,7 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
                                 calib_bin_rule rule)
 {
     const __m256i z = _mm256_setzero_si256();
-    sums S = {z, _mm256_setzero_pd(), z, z, z};
+    sums S = {z, _mm256_setzero_pd(), z, 0};
     uint64_t *ring = st->ring;
     const uint32_t *bins = st->idx;
     unsigned sh = 42;
@@ -385,12 +381,32 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
     for (i = n8 > RING_LAG ? n8 - RING_LAG : 0; i < n8; i += 8)
         scatter_avx2(st->lane, ring + i % RING, sh);
 
-    uint32_t t8[8], hi = 0;
-    _mm256_storeu_si256((__m256i *)t8, S.top);
-    for (int k = 0; k < 8; k++)
-        hi = t8[k] > hi ? t8[k] : hi;
-    const __m256i odd = _mm256_andnot_si256(_mm256_set1_epi64x((int64_t)1 << 42), S.flags);
-    if (hi > ONE_BITS || !_mm256_testz_si256(odd, odd)) {
+    /* values outside {0} and [2^-18, 1]: the block is not clean when one
+     * is above 1 as unsigned bits (negatives, -0.0 and NaN too), else
+     * they are rows in (0, 2^-18), rare */
+    int slow = 0, clean = !(S.flags & 0xfefefefefefefefeu);
+    if (!_mm256_testz_si256(S.odd, S.odd)) {
+        for (size_t j = 0; j < n8; j++) {
+            uint32_t v;
+            memcpy(&v, conf + j, sizeof v);
+            clean &= v <= ONE_BITS;
+            slow |= v > 0 && v < FX_MIN_BITS;
+        }
+    }
+    if (clean && slow && rule == CALIB_RULE_GPLEISS) {
+        /* rows in (0, 2^-18) counted as p = 0 (pair 0) belong in bin 0
+         * (pair 1) under gpleiss: moved there; rows j and lane j % 8 */
+        for (size_t j = 0; j < n8; j++) {
+            uint32_t v;
+            memcpy(&v, conf + j, sizeof v);
+            if (v > 0 && v < FX_MIN_BITS) {
+                const uint64_t at = GBASE + cor[j];
+                st->lane[j % LANES][at] -= at << 42;
+                st->lane[j % LANES][at + 2] += (at + 2) << 42;
+            }
+        }
+    }
+    if (!clean) {
         /* not clean: the same words again, taken back (the lanes count
          * modulo 2^64, so they are as before) */
         sums T = S;
@@ -411,7 +427,7 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
     const uint64_t k = k4[0] + k4[1] + k4[2] + k4[3] - n8 * ((uint64_t)0x3ff << 52);
     const double l = (l4[0] + l4[1]) + (l4[2] + l4[3]);
     st->p2 += ((u128)k << 30) + (u128)(int64_t)(l * 0x1p82);
-    return _mm256_testz_si256(S.slow, S.slow) ? CLEAN_FAST : CLEAN_SLOW;
+    return slow ? CLEAN_SLOW : CLEAN_FAST;
 }
 
 /* One per rule, as phase1_any. */
@@ -425,16 +441,19 @@ AVX2_FN static int block_avx2(f32_state *st, const float *conf,
 /* Unpacks the AVX2 lanes into cnt/qs and clears them.  Slot j's word is
  * cnt G 2^42 + sum q (G = GBASE + j) with cnt < 2^11 and sum q <= cnt
  * 2^41 (FLUSH_G), so t = word >> 42 = cnt G + e with e <= cnt / 2 < G:
- * cnt = floor(t / G), as floor(t ceil'(2^40 / G) 2^-40) for t < 2^22. */
-static void flush_g(f32_state *st, size_t slots)
+ * cnt = floor(t / G), as floor(t ceil'(2^40 / G) 2^-40) for t < 2^22.
+ * Slots 2 + 2 b + c hold bin b; slots 0 and 1, rows of p = 0 under
+ * sklearn and gpleiss (s = -1), go to bin `zero`. */
+static void flush_g(f32_state *st, size_t slots, size_t zero)
 {
-    for (size_t j = 0; j < slots; j++) {
+    for (size_t j = 0; j < slots + 2; j++) {
         const uint64_t g = GBASE + j, inv = ((uint64_t)1 << 40) / g + 1;
+        const size_t to = j < 2 ? 2 * zero + j : j - 2;
         for (int k = 0; k < LANES; k++) {
             const uint64_t t = st->lane[k][GBASE + j];
             const uint64_t c = ((t >> 42) * inv) >> 40;
-            st->cnt[j] += c;
-            st->qs[j] += t - ((c * g) << 42);
+            st->cnt[to] += c;
+            st->qs[to] += t - ((c * g) << 42);
             st->lane[k][GBASE + j] = 0;
         }
     }
@@ -595,6 +614,10 @@ static int fast_plain_avx2(pop *P, f32_state *st, const float *conf,
                            const binspec *bs, row_check *chk, int worker)
 {
     const size_t slots = 2 * P->n_cells;
+    const size_t zero = !bs->thr && (bs->rule == CALIB_RULE_GPLEISS ||
+                                     bs->rule == CALIB_RULE_HOLLANCE)
+                            ? (size_t)bs->m + 1
+                            : 0;
     size_t blocks = 0;
     for (size_t b0 = begin; b0 < end; b0 += BLK) {
         const size_t n = end - b0 < BLK ? end - b0 : BLK, n8 = n / 8 * 8;
@@ -615,11 +638,11 @@ static int fast_plain_avx2(pop *P, f32_state *st, const float *conf,
         if (how == CLEAN_SLOW)
             add_slow(P, st, conf + b0, cor + b0, n8, bs->thr ? CELL_BIN : CELL_ZERO);
         if (++blocks % FLUSH_G == 0)
-            flush_g(st, slots);
+            flush_g(st, slots, zero);
         if (blocks % PUSH_G == 0)
             push(P, st);
     }
-    flush_g(st, slots);
+    flush_g(st, slots, zero);
     push(P, st);
     return 1;
 }
