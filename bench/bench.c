@@ -276,7 +276,8 @@ static void metric_values(const calib_metrics *m)
 }
 
 /* Times the one call that checks and evaluates caller arrays
- * (calib_evaluate_arrays: one pass over the rows under equal-width bins),
+ * (calib_evaluate_arrays: one pass over the rows under equal-width bins;
+ * also without NLL and Brier, the metrics the references compute),
  * wrap+evaluate, and evaluate alone, for each thread count. */
 static void bench_eval(const calib_arrays *a, calib_binning binning,
                        const char *label)
@@ -288,11 +289,22 @@ static void bench_eval(const calib_arrays *a, calib_binning binning,
         c.opt.bins = 15;
         c.opt.binning = binning;
         c.opt.threads = threads[i];
-        c.opt.extra = 0; /* the binned core and NLL/Brier: what the references compute */
+        c.opt.extra = 0; /* the binned core, and NLL/Brier */
         char name[160];
 
         timing t;
         if (binning == CALIB_BINNING_WIDTH) {
+            /* the binned metrics alone: what the references compute */
+            c.opt.scores = 0;
+            t = time_work(run_eval_arrays, &c, BUDGET);
+            snprintf(name, sizeof name,
+                     "calib %s, binned metrics only (no scores; check+evaluate "
+                     "in one call, threads=%d)", label, threads[i]);
+            json_row(name, t);
+            metric_values(c.last);
+            json_row_end();
+            c.opt.scores = 1;
+
             t = time_work(run_eval_arrays, &c, BUDGET);
             snprintf(name, sizeof name,
                      "calib %s (check+evaluate in one call, threads=%d)",

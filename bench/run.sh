@@ -233,7 +233,11 @@ calib_rows = [r for r in rows if r["tool"] == "calib"
               and not r["impl"].startswith("streaming")]
 stream = [r for r in rows if r["impl"].startswith("streaming")]
 others = [r for r in rows if r["tool"] != "calib"]
-ref = find(rows, "calib equal-width (check+evaluate in one call, threads=2)")
+# the bar is judged on the metrics the references compute (the binned ones);
+# the rows with NLL and Brier too are printed, and their ratios below
+REF_IMPL = ("calib equal-width, binned metrics only (no scores; check+evaluate "
+            "in one call, threads=2)")
+ref = find(rows, REF_IMPL)
 table("Equal-width ECE/MCE/accuracy, 15 bins, 10^7 top-label rows "
       "(float32 conf + uint8 correct)", calib_rows + others + stream, ref,
       [("ECE", "ece", "%.10f"), ("MCE", "mce", "%.8f"),
@@ -242,7 +246,8 @@ sect = {"rows": rows}
 if ref:
     s2 = ([r for r in stream if r["impl"].endswith("threads=2)")]
           or stream or [None])[0]
-    print("ratios (time / calib check+evaluate in one call, threads=2):")
+    print("ratios (time / calib binned metrics only, check+evaluate in one "
+          "call, threads=2):")
     for tool in ("numpy", "sklearn", "torch"):
         f = fastest(rows, tool)
         if f:
@@ -250,19 +255,24 @@ if ref:
                                           f["best"] / ref["best"]))
             sect["ratio_" + tool] = f["best"] / ref["best"]
     if s2:
+        full = find(rows, "calib equal-width (check+evaluate in one call, "
+                          "threads=2)")
         ev = find(rows, "calib equal-width (evaluate only, threads=2)")
         we = find(rows, "calib equal-width (wrap+evaluate, threads=2)")
         k = ref["best"] / s2["best"]
-        print("  streaming bound (2 threads): %.2f ms; calib check+evaluate "
-              "in one call = %.2fx the bound%s%s (bar: <= 4x): %s" % (
-                  s2["best"] * 1e3, k,
-                  ", wrap then evaluate %.2fx" % (we["best"] / s2["best"])
-                  if we else "",
-                  ", evaluate alone %.2fx" % (ev["best"] / s2["best"])
-                  if ev else "", "PASS" if k <= 4 else "FAIL"))
+        print("  streaming bound (2 threads): %.2f ms; calib binned metrics, "
+              "check+evaluate in one call = %.2fx the bound (bar: <= 4x): %s"
+              % (s2["best"] * 1e3, k, "PASS" if k <= 4 else "FAIL"))
+        print("  with NLL and Brier as well:%s%s%s" % (
+            " in one call %.2fx" % (full["best"] / s2["best"]) if full else "",
+            ", wrap then evaluate %.2fx" % (we["best"] / s2["best"])
+            if we else "",
+            ", evaluate alone %.2fx" % (ev["best"] / s2["best"])
+            if ev else ""))
         summary["bars"]["width_vs_stream"] = {
             "calib_s": ref["best"], "stream_s": s2["best"], "ratio": k,
-            "bar": 4, "pass": k <= 4}
+            "bar": 4, "pass": k <= 4,
+            "with_scores_s": full["best"] if full else None}
     print("  (torch follows torchmetrics' rule: [e_b, e_b+1), p = 1 in an "
           "extra bin, float32 sums, so its ECE differs; calib/numpy/sklearn "
           "use (e_b, e_b+1])")

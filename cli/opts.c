@@ -287,6 +287,12 @@ static int set_no_extra(cli_opts *o, const char *n, const char *v)
     return 0;
 }
 
+static int set_no_scores(cli_opts *o, const char *n, const char *v)
+{
+    o->eval.scores = 0;
+    return 0;
+}
+
 static int set_binning(cli_opts *o, const char *n, const char *v)
 {
     if (strcmp(v, "width") == 0)
@@ -385,6 +391,7 @@ static const opt_spec specs[] = {
     {"--coverage", CLI_OPT_SELECT, ARG, set_coverage},
     {"--risk", CLI_OPT_SELECT, ARG, set_risk},
     {"--no-extra", CLI_OPT_SELECT, NO_ARG, set_no_extra},
+    {"--no-scores", CLI_OPT_SELECT, NO_ARG, set_no_scores},
     {"--calibrator", CLI_OPT_CAL, ARG, set_calibrator},
     {"--val", CLI_OPT_SETS, ARG, set_val},
     {"--test", CLI_OPT_SETS, ARG, set_test},

@@ -403,6 +403,13 @@ typedef struct calib_eval_options {
     int bootstrap;
     double ci_level;
     uint64_t seed;
+    /* The proper scores, NLL and Brier: 1 (the default) computes them, 0
+     * leaves them NaN (null in JSON, no intervals) for the binned metrics
+     * alone, as other tools compute ECE.  calib_evaluate and
+     * calib_evaluate_arrays then skip the sums of p^2 of float32 top-label
+     * rows under equal-width bins, about 15 % of that pass; accumulators
+     * (calib_accum_new) keep every sum, so that their states merge. */
+    int scores;
 } calib_eval_options;
 
 void calib_eval_options_init(calib_eval_options *opt);

@@ -180,9 +180,11 @@ int calib__pass_run(pass *ps, const calib_dataset *ds, const binspec *bs,
 {
     const size_t vlimit = ps->vlimit;
     row_check *check = ps->check;
+    const int skip_p2 = ps->skip_p2;
     memset(ps, 0, sizeof *ps);
     ps->vlimit = vlimit;
     ps->check = check;
+    ps->skip_p2 = skip_p2;
     ps->ds = ds;
     ps->bs = bs;
     ps->n_pops = ds->groups ? ds->n_groups : 1;
@@ -391,6 +393,7 @@ static int accum_add(calib_accum *a, const calib_dataset *chunk,
     pass ps = {0};
     int workers = 1;
     ps.vlimit = a->vlimit;
+    ps.skip_p2 = a->skip_p2;
     if (st) {
         if (!(ps.check = malloc(sizeof *ps.check)))
             return calib__fail(err, CALIB_ENOMEM, NULL, 0, 0, 0,
@@ -516,6 +519,8 @@ int calib_accum_result(const calib_accum *a, calib_metrics **out,
         calib_metrics_free(m);
         return calib__fail(err, rc, NULL, 0, 0, 0, "out of memory");
     }
+    if (!a->opt.scores)
+        calib__drop_scores(m);
     *out = m;
     return calib__ok(err);
 }

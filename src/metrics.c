@@ -408,6 +408,7 @@ void calib_eval_options_init(calib_eval_options *opt)
     opt->bootstrap = 0;
     opt->ci_level = 0.95;
     opt->seed = 0;
+    opt->scores = 1;
 }
 
 int calib__check_eval_options(const calib_eval_options *o, calib_error *err)
@@ -424,6 +425,9 @@ int calib__check_eval_options(const calib_eval_options *o, calib_error *err)
     if (o->extra & ~(unsigned)CALIB_EXTRA_ALL)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "unknown extra-metric bits 0x%x", o->extra);
+    if (o->scores != 0 && o->scores != 1)
+        return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
+                           "scores must be 0 or 1, not %d", o->scores);
     if (o->bootstrap < 0 || o->bootstrap > 1000000)
         return calib__fail(err, CALIB_EINVAL, NULL, 0, 0, 0,
                            "bootstrap resamples must be 0 .. 1000000, not %d",
@@ -433,6 +437,17 @@ int calib__check_eval_options(const calib_eval_options *o, calib_error *err)
                            "the interval level must be a fraction in (0, 1), "
                            "not %g (0.95 means 95 %%)", o->ci_level);
     return CALIB_OK;
+}
+
+void calib__drop_scores(calib_metrics *m)
+{
+    m->nll = m->brier = NAN;
+    m->nll_clipped_rows = 0;
+    for (int e = 0; e < 2; e++)
+        m->ci[CALIB_M_NLL][e] = m->ci[CALIB_M_BRIER][e] = NAN;
+    for (size_t g = 0; g < m->n_groups; g++)
+        if (m->groups[g])
+            calib__drop_scores(m->groups[g]);
 }
 
 /* Gives m room for n_groups groups' metrics, with copies of their names. */
@@ -462,6 +477,8 @@ static int evaluate_width(const calib_dataset *ds, const calib_eval_options *o,
 {
     calib_accum *a = NULL;
     int rc = calib_accum_new(o, &a, err);
+    if (rc == CALIB_OK)
+        a->skip_p2 = !o->scores; /* a's sums are never seen: see scores */
     if (rc == CALIB_OK)
         rc = check ? calib__accum_add_checked(a, ds, check, err)
                    : calib_accum_add(a, ds, err);
@@ -510,6 +527,8 @@ static int evaluate(const calib_dataset *ds, const calib_eval_options *o,
         calib_metrics_free(*out);
         *out = NULL;
     }
+    if (rc == CALIB_OK && !o->scores)
+        calib__drop_scores(*out);
     return rc == CALIB_OK ? calib__ok(err) : rc;
 }
 

@@ -108,6 +108,7 @@ typedef struct pass {
     row_check *check;     /* non-NULL: the rows are not checked yet (only
                              float32 top-label rows of weight 1 without
                              groups, under equal-width bins) */
+    int skip_p2;          /* calib_accum.skip_p2 */
     int nomem[MAX_WORKERS];
 } pass;
 
@@ -155,6 +156,8 @@ struct calib_accum {
     pop **groups;
     size_t vlimit;        /* > 0: every population keeps a value table of
                              at most vlimit entries (calib_accum_keep_values) */
+    int skip_p2;          /* the float32 blocks skip sum p^2 (only for
+                             calib_evaluate's own accumulator, scores = 0) */
 };
 
 /* What the accumulator's rows were, for calib__metrics_from. */
@@ -188,6 +191,8 @@ calib_metrics *calib__metrics_from(const pop *P, const binspec *bs,
                                    const family *f);
 int calib__attach_groups(calib_metrics *m, size_t n_groups,
                          char *const *names);
+/* NLL and Brier (and their intervals) NaN in m and its groups: scores = 0 */
+void calib__drop_scores(calib_metrics *m);
 /* Whether P's sums could come from rows of the kind `top` says (a partial
  * state read from a file is checked so): returns 0, or 1 with the reason
  * ("cells[3]: hits 7 outside [0, weight 1]") in why[size]. */

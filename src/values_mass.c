@@ -313,6 +313,8 @@ int calib_accum_result_mass(const calib_accum *a, int bins,
         calib_metrics_free(m);
         return mass_fail(err, rc);
     }
+    if (!a->opt.scores)
+        calib__drop_scores(m);
     *out = m;
     return calib__ok(err);
 }

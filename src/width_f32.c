@@ -299,7 +299,7 @@ typedef struct sums {
 /* The words of rows [0, 8) into w[0 .. 8). */
 AVX2_INLINE void step_avx2(sums *S, uint64_t *w, const float *conf,
                            const uint8_t *cor, const uint32_t *bins,
-                           int32_t m, calib_bin_rule rule)
+                           int32_t m, int p2, calib_bin_rule rule)
 {
     const __m256d md = _mm256_set1_pd((double)m), one = _mm256_set1_pd(1.0),
                   four = _mm256_set1_pd(4.0);
@@ -344,6 +344,8 @@ AVX2_INLINE void step_avx2(sums *S, uint64_t *w, const float *conf,
         _mm256_storeu_si256((__m256i *)(w + 4 * h),
                             _mm256_sub_epi64(_mm256_add_epi64(bits, x), fix));
     }
+    if (!p2)
+        return;
     const __m256d h0 = _mm256_fmadd_pd(d[0], d[0], one), h1 = _mm256_fmadd_pd(d[1], d[1], one);
     const __m256d l0 = _mm256_fmsub_pd(d[0], d[0], _mm256_sub_pd(h0, one));
     const __m256d l1 = _mm256_fmsub_pd(d[1], d[1], _mm256_sub_pd(h1, one));
@@ -363,7 +365,7 @@ AVX2_INLINE void scatter_avx2(uint64_t (*lane)[LANE_LEN],
 
 AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
                                 const uint8_t *cor, size_t n8, int32_t m,
-                                calib_bin_rule rule)
+                                int p2, calib_bin_rule rule)
 {
     const __m256i z = _mm256_setzero_si256();
     sums S = {z, _mm256_setzero_pd(), z, 0};
@@ -373,9 +375,9 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
     __asm__("" : "+r"(sh));
     size_t i = 0;
     for (; i < RING_LAG && i < n8; i += 8)
-        step_avx2(&S, ring + i % RING, conf + i, cor + i, bins + i, m, rule);
+        step_avx2(&S, ring + i % RING, conf + i, cor + i, bins + i, m, p2, rule);
     for (; i < n8; i += 8) {
-        step_avx2(&S, ring + i % RING, conf + i, cor + i, bins + i, m, rule);
+        step_avx2(&S, ring + i % RING, conf + i, cor + i, bins + i, m, p2, rule);
         scatter_avx2(st->lane, ring + (i - RING_LAG) % RING, sh);
     }
     for (i = n8 > RING_LAG ? n8 - RING_LAG : 0; i < n8; i += 8)
@@ -411,7 +413,7 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
          * modulo 2^64, so they are as before) */
         sums T = S;
         for (i = 0; i < n8; i += 8) {
-            step_avx2(&T, ring, conf + i, cor + i, bins + i, m, rule);
+            step_avx2(&T, ring, conf + i, cor + i, bins + i, m, p2, rule);
             for (int k = 0; k < LANES; k++)
                 st->lane[k][ring[k] >> 42] -= ring[k];
         }
@@ -426,16 +428,19 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
      * order does not matter, and so is its scaling to units of 2^-82 */
     const uint64_t k = k4[0] + k4[1] + k4[2] + k4[3] - n8 * ((uint64_t)0x3ff << 52);
     const double l = (l4[0] + l4[1]) + (l4[2] + l4[3]);
-    st->p2 += ((u128)k << 30) + (u128)(int64_t)(l * 0x1p82);
+    if (p2)
+        st->p2 += ((u128)k << 30) + (u128)(int64_t)(l * 0x1p82);
     return slow ? CLEAN_SLOW : CLEAN_FAST;
 }
 
-/* One per rule, as phase1_any. */
+/* One per rule and p2 (whether to sum p^2), as phase1_any. */
 AVX2_FN static int block_avx2(f32_state *st, const float *conf,
                               const uint8_t *cor, size_t n8, int32_t m,
-                              calib_bin_rule rule)
+                              calib_bin_rule rule, int p2)
 {
-    BY_RULE(block_avx2_rule, rule, st, conf, cor, n8, m);
+    if (p2)
+        BY_RULE(block_avx2_rule, rule, st, conf, cor, n8, m, 1);
+    BY_RULE(block_avx2_rule, rule, st, conf, cor, n8, m, 0);
 }
 
 /* Unpacks the AVX2 lanes into cnt/qs and clears them.  Slot j's word is
@@ -611,7 +616,8 @@ static int rows_one_by_one(pop *P, const float *conf, const uint8_t *cor,
 #ifdef WIDTH_AVX2
 static int fast_plain_avx2(pop *P, f32_state *st, const float *conf,
                            const uint8_t *cor, size_t begin, size_t end,
-                           const binspec *bs, row_check *chk, int worker)
+                           const binspec *bs, row_check *chk, int worker,
+                           int p2)
 {
     const size_t slots = 2 * P->n_cells;
     const size_t zero = !bs->thr && (bs->rule == CALIB_RULE_GPLEISS ||
@@ -628,7 +634,7 @@ static int fast_plain_avx2(pop *P, f32_state *st, const float *conf,
         }
         /* a clean block passes the checks unchanged (block_avx2 saw to
          * that); the rest go one by one */
-        const int how = n8 ? block_avx2(st, conf + b0, cor + b0, n8, bs->m, rule)
+        const int how = n8 ? block_avx2(st, conf + b0, cor + b0, n8, bs->m, rule, p2)
                            : CLEAN_NOT;
         if (!rows_one_by_one(P, conf, cor, how == CLEAN_NOT ? b0 : b0 + n8,
                              b0 + n, bs, chk, worker))
@@ -652,11 +658,11 @@ static int fast_plain_avx2(pop *P, f32_state *st, const float *conf,
  * clean goes one by one, checked.  Returns 0 at a bad row. */
 static int fast_blocks(pop *P, f32_state *st, const float *conf,
                        const uint8_t *cor, size_t begin, size_t end,
-                       const binspec *bs, row_check *chk, int worker)
+                       const binspec *bs, row_check *chk, int worker, int p2)
 {
 #ifdef WIDTH_AVX2
     if (have_avx2())
-        return fast_plain_avx2(P, st, conf, cor, begin, end, bs, chk, worker);
+        return fast_plain_avx2(P, st, conf, cor, begin, end, bs, chk, worker, p2);
 #endif
     const size_t slots = 2 * P->n_cells;
     size_t blocks = 0;
@@ -687,7 +693,7 @@ static int fast_blocks(pop *P, f32_state *st, const float *conf,
 
 static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
                        size_t begin, size_t end, const binspec *bs,
-                       row_check *chk, int worker)
+                       row_check *chk, int worker, int p2)
 {
     const size_t size = (sizeof(f32_state) + STATE_ALIGN - 1) / STATE_ALIGN * STATE_ALIGN;
     f32_state *st = aligned_alloc(STATE_ALIGN, size);
@@ -697,7 +703,7 @@ static void fast_plain(pop *P, const float *conf, const uint8_t *cor,
         rows_one_by_one(P, conf, cor, begin, end, bs, chk, worker);
         return;
     }
-    fast_blocks(P, st, conf, cor, begin, end, bs, chk, worker);
+    fast_blocks(P, st, conf, cor, begin, end, bs, chk, worker, p2);
     free(st);
 }
 
@@ -709,7 +715,8 @@ void calib__fast_range(pass *ps, size_t begin, size_t end, int worker)
     if (!g) {
         pop *P = calib__local_pop(ps, worker, 0, begin);
         if (P && P->n_cells <= LOCAL_CELLS)
-            fast_plain(P, conf, cor, begin, end, ps->bs, ps->check, worker);
+            fast_plain(P, conf, cor, begin, end, ps->bs, ps->check, worker,
+                       !ps->skip_p2);
         else if (P)
             rows_one_by_one(P, conf, cor, begin, end, ps->bs, ps->check, worker);
         return;

@@ -548,6 +548,10 @@ static void test_bad_options(void **state)
     calib_metrics *m = NULL;
     o.bins = 0;
     assert_int_equal(calib_evaluate(ds, &o, &m, NULL), CALIB_EINVAL);
+    o.bins = 15;
+    o.scores = 2;
+    assert_int_equal(calib_evaluate(ds, &o, &m, NULL), CALIB_EINVAL);
+    o.scores = 1;
     o.bins = 10;
     o.binning = CALIB_BINNING_MASS;
     calib_accum *acc = (calib_accum *)&a;
@@ -1260,6 +1264,144 @@ static void test_evaluate_arrays_other(void **state)
     free(g);
 }
 
+/* want with NLL and Brier dropped, as scores = 0 promises: the same
+ * metrics otherwise, bit for bit (groups too). */
+static void assert_scoreless(const calib_metrics *got, calib_metrics *want)
+{
+    const double nll = want->nll, brier = want->brier;
+    const size_t clipped = want->nll_clipped_rows;
+    assert_true(isnan(got->nll) && isnan(got->brier));
+    assert_int_equal(got->nll_clipped_rows, 0);
+    for (int e = 0; e < 2; e++)
+        assert_true(isnan(got->ci[CALIB_M_NLL][e]) &&
+                    isnan(got->ci[CALIB_M_BRIER][e]));
+    want->nll = want->brier = NAN;
+    want->nll_clipped_rows = 0;
+    assert_int_equal(got->n_groups, want->n_groups);
+    for (size_t g = 0; g < got->n_groups; g++)
+        assert_true(isnan(got->groups[g]->brier));
+    for (int id = 0; id < CALIB_M_COUNT; id++) {
+        if (!same(calib_metric_value(got, (calib_metric_id)id),
+                  calib_metric_value(want, (calib_metric_id)id)))
+            fail_msg("metric %s", calib_metric_name((calib_metric_id)id));
+        if (id != CALIB_M_NLL && id != CALIB_M_BRIER)
+            for (int e = 0; e < 2; e++)
+                assert_true(same(got->ci[id][e], want->ci[id][e]));
+    }
+    if (!want->n_groups)
+        assert_identical(got, want);
+    want->nll = nll;
+    want->brier = brier;
+    want->nll_clipped_rows = clipped;
+}
+
+/* scores = 0: NLL and Brier NaN, every other metric as with scores = 1,
+ * for the float32 kernel (which then skips sum p^2: both forms, every
+ * rule, clean and unclean blocks, rows in (0, 2^-18), 1-2 threads, both
+ * entry points), float64 rows, groups, equal-mass bins and intervals; an
+ * accumulator made with scores = 0 still keeps every sum (its rows merged
+ * into one with scores = 1 give the Brier score of all of them). */
+static void test_no_scores(void **state)
+{
+    const size_t n = 150001;
+    uint8_t *cor = malloc(n);
+    double *p64 = malloc(n * sizeof *p64);
+    uint32_t *g = malloc(n * sizeof *g);
+    static const char *const names[] = {"a", "b"};
+    for (int clean = 0; clean <= 1; clean++) {
+        float *p32 = kernel_rows(n, cor, clean);
+        for (size_t i = 0; i < n; i++) {
+            p64[i] = p32[i];
+            g[i] = (uint32_t)(i % 7 == 0);
+        }
+        for (int v = 0; v < 12; v++) {
+            const int rule = v % 5, portable = v >= 5 && v < 10;
+            calib_arrays a = {0};
+            a.kind = CALIB_TOPLABEL;
+            a.dtype = v == 10 ? CALIB_F64 : CALIB_F32;
+            a.conf = v == 10 ? (const void *)p64 : (const void *)p32;
+            a.n = n;
+            a.correct = cor;
+            a.groups = v == 11 ? g : NULL;
+            a.n_groups = v == 11 ? 2 : 0;
+            a.group_names = v == 11 ? names : NULL;
+            calib_eval_options o;
+            calib_eval_options_init(&o);
+            assert_int_equal(o.scores, 1);
+            o.rule = (calib_bin_rule)rule;
+            o.threads = 1 + v % 2;
+            if (v == 9)
+                o.binning = CALIB_BINNING_MASS;
+            calib__width_portable = portable;
+            calib_dataset *ds = wrap(&a);
+            calib_metrics *want = eval(ds, &o), *got;
+            assert_false(isnan(want->brier));
+            o.scores = 0;
+            got = eval(ds, &o);
+            assert_scoreless(got, want);
+            calib_metrics_free(got);
+            if (clean && !a.groups) { /* the one-pass entry point */
+                calib_error err;
+                got = NULL;
+                assert_int_equal(calib_evaluate_arrays(&a, &o, &got, NULL, &err),
+                                 CALIB_OK);
+                assert_scoreless(got, want);
+                calib_metrics_free(got);
+            }
+            calib_metrics_free(want);
+            calib_dataset_free(ds);
+        }
+        calib__width_portable = 0;
+        free(p32);
+    }
+
+    /* intervals, on fewer rows */
+    float *p32 = kernel_rows(20000, cor, 1);
+    calib_arrays a = {0};
+    a.kind = CALIB_TOPLABEL;
+    a.dtype = CALIB_F32;
+    a.conf = p32;
+    a.n = 20000;
+    a.correct = cor;
+    calib_dataset *ds = wrap(&a);
+    calib_eval_options o;
+    calib_eval_options_init(&o);
+    o.bootstrap = 30;
+    o.extra = 0;
+    calib_metrics *want = eval(ds, &o), *got;
+    assert_false(isnan(want->ci[CALIB_M_BRIER][0]));
+    o.scores = 0;
+    got = eval(ds, &o);
+    assert_scoreless(got, want);
+    calib_metrics_free(got);
+    calib_metrics_free(want);
+
+    /* accumulators keep the sums */
+    o.bootstrap = 0;
+    o.threads = 2;
+    calib_accum *x = NULL, *y = NULL;
+    assert_int_equal(calib_accum_new(&o, &x, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_add(x, ds, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_result(x, &got, NULL), CALIB_OK);
+    assert_true(isnan(got->brier));
+    calib_metrics_free(got);
+    o.scores = 1;
+    assert_int_equal(calib_accum_new(&o, &y, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_merge(y, x, NULL), CALIB_OK);
+    assert_int_equal(calib_accum_result(y, &got, NULL), CALIB_OK);
+    want = eval(ds, &o);
+    assert_identical(got, want);
+    calib_metrics_free(got);
+    calib_metrics_free(want);
+    calib_accum_free(x);
+    calib_accum_free(y);
+    calib_dataset_free(ds);
+    free(p32);
+    free(cor);
+    free(p64);
+    free(g);
+}
+
 static void test_wrap_probs_sums(void **state)
 {
     const size_t n = 5003, k = 10;
@@ -1397,6 +1539,7 @@ int main(void)
         cmocka_unit_test(test_wrap_probs_sums),
         cmocka_unit_test(test_evaluate_arrays_bad_rows),
         cmocka_unit_test(test_evaluate_arrays_other),
+        cmocka_unit_test(test_no_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

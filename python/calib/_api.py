@@ -115,7 +115,7 @@ def _split_source(conf, kw):
 def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
              weights=None, groups=None, bins=15, binning="width",
              bin_rule="sklearn", threads=0, group_names=None, data=None,
-             ci=None, bootstrap=None, seed=0, extra=True):
+             ci=None, bootstrap=None, seed=0, extra=True, scores=True):
     """Returns every metric as a dict with the keys of ``calib eval
     --json``: n, classes, accuracy, mean_confidence, ece, mce, rmsce, nll,
     nll_clipped_rows, nll_from_probs, brier, brier_kind, bins (a list of
@@ -138,7 +138,8 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
     for any count), ``extra`` (False: leave the smooth, selective and
     classwise metrics None, as ``calib eval --no-extra``; they need O(N)
     memory; merged partial states have the selective ones only, from
-    their value tables).
+    their value tables), ``scores`` (False: leave NLL and Brier None, as
+    ``calib eval --no-scores``: the binned metrics alone, a little faster).
 
     Intervals, as the CLI's --ci, --bootstrap, --seed: ``ci`` (a level,
     0.95 or 95) and/or ``bootstrap`` (resamples; ``ci`` alone means 1000,
@@ -155,6 +156,8 @@ def evaluate(conf=None, correct=None, logits=None, probs=None, labels=None,
                       bootstrap, seed)
     if not extra:
         opt.extra = 0
+    if not scores:
+        opt.scores = 0
 
     if source is None:
         # numpy arrays: checked and evaluated in one call (one pass over

@@ -69,7 +69,7 @@ class EvalOptions(ctypes.Structure):
     _fields_ = [("bins", c_int), ("binning", c_int), ("rule", c_int),
                 ("threads", c_int), ("extra", ctypes.c_uint),
                 ("bootstrap", c_int), ("ci_level", c_double),
-                ("seed", ctypes.c_uint64)]
+                ("seed", ctypes.c_uint64), ("scores", c_int)]
 
 
 M_COUNT = 19  # calib_metric_id's CALIB_M_COUNT (calib_paired's layout)

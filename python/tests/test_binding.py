@@ -191,6 +191,18 @@ class OneCall(unittest.TestCase):
                 self.assertEqual(got, want)
                 self.assertEqual(got["values_clamped"], 2)
 
+    def test_no_scores(self):
+        # scores=False: NLL and Brier None, the rest unchanged, both ways
+        want = calib.evaluate(conf=self.conf, correct=self.correct)
+        self.assertIsNotNone(want["brier"])
+        want.update(nll=None, brier=None)
+        for got in (calib.evaluate(conf=self.conf, correct=self.correct,
+                                   scores=False),
+                    calib.evaluate(calib.data(conf=self.conf,
+                                              correct=self.correct),
+                                   scores=False)):
+            self.assertEqual(got, want)
+
     def test_same_error(self):
         c = self.conf.copy()
         c[100000] = np.nan

@@ -2,7 +2,8 @@
 """CLI tests for the metrics beyond the bins in `calib eval`: the JSON keys
 (against tests/golden/gen_extra.py's numbers, computed with numpy and
 scikit-learn), --coverage/--risk, their errors, the table block, and
---no-extra (which streams and leaves the sorted metrics null).
+--no-extra (which streams and leaves the sorted metrics null), and
+--no-scores (NLL and Brier null).
 
 Loaded by tests/cli/run.py, or alone:
     CALIB=build/calib CALIB_GOLDEN=build/golden /usr/bin/python3 tests/cli/test_extra_metrics.py
@@ -80,6 +81,24 @@ class ExtraMetrics(unittest.TestCase):
             self.assertIsNone(js[key], key)
         self.assertAlmostEqual(js["ece_over"], self.c["expect"]["ece_over"],
                                places=12)
+
+    def test_no_scores(self):
+        # NLL and Brier null (n/a in the table), in the streamed form too;
+        # the rest as without the option
+        full = self.eval_json()
+        self.assertIsNotNone(full["brier"])
+        for extra in ([], ["--no-extra"]):
+            js = self.eval_json("--no-scores", *extra)
+            self.assertIsNone(js["nll"])
+            self.assertIsNone(js["brier"])
+            for key in ("ece", "mce", "rmsce", "accuracy", "mean_confidence",
+                        "brier_reliability", "n"):
+                self.assertEqual(js[key], full[key], key)
+        rc, out, err = run("eval", self.csv, "--no-scores", "--no-diagram")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"Brier \(top-label\) +n/a")
+        rc, _, err = run("fit", self.csv, "--no-scores")
+        self.assertEqual(rc, 64, err)
 
     def test_bad_levels(self):
         for args in (["--coverage", "0"], ["--coverage", "1.5"],
