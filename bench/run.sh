@@ -244,8 +244,13 @@ table("Equal-width ECE/MCE/accuracy, 15 bins, 10^7 top-label rows "
        ("accuracy", "accuracy", "%.7f")])
 sect = {"rows": rows}
 if ref:
-    s2 = ([r for r in stream if r["impl"].endswith("threads=2)")]
-          or stream or [None])[0]
+    # the bound from memory (a buffer no cache holds), as the issue
+    # defines it; re-reading the inputs themselves is printed too
+    s2 = ([r for r in stream if r["impl"].startswith("streaming bound from "
+                                                      "memory")
+           and r["impl"].endswith("threads=2)")] or [None])[0]
+    rr = ([r for r in stream if r["impl"].startswith("streaming, re-reading")
+           and r["impl"].endswith("threads=2)")] or [None])[0]
     print("ratios (time / calib binned metrics only, check+evaluate in one "
           "call, threads=2):")
     for tool in ("numpy", "sklearn", "torch"):
@@ -260,9 +265,14 @@ if ref:
         ev = find(rows, "calib equal-width (evaluate only, threads=2)")
         we = find(rows, "calib equal-width (wrap+evaluate, threads=2)")
         k = ref["best"] / s2["best"]
-        print("  streaming bound (2 threads): %.2f ms; calib binned metrics, "
-              "check+evaluate in one call = %.2fx the bound (bar: <= 4x): %s"
+        print("  streaming bound from memory (2 threads): %.2f ms; calib "
+              "binned metrics, check+evaluate in one call = %.2fx the bound "
+              "(bar: <= 4x): %s"
               % (s2["best"] * 1e3, k, "PASS" if k <= 4 else "FAIL"))
+        if rr:
+            print("  re-reading the inputs themselves (partly cached): %.2f ms,"
+                  " calib = %.2fx that" % (rr["best"] * 1e3,
+                                            ref["best"] / rr["best"]))
         print("  with NLL and Brier as well:%s%s%s" % (
             " in one call %.2fx" % (full["best"] / s2["best"]) if full else "",
             ", wrap then evaluate %.2fx" % (we["best"] / s2["best"])
@@ -272,7 +282,8 @@ if ref:
         summary["bars"]["width_vs_stream"] = {
             "calib_s": ref["best"], "stream_s": s2["best"], "ratio": k,
             "bar": 4, "pass": k <= 4,
-            "with_scores_s": full["best"] if full else None}
+            "with_scores_s": full["best"] if full else None,
+            "reread_s": rr["best"] if rr else None}
     print("  (torch follows torchmetrics' rule: [e_b, e_b+1), p = 1 in an "
           "extra bin, float32 sums, so its ECE differs; calib/numpy/sklearn "
           "use (e_b, e_b+1])")
