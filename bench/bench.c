@@ -293,7 +293,7 @@ static void bench_eval(const calib_arrays *a, calib_binning binning,
         char name[160];
 
         timing t;
-        if (binning == CALIB_BINNING_WIDTH) {
+        if (binning == CALIB_BINNING_WIDTH && a->kind == CALIB_TOPLABEL) {
             /* the binned metrics alone: what the references compute */
             c.opt.scores = 0;
             t = time_work(run_eval_arrays, &c, BUDGET);
@@ -304,7 +304,8 @@ static void bench_eval(const calib_arrays *a, calib_binning binning,
             metric_values(c.last);
             json_row_end();
             c.opt.scores = 1;
-
+        }
+        if (binning == CALIB_BINNING_WIDTH) {
             t = time_work(run_eval_arrays, &c, BUDGET);
             snprintf(name, sizeof name,
                      "calib %s (check+evaluate in one call, threads=%d)",
