@@ -407,8 +407,9 @@ typedef struct calib_eval_options {
      * leaves them NaN (null in JSON, no intervals) for the binned metrics
      * alone, as other tools compute ECE.  calib_evaluate and
      * calib_evaluate_arrays then skip the sums of p^2 of float32 top-label
-     * rows under equal-width bins, about 13 % of that pass; accumulators
-     * (calib_accum_new) keep every sum, so that their states merge. */
+     * rows under equal-width bins, about 13 % of that pass.  An accumulator
+     * (calib_accum_new) made with 0 reports them NaN too but keeps every
+     * sum, so that its states merge with any other. */
     int scores;
 } calib_eval_options;
 
