@@ -420,16 +420,18 @@ AVX2_INLINE int block_avx2_rule(f32_state *st, const float *conf,
         return CLEAN_NOT;
     }
 
-    uint64_t k4[4];
-    double l4[4];
-    _mm256_storeu_si256((__m256i *)k4, S.k);
-    _mm256_storeu_pd(l4, S.l);
-    /* each row added the bits of 1.0 besides k; l's sum is exact, so its
-     * order does not matter, and so is its scaling to units of 2^-82 */
-    const uint64_t k = k4[0] + k4[1] + k4[2] + k4[3] - n8 * ((uint64_t)0x3ff << 52);
-    const double l = (l4[0] + l4[1]) + (l4[2] + l4[3]);
-    if (p2)
+    if (p2) { /* S.k and S.l hold sums only then */
+        uint64_t k4[4];
+        double l4[4];
+        _mm256_storeu_si256((__m256i *)k4, S.k);
+        _mm256_storeu_pd(l4, S.l);
+        /* each row added the bits of 1.0 besides k; l's sum is exact, so
+         * its order does not matter, and so is its scaling to units of
+         * 2^-82 */
+        const uint64_t k = k4[0] + k4[1] + k4[2] + k4[3] - n8 * ((uint64_t)0x3ff << 52);
+        const double l = (l4[0] + l4[1]) + (l4[2] + l4[3]);
         st->p2 += ((u128)k << 30) + (u128)(int64_t)(l * 0x1p82);
+    }
     return slow ? CLEAN_SLOW : CLEAN_FAST;
 }
 
